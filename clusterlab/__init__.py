@@ -1,0 +1,20 @@
+"""clusterlab: classical and convex clustering solvers behind a scikit-learn API."""
+
+from clusterlab.balanced import (
+    SinkhornKMeans,
+    SinkhornResult,
+    sinkhorn,
+    sinkhorn_codes,
+    swapped_prediction_loss,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "SinkhornKMeans",
+    "SinkhornResult",
+    "__version__",
+    "sinkhorn",
+    "sinkhorn_codes",
+    "swapped_prediction_loss",
+]

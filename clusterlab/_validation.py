@@ -1,0 +1,88 @@
+"""Input checks shared by every public entry point (see "Bad input" in DESIGN.md).
+
+Each check raises a ``ValueError`` that names the argument and the problem. The checks
+are written against the array-API namespace of the input, so CuPy arrays are checked on
+their device; nothing is modified in place.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from clusterlab.solvers._backend import float_dtype, get_namespace
+
+
+def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
+    """A C-contiguous float32/float64 2-D array with finite entries (a copy only if needed).
+
+    NumPy-compatible inputs (lists, ndarrays) come back as NumPy arrays; other array-API
+    arrays keep their namespace and device.
+    """
+    if not hasattr(X, "__array_namespace__") or isinstance(X, np.ndarray):
+        X = np.asarray(X)
+        if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+            raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}.")
+    xp = get_namespace(X)
+    if X.ndim != 2:
+        raise ValueError(f"{name} must be 2-dimensional, got an array of shape {X.shape}.")
+    if X.shape[0] < min_rows or X.shape[1] < min_cols:
+        raise ValueError(
+            f"{name} has shape {X.shape}: at least {min_rows} row(s) and {min_cols} "
+            "column(s) are needed."
+        )
+    X = xp.asarray(X, dtype=float_dtype(xp, X.dtype))
+    if isinstance(X, np.ndarray):
+        X = np.ascontiguousarray(X)
+    _check_finite(xp, X, name)
+    return X
+
+
+def check_marginal(weights, size, name, xp, *, rtol=1e-6):
+    """Nonnegative weights of length ``size`` summing to 1, as float64 (None stays None)."""
+    if weights is None:
+        return None
+    weights = xp.asarray(weights, dtype=xp.float64)
+    if weights.ndim != 1 or weights.shape[0] != size:
+        raise ValueError(
+            f"{name} must be a 1-D array of length {size}, got shape {tuple(weights.shape)}."
+        )
+    _check_finite(xp, weights, name)
+    if bool(xp.any(weights < 0)):
+        raise ValueError(f"{name} has negative entries.")
+    total = float(xp.sum(weights))
+    if abs(total - 1.0) > rtol:
+        raise ValueError(f"{name} must sum to 1, got {total:.10g}.")
+    if bool(xp.any(weights == 0)):
+        raise ValueError(
+            f"{name} has zero entries: drop those rows or columns before balancing."
+        )
+    return weights
+
+
+def check_positive(value, name):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+        raise ValueError(f"{name} must be a positive number, got {value!r}.")
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return float(value)
+
+
+def check_count(value, name, *, minimum=1, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_n_clusters(n_clusters, n_samples):
+    check_count(n_clusters, "n_clusters")
+    if n_clusters > n_samples:
+        raise ValueError(f"n_samples={n_samples} should be >= n_clusters={n_clusters}.")
+
+
+def _check_finite(xp, X, name):
+    if not bool(xp.all(xp.isfinite(X))):
+        raise ValueError(f"{name} contains NaN or infinity.")

@@ -1,0 +1,54 @@
+"""Array backends: pick the namespace and device from the input, keep float32 as float32.
+
+NumPy arrays run the Numba kernels; any other array-API namespace (CuPy on a GPU,
+``array_api_strict`` in the tests) runs code written against the standard. CuPy is never
+imported here: ``array_api_compat`` recognises its arrays when they are passed in.
+"""
+
+from __future__ import annotations
+
+import array_api_compat
+import numba
+import numpy as np
+
+__all__ = [
+    "device",
+    "float_dtype",
+    "get_namespace",
+    "is_numpy_namespace",
+    "n_threads",
+    "to_numpy",
+]
+
+
+def get_namespace(*arrays):
+    """The array-API namespace shared by ``arrays`` (NumPy's compat wrapper for ndarrays)."""
+    return array_api_compat.array_namespace(*arrays)
+
+
+def is_numpy_namespace(xp) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def device(x):
+    """The device that holds ``x``."""
+    return array_api_compat.device(x)
+
+
+def float_dtype(xp, dtype):
+    """float32 stays float32; every other dtype computes in float64."""
+    return xp.float32 if dtype == xp.float32 else xp.float64
+
+
+def to_numpy(x) -> np.ndarray:
+    """A NumPy copy (or view) of ``x`` on the host, whatever its namespace."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def n_threads() -> int:
+    """Threads the Numba kernels run on (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``)."""
+    return numba.get_num_threads()

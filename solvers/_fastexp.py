@@ -1,0 +1,77 @@
+"""A vectorisable ``exp`` for Numba kernels.
+
+``math.exp`` compiles to a scalar libm call that LLVM cannot vectorise, and it
+dominates the cost of a Sinkhorn pass. :func:`exp_nonpositive` evaluates
+``exp(x)`` for ``x <= 0`` as ``2**n * p(r)`` with ``x = n log 2 + r``,
+``|r| <= log(2) / 2`` and ``p`` the Taylor polynomial of ``exp`` on that interval;
+``2**n`` is built from its IEEE-754 bit pattern. Both loops vectorise.
+
+Accuracy (relative): about 6e-8 in float32 (degree 7) and 2e-16 in float64
+(degree 12). Arguments below the smallest normal exponent are clamped there, so the
+result is never denormal (``exp(-87)`` in float32, ``exp(-708)`` in float64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba.extending import overload
+
+_LOG2E = 1.4426950408889634
+# log(2) split so that n * _LN2_HI is exact for |n| < 2**10 (Cody-Waite reduction)
+_LN2_HI = 0.693145751953125
+_LN2_LO = 1.4286068203094173e-06
+
+
+def _make_exp(float_t, int_t, degree, clamp, exponent_bias, mantissa_bits):
+    """Build the kernel for one floating type (the constants differ, the algorithm not)."""
+    coefficients = tuple(float_t(1.0 / math.factorial(j)) for j in range(degree, -1, -1))
+    log2e, ln2_hi, ln2_lo = float_t(_LOG2E), float_t(_LN2_HI), float_t(_LN2_LO)
+    lower, half = float_t(clamp), float_t(0.5)
+    bias, shift = int_t(exponent_bias), int_t(mantissa_bits)
+
+    @numba.njit(fastmath={"contract"}, inline="always")
+    def exp_kernel(x, out, work):  # pragma: no cover - compiled
+        # IN: x, x <= 0.  OUT: out = exp(x).  work: integer buffer, same length.
+        for k in range(x.shape[0]):
+            v = max(x[k], lower)
+            n = np.floor(v * log2e + half)
+            r = (v - n * ln2_hi) - n * ln2_lo
+            p = coefficients[0]
+            for c in coefficients[1:]:
+                p = p * r + c
+            out[k] = p
+            work[k] = (int_t(n) + bias) << shift
+        scale = work.view(float_t)
+        for k in range(x.shape[0]):
+            out[k] *= scale[k]
+
+    return exp_kernel
+
+
+_exp_float32 = _make_exp(np.float32, np.int32, 7, -87.0, 127, 23)
+_exp_float64 = _make_exp(np.float64, np.int64, 12, -708.0, 1023, 52)
+
+
+def exp_nonpositive(x, out, work):
+    """``out[:] = exp(x)`` for ``x <= 0``; ``work`` is an integer buffer of the same size.
+
+    Use :func:`work_dtype` for the type of ``work``. Callable from Numba code only.
+    """
+    raise NotImplementedError("exp_nonpositive is callable from Numba-compiled code only")
+
+
+@overload(exp_nonpositive, inline="always")
+def _exp_nonpositive_overload(x, out, work):
+    if x.dtype == numba.float32:
+        return lambda x, out, work: _exp_float32(x, out, work)
+    if x.dtype == numba.float64:
+        return lambda x, out, work: _exp_float64(x, out, work)
+    return None
+
+
+def work_dtype(float_dtype) -> np.dtype:
+    """The integer dtype of the ``work`` buffer for arrays of ``float_dtype``."""
+    return np.dtype(np.int32) if np.dtype(float_dtype) == np.float32 else np.dtype(np.int64)

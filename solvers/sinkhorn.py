@@ -1,0 +1,374 @@
+r"""Entropic optimal transport between samples and prototypes (Sinkhorn balancing).
+
+Given scores ``S`` (n samples x K prototypes), find the plan ``Q`` with row sums ``a`` and
+column sums ``b`` that maximises ``<Q, S> + eps H(Q)``. Its solution has the form
+
+.. math:: Q_{ik} = \exp\big((S_{ik} + f_i + g_k) / \varepsilon\big)
+
+with dual potentials ``f`` (rows) and ``g`` (columns), which the iterations update in
+turn (Cuturi 2013; log-domain form of Peyré & Cuturi 2019, Remark 4.23):
+
+.. math::
+    g_k &\leftarrow \varepsilon \log b_k - \varepsilon \operatorname{logsumexp}_i
+          \big((S_{ik} + f_i)/\varepsilon\big) \\
+    f_i &\leftarrow \varepsilon \log a_i - \varepsilon \operatorname{logsumexp}_k
+          \big((S_{ik} + g_k)/\varepsilon\big)
+
+The potentials stay in log domain (float64) and every exponent is shifted by its row
+maximum, so no eps underflows or overflows. One iteration is a column update followed by
+a row update, the order of SwAV's ``distributed_sinkhorn``: three iterations from ``f = 0``
+reproduce its codes exactly. After an iteration the rows of the plan are exact; the error
+reported is the relative L-inf error of its column sums.
+
+The functions here take validated arrays (see :mod:`clusterlab.balanced` for the public,
+validating entry points). NumPy input runs the fused Numba kernels of
+:mod:`._sinkhorn_kernels`; any other array-API namespace (CuPy, ``array_api_strict``) runs
+the same iteration written with that namespace's operations, on the input's device.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import _sinkhorn_kernels as kernels
+from ._backend import device, get_namespace, is_numpy_namespace, n_threads
+from ._fastexp import work_dtype
+
+__all__ = [
+    "SinkhornResult",
+    "sinkhorn",
+    "sinkhorn_codes",
+    "swapped_prediction_loss",
+]
+
+
+@dataclass(frozen=True)
+class SinkhornResult:
+    """Outcome of :func:`sinkhorn`.
+
+    Attributes
+    ----------
+    plan : array of shape (n, K) or None
+        The transport plan, in the dtype and namespace of the scores (None when
+        ``return_plan=False``). Rows sum to ``a``; columns to ``b`` within
+        ``marginal_error``.
+    f, g : float64 arrays of shape (n,) and (K,)
+        Dual potentials, in score units: ``plan = exp((S + f[:, None] + g[None, :]) / eps)``.
+        Pass ``g`` as ``init`` to warm-start a later solve.
+    eps : float
+        The regularisation of the final stage.
+    n_iter : int
+        Iterations run, over all epsilon-scaling stages.
+    converged : bool
+        Whether ``marginal_error <= tol``.
+    marginal_error : float
+        ``max_k |sum_i plan_ik / b_k - 1|`` for the returned plan.
+    error_history : ndarray
+        ``marginal_error`` after every iteration (all stages).
+    """
+
+    plan: Any
+    f: Any
+    g: Any
+    eps: float
+    n_iter: int
+    converged: bool
+    marginal_error: float
+    error_history: np.ndarray = field(repr=False)
+
+
+# Below this many score entries one thread is faster than waking the thread pool.
+_PARALLEL_MIN_SIZE = 200_000
+
+
+class _NumbaPasses:
+    """The two passes over ``S`` on CPU, with buffers allocated once per solve."""
+
+    def __init__(self, S):
+        n, K = S.shape
+        parallel = n * K >= _PARALLEL_MIN_SIZE and n_threads() > 1
+        self.row_kernel = kernels.row_pass if parallel else kernels.row_pass_serial
+        self.column_kernel = (
+            kernels.column_logsumexp if parallel else kernels.column_logsumexp_serial
+        )
+        n_chunks = max(1, min(n, 4 * n_threads())) if parallel else 1
+        self.col_partial = np.empty((n_chunks, K))
+        self.work = np.empty((n_chunks, K), dtype=work_dtype(S.dtype))
+        self.f_scaled = np.empty(n)
+
+    def column_lse(self, S, f_scaled, inv_eps):
+        return self.column_kernel(
+            S, f_scaled, S.dtype.type(inv_eps), self.col_partial, self.work
+        )
+
+    def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
+        n, K = S.shape
+        plan = np.empty((0, K), S.dtype) if plan_mass is None else np.empty_like(S)
+        self.row_kernel(
+            S, g_scaled, inv_eps, log_a,
+            np.empty(0) if shift is None else shift,
+            np.empty(0) if plan_mass is None else plan_mass,
+            self.f_scaled, self.col_partial, plan, self.work,
+        )
+        col_sum = self.col_partial.sum(axis=0)
+        return self.f_scaled.copy(), col_sum, None if plan_mass is None else plan
+
+
+class _ArrayAPIPasses:
+    """The same passes written with array-API operations (CuPy, array_api_strict, ...)."""
+
+    def __init__(self, xp):
+        self.xp = xp
+
+    def column_lse(self, S, f_scaled, inv_eps):
+        xp = self.xp
+        arg = S * inv_eps + xp.astype(f_scaled, S.dtype)[:, None]
+        col_max = xp.max(arg, axis=0)
+        total = xp.sum(xp.exp(arg - col_max[None, :]), axis=0, dtype=xp.float64)
+        return xp.astype(col_max, xp.float64) + xp.log(total)
+
+    def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
+        # the row maxima are cheap here: ``shift`` (a CPU-kernel optimisation) is unused
+        xp = self.xp
+        # the exponent is formed in float64, as in the CPU kernel: in float32, updates of g
+        # below the resolution of g / eps would be rounded away and the iteration stall
+        arg = xp.astype(S, xp.float64) * inv_eps + g_scaled[None, :]
+        row_max = xp.max(arg, axis=1, keepdims=True)
+        e = xp.exp(xp.astype(arg - row_max, S.dtype))
+        total = xp.sum(e, axis=1, dtype=xp.float64)
+        f_scaled = log_a - row_max[:, 0] - xp.log(total)
+        weight = xp.astype(xp.exp(log_a) / total, S.dtype)
+        col_sum = xp.sum(e * weight[:, None], axis=0, dtype=xp.float64)
+        plan = None
+        if plan_mass is not None:
+            plan = e * xp.astype(plan_mass / total, S.dtype)[:, None]
+        return f_scaled, col_sum, plan
+
+
+def _eps_schedule(eps, spread, factor=0.5):
+    """Warm-up eps values from the score spread down towards ``eps`` (epsilon scaling)."""
+    stages = []
+    current = spread
+    while current > eps:
+        stages.append(current)
+        current *= factor
+    return stages
+
+
+class _SinkhornLoop:
+    """Iterations at one eps, sharing buffers and the error history across stages."""
+
+    def __init__(self, scores, a, b, callback):
+        self.xp = get_namespace(scores)
+        self.scores = scores
+        n, K = scores.shape
+        self.log_a = _log_marginal(self.xp, a, n)
+        self.log_b = _log_marginal(self.xp, b, K)
+        self.passes = (
+            _NumbaPasses(scores) if is_numpy_namespace(self.xp) else _ArrayAPIPasses(self.xp)
+        )
+        self.callback = callback
+        self.errors = []
+
+    def column_error(self, col_sum):
+        xp = self.xp
+        return float(xp.max(xp.abs(xp.exp(xp.log(col_sum) - self.log_b) - 1.0)))
+
+    def initial_g(self, eps):
+        """Column update from ``f = 0``: SwAV's first normalisation."""
+        xp = self.xp
+        zero = xp.zeros(self.scores.shape[0], dtype=xp.float64, device=device(self.scores))
+        return eps * (self.log_b - self.passes.column_lse(self.scores, zero, 1.0 / eps))
+
+    def plan(self, g, f_scaled, eps, plan_mass):
+        """The plan of potentials ``(f, g)``; ``f`` gives each row's exact log-sum-exp."""
+        shift = self.log_a - f_scaled
+        return self.passes.row_pass(
+            self.scores, g / eps, 1.0 / eps, self.log_a, shift, plan_mass
+        )[2]
+
+    def run(self, eps, g, tol, max_iter, plan_mass=None):
+        """Up to ``max_iter`` iterations, stopping at ``tol``.
+
+        ``plan_mass`` writes the plan during the last allowed iteration. Returns
+        ``(g, f_scaled, plan, error)``: the row potentials, the plan and the error all
+        belong to the column potentials ``g`` returned.
+        """
+        xp = self.xp
+        inv_eps = 1.0 / eps
+        if g is None:
+            g = self.initial_g(eps)
+        shift = None  # the first pass at a new eps finds each row's maximum
+        for it in range(max_iter):
+            last = it == max_iter - 1
+            f_scaled, col_sum, plan = self.passes.row_pass(
+                self.scores, g * inv_eps, inv_eps, self.log_a, shift,
+                plan_mass if last else None,
+            )
+            error = self.column_error(col_sum)
+            self.errors.append(error)
+            if self.callback is not None:
+                self.callback(len(self.errors), error)
+            if error <= tol or last:
+                break
+            g_new = g + eps * (self.log_b - xp.log(xp.maximum(col_sum, 1e-300)))
+            if not bool(xp.all(xp.isfinite(g_new))):
+                warnings.warn(
+                    f"Sinkhorn iterate became non-finite at iteration {len(self.errors)}; "
+                    "returning the last finite iterate.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                break
+            # logsumexp_k((S_ik + g_k) / eps) grows by at most max_k(dg_k) / eps: a safe
+            # shift for the next pass that needs no row maximum
+            shift = (self.log_a - f_scaled) + float(xp.max(g_new - g)) * inv_eps
+            g = g_new
+        return g, f_scaled, plan, error
+
+
+def sinkhorn(
+    scores,
+    eps,
+    a=None,
+    b=None,
+    *,
+    tol=1e-6,
+    max_iter=1000,
+    n_iter=None,
+    init=None,
+    eps_scaling=True,
+    return_plan=True,
+    plan_mass=None,
+    callback=None,
+):
+    """Solve the entropic transport problem between samples and prototypes.
+
+    Maximise ``<Q, scores> + eps H(Q)`` subject to ``Q 1 = a``, ``Q^T 1 = b``. Inputs must
+    be validated (see :func:`clusterlab.sinkhorn` for the checking entry point).
+
+    Parameters
+    ----------
+    scores : array of shape (n, K), float32 or float64, C-contiguous
+    eps : float > 0
+    a, b : arrays of shape (n,) and (K,), or None for uniform marginals (each summing to 1)
+    tol : float
+        Stop once the relative L-inf error of the column marginal is at most ``tol``.
+    max_iter : int
+        Cap on the iterations, all stages together.
+    n_iter : int or None
+        Run exactly this many iterations at ``eps`` (SwAV's fixed-iteration mode).
+    init : float64 array of shape (K,) or None
+        Column potentials ``g`` of an earlier solve (warm start).
+    eps_scaling : bool
+        In tolerance mode and without ``init``, first solve loosely for eps halving from
+        the spread of the scores down to ``eps``, each stage warm-starting the next.
+    return_plan : bool
+        Form the plan (one more pass over the scores in tolerance mode).
+    plan_mass : array of shape (n,) or None
+        Row sums of the returned plan, ``a`` by default (ones give per-sample codes).
+    callback : callable or None
+        Called as ``callback(n_iter, marginal_error)`` after every iteration.
+
+    Returns
+    -------
+    SinkhornResult
+    """
+    loop = _SinkhornLoop(scores, a, b, callback)
+    xp = loop.xp
+    if plan_mass is None:
+        plan_mass = xp.exp(loop.log_a)
+    g = init
+    if n_iter is None:
+        if eps_scaling and init is None:
+            spread = float(xp.max(scores) - xp.min(scores))
+            for stage_eps in _eps_schedule(eps, spread):
+                if len(loop.errors) >= max_iter - 1:
+                    break
+                limit = max_iter - 1 - len(loop.errors)
+                g = loop.run(stage_eps, g, max(tol, 1e-3), limit)[0]
+        final_tol, final_iter, write_mass = tol, max_iter - len(loop.errors), None
+    else:
+        final_tol, final_iter = -1.0, n_iter
+        write_mass = plan_mass if return_plan else None
+    g, f_scaled, plan, error = loop.run(eps, g, final_tol, final_iter, write_mass)
+    if return_plan and plan is None:
+        plan = loop.plan(g, f_scaled, eps, plan_mass)
+    return SinkhornResult(
+        plan=plan if return_plan else None,
+        f=eps * f_scaled,
+        g=g,
+        eps=eps,
+        n_iter=len(loop.errors),
+        converged=error <= tol,
+        marginal_error=error,
+        error_history=np.asarray(loop.errors),
+    )
+
+
+def _log_marginal(xp, weights, size):
+    if weights is None:
+        return xp.full(size, -math.log(size), dtype=xp.float64)
+    return xp.log(xp.astype(weights, xp.float64))
+
+
+def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000):
+    """Balanced soft assignments of samples to prototypes (SwAV, SIGMA, SeLa).
+
+    Equal prototype loads, uniform sample weights; every sample's codes sum to one
+    (``codes = n * plan``). With ``n_iter`` set this is SwAV's ``distributed_sinkhorn``
+    exactly; with ``n_iter=None`` it iterates to ``tol`` (SeLa's full-dataset labels).
+    ``hard=True`` returns the one-hot codes of each row's largest entry (SIGMA, SeLa).
+    Returns ``(codes, result)``.
+    """
+    xp = get_namespace(scores)
+    n = scores.shape[0]
+    ones = xp.ones(n, dtype=xp.float64, device=device(scores))
+    result = sinkhorn(
+        scores, eps, tol=tol, max_iter=max_iter, n_iter=n_iter,
+        eps_scaling=False, plan_mass=ones,
+    )
+    codes = result.plan
+    if hard:
+        codes = one_hot(xp, xp.argmax(codes, axis=1), scores.shape[1], scores.dtype)
+    return codes, result
+
+
+def one_hot(xp, labels, n_columns, dtype):
+    """Rows of the identity picked by ``labels``."""
+    columns = xp.arange(n_columns, device=device(labels))
+    return xp.astype(labels[:, None] == columns[None, :], dtype)
+
+
+def log_softmax(xp, z):
+    """Row-wise ``log softmax``, stable."""
+    shifted = z - xp.max(z, axis=1, keepdims=True)
+    return shifted - xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))
+
+
+def swapped_prediction_loss(scores_a, scores_b, codes_a, codes_b, tau):
+    r"""SwAV's swapped prediction loss for two views and its gradient.
+
+    .. math::
+        L = -\frac{1}{2n} \sum_i \Big[\sum_k q^b_{ik} \log p^a_{ik}
+            + \sum_k q^a_{ik} \log p^b_{ik}\Big],
+        \qquad p^v = \operatorname{softmax}(S^v / \tau)
+
+    The codes ``q`` are targets (no gradient flows through them, as in SwAV), so
+    ``dL/dS^a = (p^a \cdot \operatorname{rowsum}(q^b) - q^b) / (2 n \tau)``.
+    Returns ``(loss, grad_a, grad_b)``.
+    """
+    xp = get_namespace(scores_a, scores_b)
+    n = scores_a.shape[0]
+    log_p_a = log_softmax(xp, scores_a / tau)
+    log_p_b = log_softmax(xp, scores_b / tau)
+    loss = -(xp.sum(codes_b * log_p_a) + xp.sum(codes_a * log_p_b)) / (2 * n)
+    scale = 1.0 / (2 * n * tau)
+    grad_a = (xp.exp(log_p_a) * xp.sum(codes_b, axis=1, keepdims=True) - codes_b) * scale
+    grad_b = (xp.exp(log_p_b) * xp.sum(codes_a, axis=1, keepdims=True) - codes_a) * scale
+    return float(loss), grad_a, grad_b

@@ -1,0 +1,33 @@
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clusterlab.solvers.assignment import round_to_sizes, target_sizes
+
+
+@given(st.integers(1, 500), st.lists(st.floats(0.01, 1.0), min_size=1, max_size=12))
+def test_target_sizes_sum_to_n_and_stay_within_one(n, weights):
+    proportions = np.array(weights) / np.sum(weights)
+    sizes = target_sizes(n, proportions)
+    assert sizes.sum() == n
+    assert np.all(np.abs(sizes - n * proportions) < 1)
+
+
+@settings(max_examples=50)
+@given(st.integers(1, 60), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_rounding_meets_sizes_exactly(n, K, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((n, K))
+    sizes = target_sizes(n, np.full(K, 1 / K))
+    labels = round_to_sizes(scores, sizes)
+    np.testing.assert_array_equal(np.bincount(labels, minlength=K), sizes)
+
+
+def test_rounding_keeps_the_argmax_when_it_fits():
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    np.testing.assert_array_equal(round_to_sizes(scores, [2, 2]), [0, 1, 0, 1])
+
+
+def test_least_confident_sample_moves_when_its_cluster_is_full():
+    scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+    np.testing.assert_array_equal(round_to_sizes(scores, [2, 1]), [0, 0, 1])

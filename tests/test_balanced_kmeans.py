@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+from sklearn.datasets import make_blobs
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from clusterlab import SinkhornKMeans
+from clusterlab.metrics import clustering_accuracy
+
+@parametrize_with_checks([SinkhornKMeans(n_clusters=3, random_state=0)])
+def test_scikit_learn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_sizes_are_balanced_to_within_one():
+    X, _ = make_blobs(n_samples=103, centers=[[0, 0], [8, 0]], cluster_std=[1, 3], random_state=0)
+    labels = SinkhornKMeans(n_clusters=4, random_state=0).fit(X).labels_
+    sizes = np.bincount(labels, minlength=4)
+    assert sizes.sum() == 103
+    assert np.all(np.abs(sizes - 103 / 4) < 1)
+
+
+def test_requested_proportions_are_met():
+    X, _ = make_blobs(n_samples=200, centers=3, random_state=1)
+    proportions = np.array([0.5, 0.3, 0.2])
+    model = SinkhornKMeans(n_clusters=3, proportions=proportions, random_state=0).fit(X)
+    sizes = np.bincount(model.labels_, minlength=3)
+    np.testing.assert_array_equal(np.sort(sizes), [40, 60, 100])
+    loads = model.transform(X).sum(axis=0) / 200
+    np.testing.assert_allclose(np.sort(loads), [0.2, 0.3, 0.5], rtol=model.sinkhorn_tol)
+
+
+def test_recovers_separated_balanced_blobs():
+    X, y = make_blobs(n_samples=300, centers=5, cluster_std=0.5, random_state=3)
+    model = SinkhornKMeans(n_clusters=5, random_state=0).fit(X)
+    assert clustering_accuracy(y, model.labels_) == 1.0
+    assert model.converged_
+    np.testing.assert_array_equal(model.predict(X, balanced=False), model.labels_)
+
+
+@pytest.mark.parametrize("spherical", [False, True])
+def test_objective_never_increases(spherical):
+    X, _ = make_blobs(n_samples=300, centers=6, n_features=4, random_state=4)
+    model = SinkhornKMeans(n_clusters=4, spherical=spherical, eps=0.2, sinkhorn_tol=1e-8,
+                           sinkhorn_max_iter=20_000, random_state=0).fit(X)
+    history = model.objective_history_
+    assert len(history) >= 3
+    assert np.all(np.diff(history) <= 1e-6 * np.abs(history[:-1]))
+
+
+def test_spherical_centres_are_unit_vectors():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((120, 5))
+    model = SinkhornKMeans(n_clusters=4, spherical=True, random_state=0).fit(X)
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0, rtol=1e-10)
+    assert np.all(np.bincount(model.labels_) == 30)
+
+
+def test_float32_is_kept():
+    X, _ = make_blobs(n_samples=90, centers=3, random_state=0)
+    model = SinkhornKMeans(n_clusters=3, random_state=0).fit(X.astype(np.float32))
+    assert model.cluster_centers_.dtype == np.float32
+    assert model.transform(X.astype(np.float32)).dtype == np.float32
+
+
+def test_fit_predict_equals_labels():
+    X, _ = make_blobs(n_samples=60, centers=3, random_state=0)
+    model = SinkhornKMeans(n_clusters=3, random_state=0)
+    np.testing.assert_array_equal(model.fit_predict(X), model.fit(X).labels_)
+
+
+@pytest.mark.parametrize(
+    ("params", "X", "message"),
+    [
+        ({"n_clusters": 5}, np.zeros((3, 2)), "n_samples=3 should be >= n_clusters=5"),
+        ({"n_clusters": 2, "proportions": [0.5, 0.6]}, np.eye(4), "proportions must sum to 1"),
+        ({"n_clusters": 2, "proportions": [1.0]}, np.eye(4), "length 2"),
+        ({"n_clusters": 2, "spherical": True}, np.zeros((4, 2)), "all-zero row"),
+        ({"n_clusters": 2, "init": np.zeros((3, 2))}, np.eye(4)[:, :2], "init has shape"),
+        ({"n_clusters": 2}, np.array([[0.0, np.nan], [1, 1]]), "NaN"),
+    ],
+)
+def test_bad_input(params, X, message):
+    with pytest.raises(ValueError, match=message):
+        SinkhornKMeans(**params).fit(X)
+
+
+def test_input_is_not_modified():
+    X, _ = make_blobs(n_samples=60, centers=3, random_state=0)
+    kept = X.copy()
+    SinkhornKMeans(n_clusters=3, spherical=True, random_state=0).fit(X)
+    np.testing.assert_array_equal(X, kept)
