@@ -29,7 +29,7 @@ from clusterlab._validation import (
 )
 from clusterlab.solvers import sinkhorn as _sk
 from clusterlab.solvers._backend import get_namespace
-from clusterlab.solvers.assignment import round_to_sizes, target_sizes
+from clusterlab.solvers.assignment import round_to_proportions
 
 __all__ = ["SinkhornKMeans", "sinkhorn", "sinkhorn_codes", "swapped_prediction_loss"]
 
@@ -489,7 +489,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _balanced_labels(self, X):
         plan = self._transport(X, self.cluster_centers_).plan
-        return round_to_sizes(plan, target_sizes(X.shape[0], self.proportions_))
+        return round_to_proportions(plan, self.proportions_)
 
     # -- inference -------------------------------------------------------------------
 
@@ -502,8 +502,11 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Cluster labels of new samples.
 
         ``balanced=True`` assigns the batch ``X`` as a whole with the fitted proportions
-        (so a sample's label depends on the rest of the batch); ``balanced=False`` gives
-        each sample its nearest centroid.
+        (so a sample's label depends on the rest of the batch, and each cluster receives
+        ``n * proportions[k]`` samples to within one); ``balanced=False`` gives each
+        sample its nearest centroid. For batches smaller than ``n_clusters`` balance
+        carries no information (one sample's transport plan is ``proportions`` itself):
+        use ``balanced=False`` there.
         """
         X = self._check_new(X)
         if not balanced:

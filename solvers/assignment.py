@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["round_to_sizes", "target_sizes"]
+__all__ = ["round_to_proportions", "round_to_sizes", "target_sizes"]
 
 
 def target_sizes(n, proportions):
@@ -23,31 +23,46 @@ def target_sizes(n, proportions):
 
 
 @njit(cache=True)
-def _greedy_round(scores, sizes, order):  # pragma: no cover - compiled
-    # IN: scores (n, K), higher is better; sizes (K,) summing to n; order (n,) sample order.
-    # OUT: labels (n,)
+def _greedy_round(scores, sizes, n_spare, order):  # pragma: no cover - compiled
+    # IN: scores (n, K), higher is better; sizes (K,) guaranteed places, summing to
+    #     n - n_spare; n_spare places that any cluster may take, at most one each;
+    #     order (n,) the visiting order.  OUT: labels (n,)
     n, K = scores.shape
     remaining = sizes.copy()
+    spare_free = np.ones(K, dtype=np.bool_)
     labels = np.full(n, -1, dtype=np.int64)
     deferred = np.empty(n, dtype=np.int64)
     n_deferred = 0
     for i in order:
         k = np.argmax(scores[i])
         if remaining[k] > 0:
-            labels[i] = k
             remaining[k] -= 1
+        elif n_spare > 0 and spare_free[k]:
+            spare_free[k] = False
+            n_spare -= 1
         else:
             deferred[n_deferred] = i
             n_deferred += 1
+            continue
+        labels[i] = k
     for j in range(n_deferred):
         i = deferred[j]
         best, best_score = -1, -np.inf
         for k in range(K):
-            if remaining[k] > 0 and (best < 0 or scores[i, k] > best_score):
+            has_room = remaining[k] > 0 or (n_spare > 0 and spare_free[k])
+            if has_room and (best < 0 or scores[i, k] > best_score):
                 best, best_score = k, scores[i, k]
+        if remaining[best] > 0:
+            remaining[best] -= 1
+        else:
+            spare_free[best] = False
+            n_spare -= 1
         labels[i] = best
-        remaining[best] -= 1
     return labels
+
+
+def _confidence_order(scores):
+    return np.argsort(-scores.max(axis=1), kind="stable")
 
 
 def round_to_sizes(scores, sizes):
@@ -64,5 +79,19 @@ def round_to_sizes(scores, sizes):
     sizes = np.asarray(sizes, dtype=np.int64)
     if int(sizes.sum()) != scores.shape[0]:
         raise ValueError(f"sizes sum to {int(sizes.sum())}, not to the {scores.shape[0]} samples")
-    order = np.argsort(-scores.max(axis=1), kind="stable")
-    return _greedy_round(scores, sizes, order)
+    return _greedy_round(scores, sizes, 0, _confidence_order(scores))
+
+
+def round_to_proportions(scores, proportions):
+    """Greedy labels with cluster ``k`` holding ``floor(n p_k)`` or ``floor(n p_k) + 1``
+    samples.
+
+    Each cluster has ``floor(n p_k)`` guaranteed places; the ``n - sum_k floor(n p_k)``
+    places left over go to the clusters the samples prefer, one at most per cluster, so
+    every size is within one of ``n p_k`` and a batch of one sample gets its best cluster.
+    Visiting order and deferral as in :func:`round_to_sizes`.
+    """
+    scores = np.ascontiguousarray(scores)
+    n = scores.shape[0]
+    sizes = np.floor(n * np.asarray(proportions, dtype=np.float64)).astype(np.int64)
+    return _greedy_round(scores, sizes, n - int(sizes.sum()), _confidence_order(scores))

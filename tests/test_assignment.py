@@ -2,9 +2,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clusterlab.solvers.assignment import round_to_sizes, target_sizes
+from clusterlab.solvers.assignment import round_to_proportions, round_to_sizes, target_sizes
 
 
+@settings(deadline=None)
 @given(st.integers(1, 500), st.lists(st.floats(0.01, 1.0), min_size=1, max_size=12))
 def test_target_sizes_sum_to_n_and_stay_within_one(n, weights):
     proportions = np.array(weights) / np.sum(weights)
@@ -13,7 +14,7 @@ def test_target_sizes_sum_to_n_and_stay_within_one(n, weights):
     assert np.all(np.abs(sizes - n * proportions) < 1)
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 60), st.integers(1, 6), st.integers(0, 2**32 - 1))
 def test_rounding_meets_sizes_exactly(n, K, seed):
     rng = np.random.default_rng(seed)
@@ -31,3 +32,19 @@ def test_rounding_keeps_the_argmax_when_it_fits():
 def test_least_confident_sample_moves_when_its_cluster_is_full():
     scores = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
     np.testing.assert_array_equal(round_to_sizes(scores, [2, 1]), [0, 0, 1])
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(1, 60), st.lists(st.floats(0.05, 1.0), min_size=1, max_size=6),
+       st.integers(0, 2**32 - 1))
+def test_proportional_rounding_stays_within_one(n, weights, seed):
+    proportions = np.array(weights) / np.sum(weights)
+    scores = np.random.default_rng(seed).random((n, proportions.size))
+    sizes = np.bincount(round_to_proportions(scores, proportions), minlength=proportions.size)
+    assert sizes.sum() == n
+    assert np.all(np.abs(sizes - n * proportions) < 1)
+
+
+def test_a_single_sample_gets_its_best_cluster():
+    scores = np.array([[0.1, 0.2, 0.9, 0.3]])
+    np.testing.assert_array_equal(round_to_proportions(scores, np.full(4, 0.25)), [2])

@@ -89,3 +89,12 @@ def test_input_is_not_modified():
     kept = X.copy()
     SinkhornKMeans(n_clusters=3, spherical=True, random_state=0).fit(X)
     np.testing.assert_array_equal(X, kept)
+
+
+def test_balanced_predict_of_one_sample_per_blob_separates_them():
+    X, y = make_blobs(n_samples=90, centers=3, cluster_std=0.3, random_state=0)
+    model = SinkhornKMeans(n_clusters=3, random_state=0).fit(X)
+    batch = X[[np.flatnonzero(y == k)[0] for k in range(3)]]
+    labels = model.predict(batch)
+    assert sorted(labels.tolist()) == [0, 1, 2]
+    np.testing.assert_array_equal(labels, model.predict(batch, balanced=False))

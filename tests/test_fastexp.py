@@ -1,0 +1,29 @@
+import numba
+import numpy as np
+import pytest
+
+from clusterlab.solvers._fastexp import exp_nonpositive, work_dtype
+
+
+@numba.njit
+def _apply(x, out, work):
+    exp_nonpositive(x, out, work)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "lowest", "rtol"), [(np.float32, -87.0, 1.5e-7), (np.float64, -708.0, 5e-16)]
+)
+def test_matches_numpy_exp_on_its_range(dtype, lowest, rtol):
+    x = np.concatenate([np.linspace(lowest, 0, 20_001), [0.0, -1e-30, -0.5, lowest]]).astype(dtype)
+    out = np.empty_like(x)
+    _apply(x, out, np.empty(x.shape, work_dtype(dtype)))
+    np.testing.assert_allclose(out, np.exp(x.astype(np.float64)), rtol=rtol)
+
+
+@pytest.mark.parametrize(("dtype", "lowest"), [(np.float32, -87.0), (np.float64, -708.0)])
+def test_clamps_below_the_normal_range(dtype, lowest):
+    x = np.array([lowest - 5, -1e4], dtype=dtype)
+    out = np.empty_like(x)
+    _apply(x, out, np.empty(x.shape, work_dtype(dtype)))
+    np.testing.assert_allclose(out, np.exp(np.float64(lowest)), rtol=1e-6)
+    assert np.all(out > 0) and np.all(np.isfinite(out))
