@@ -85,7 +85,10 @@ def run_demo(seed=0, cases=None):
 
 def format_report(report):
     """The report as a plain-text table, one block per case."""
-    header = f"{'estimator':<22}{'ARI':>7}{'NMI':>7}{'acc':>7}{'seconds':>9}{'largest':>9}{'smallest':>9}"
+    header = (
+        f"{'estimator':<22}{'ARI':>7}{'NMI':>7}{'acc':>7}"
+        f"{'seconds':>9}{'largest':>9}{'smallest':>9}"
+    )
     lines = []
     for block in report:
         prep = f", {block['preprocessing']}" if block["preprocessing"] else ""
@@ -94,10 +97,10 @@ def format_report(report):
             f"{block['n_clusters']} clusters{prep})"
         )
         lines.append(header)
-        for r in block["rows"]:
-            lines.append(
-                f"{r['estimator']:<22}{r['ari']:>7.3f}{r['nmi']:>7.3f}{r['accuracy']:>7.3f}"
-                f"{r['seconds']:>9.2f}{r['largest_cluster']:>9d}{r['smallest_cluster']:>9d}"
-            )
+        lines.extend(
+            f"{r['estimator']:<22}{r['ari']:>7.3f}{r['nmi']:>7.3f}{r['accuracy']:>7.3f}"
+            f"{r['seconds']:>9.2f}{r['largest_cluster']:>9d}{r['smallest_cluster']:>9d}"
+            for r in block["rows"]
+        )
         lines.append("")
     return "\n".join(lines)

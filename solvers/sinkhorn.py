@@ -107,7 +107,7 @@ class _NumbaPasses:
         )
 
     def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
-        n, K = S.shape
+        _n, K = S.shape
         plan = np.empty((0, K), S.dtype) if plan_mass is None else np.empty_like(S)
         self.row_kernel(
             S, g_scaled, inv_eps, log_a,

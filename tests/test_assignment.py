@@ -1,8 +1,7 @@
 import numpy as np
+from clusterlab.solvers.assignment import round_to_proportions, round_to_sizes, target_sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from clusterlab.solvers.assignment import round_to_proportions, round_to_sizes, target_sizes
 
 
 @settings(deadline=None)

@@ -6,6 +6,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from clusterlab import SinkhornKMeans
 from clusterlab.metrics import clustering_accuracy
 
+
 @parametrize_with_checks([SinkhornKMeans(n_clusters=3, random_state=0)])
 def test_scikit_learn_compatible(estimator, check):
     check(estimator)

@@ -32,7 +32,8 @@ def test_hard_codes_are_one_hot_argmax():
     S = cosine_scores(200, 10, seed=2)
     soft = sinkhorn_codes(S, eps=0.05, n_iter=10)
     hard = sinkhorn_codes(S, eps=0.05, n_iter=10, hard=True)
-    assert hard.shape == soft.shape and hard.dtype == soft.dtype
+    assert hard.shape == soft.shape
+    assert hard.dtype == soft.dtype
     np.testing.assert_array_equal(hard.sum(axis=1), 1.0)
     np.testing.assert_array_equal(np.argmax(hard, axis=1), np.argmax(soft, axis=1))
 
@@ -47,7 +48,7 @@ def test_swapped_loss_gradient_matches_finite_differences(tau):
     s_a, s_b = rng.uniform(-1, 1, (2, 9, 5))
     q_a = sinkhorn_codes(s_a)
     q_b = sinkhorn_codes(s_b)
-    loss, grad_a, grad_b = swapped_prediction_loss(s_a, s_b, tau=tau, codes_a=q_a, codes_b=q_b)
+    _loss, grad_a, grad_b = swapped_prediction_loss(s_a, s_b, tau=tau, codes_a=q_a, codes_b=q_b)
     h = 1e-6
     for grad, which in ((grad_a, 0), (grad_b, 1)):
         numeric = np.zeros_like(grad)

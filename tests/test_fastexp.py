@@ -1,7 +1,6 @@
 import numba
 import numpy as np
 import pytest
-
 from clusterlab.solvers._fastexp import exp_nonpositive, work_dtype
 
 
@@ -26,4 +25,5 @@ def test_clamps_below_the_normal_range(dtype, lowest):
     out = np.empty_like(x)
     _apply(x, out, np.empty(x.shape, work_dtype(dtype)))
     np.testing.assert_allclose(out, np.exp(np.float64(lowest)), rtol=1e-6)
-    assert np.all(out > 0) and np.all(np.isfinite(out))
+    assert np.all(out > 0)
+    assert np.all(np.isfinite(out))

@@ -41,7 +41,8 @@ def test_metric_input_errors():
 @pytest.mark.parametrize("name", DATASETS)
 def test_datasets_load_with_labels(name):
     X, y = load_dataset(name, preprocessing="standardize")
-    assert X.shape[0] == y.shape[0] and X.flags.c_contiguous
+    assert X.shape[0] == y.shape[0]
+    assert X.flags.c_contiguous
     assert np.all(np.isfinite(X))
     np.testing.assert_allclose(X.mean(axis=0), 0, atol=1e-10)
 

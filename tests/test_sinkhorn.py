@@ -1,12 +1,13 @@
+import itertools
 import warnings
 
 import numpy as np
 import pytest
+from clusterlab.solvers import sinkhorn as solver
 from scipy.optimize import linear_sum_assignment
 from sklearn.exceptions import ConvergenceWarning
 
 from clusterlab import sinkhorn, sinkhorn_codes
-from clusterlab.solvers import sinkhorn as solver
 from tests.conftest import cosine_scores
 from tests.reference import sinkhorn_log_reference
 
@@ -52,9 +53,10 @@ def test_small_eps_approaches_the_exact_assignment():
     rows, cols = linear_sum_assignment(S, maximize=True)
     permutation = np.zeros_like(S)
     permutation[rows, cols] = 1 / 12
-    plans = [sinkhorn(S, eps, tol=1e-5, max_iter=100_000).plan for eps in (0.1, 0.03, 0.01, 0.003, 0.001)]
+    eps_values = (0.1, 0.03, 0.01, 0.003, 0.001)
+    plans = [sinkhorn(S, eps, tol=1e-5, max_iter=100_000).plan for eps in eps_values]
     gaps = [np.abs(plan - permutation).sum() for plan in plans]
-    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:], strict=False))
+    assert all(later < earlier for earlier, later in itertools.pairwise(gaps))
     assert gaps[-1] < 1e-6
     assert np.array_equal(np.argmax(plans[-1], axis=1)[rows], cols)
 

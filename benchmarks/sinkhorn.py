@@ -1,0 +1,420 @@
+"""Benchmark clusterlab's Sinkhorn solvers against POT and a NumPy transcription of SwAV.
+
+Run from the repository root::
+
+    python benchmarks/sinkhorn.py            # full sizes (several minutes)
+    python benchmarks/sinkhorn.py --quick    # tiny sizes, every code path, seconds
+    python benchmarks/sinkhorn.py --out results.json
+
+Every method runs in this one process on the same data: float32 cosine scores
+``S = X C^T`` of L2-normalised clustered features ``X`` (Gaussian centres plus noise)
+against L2-normalised random prototypes ``C``. Methods in float64 get the exact upcast.
+POT takes a cost, so it is given ``M = -S`` with ``reg = eps``: the same plan.
+
+Cases
+-----
+``swav``
+    SwAV's fixed 3 iterations at eps = 0.05: POT ``ot.sinkhorn`` and
+    ``ot.sinkhorn_log`` (``numItermax=3, stopThr=0``), the NumPy transcription of SwAV's
+    ``distributed_sinkhorn`` (:func:`benchmarks.peers.swav_sinkhorn_numpy`) and
+    ``clusterlab.sinkhorn_codes``. Every method's codes (``n * plan``) are compared
+    with the NumPy transcription's (``note``: max abs difference).
+``converged``
+    eps = 0.05 to a relative column-marginal error of 1e-6: POT ``ot.sinkhorn`` in float64
+    and float32, ``clusterlab.sinkhorn`` in float32 (``tol=1e-6``). POT stops when the L2
+    norm of the absolute column error is below ``stopThr``; ``stopThr = tol * min(b)``
+    implies a relative L-inf error below ``tol`` (a sufficient, stricter test). POT checks
+    every 10 iterations and is capped at ``numItermax``: in float32 its error stalls
+    before ``stopThr`` and it runs to the cap.
+``small_eps``
+    eps = 1e-3 on a 512 x 300 problem (16-d features, so the scores spread over most
+    of [-1, 1] and ``exp(S / eps)`` overflows float64): POT ``ot.sinkhorn_log`` and
+    ``ot.sinkhorn`` in float64, ``clusterlab.sinkhorn`` in float32 and float64
+    (``tol=1e-6``, ``max_iter=10000``).
+
+For every method one iteration is one column (prototype) scaling followed by one row
+(sample) scaling, from uniform scalings; POT's count is read from its log.
+``clusterlab.sinkhorn`` counts its epsilon-scaling warm-up stages too.
+
+Reported per row: ``seconds`` (``time.perf_counter``; best of 3 runs, or one run when the
+first takes over 2 s; clusterlab gets an untimed warm-up call for Numba's JIT),
+``ratio`` (the row's seconds over the clusterlab row's of the same case, same dtype if
+there is one, else the float32 one: > 1 means clusterlab is faster; n/a for non-finite
+output), ``marginal_error``
+(``max_k |colsum_k / b_k - 1|`` of the returned plan, one shared function for all),
+``n_iter``, whether the output is finite, and a note (warnings caught, differences).
+The table is printed and written as JSON (rows and metadata) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numba
+import numpy as np
+
+import clusterlab
+
+try:
+    from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
+except ImportError:  # run as a script: put the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sinkhorn.json"
+EPS = 0.05
+SMALL_EPS = 1e-3
+TOL = 1e-6
+SWAV_ITER = 3
+POT_CONVERGED_MAX_ITER = 200  # POT float32 stalls above tol: bounds its run time
+SMALL_EPS_MAX_ITER = 10_000
+REPEAT = 3
+SINGLE_RUN_ABOVE_S = 2.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Problem sizes of one benchmark run."""
+
+    ns: tuple[int, ...]  # batch sizes of the swav and converged cases
+    K: int  # prototypes
+    dim: int
+    n_centres: int
+    small: tuple[int, int]  # (n, K) of the small-eps case
+    small_dim: int
+    small_centres: int
+
+
+FULL = Sizes(
+    ns=(4096, 65536),
+    K=3000,
+    dim=64,
+    n_centres=100,
+    small=(512, 300),
+    small_dim=16,
+    small_centres=20,
+)
+QUICK = Sizes(ns=(256,), K=100, dim=64, n_centres=10, small=(64, 50), small_dim=16, small_centres=5)
+
+
+# -- data and measurements --------------------------------------------------------------
+
+
+def _unit_rows(Z):
+    return Z / np.linalg.norm(Z, axis=1, keepdims=True)
+
+
+def clustered_scores(n, K, dim, n_centres, seed=0, noise=0.5):
+    """float32 cosines of ``n`` clustered unit features against ``K`` unit prototypes."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_centres, dim))
+    X = centres[rng.integers(0, n_centres, n)] + noise * rng.standard_normal((n, dim))
+    C = rng.standard_normal((K, dim))
+    X, C = _unit_rows(X).astype(np.float32), _unit_rows(C).astype(np.float32)
+    return np.ascontiguousarray(X @ C.T)
+
+
+def relative_marginal_error(plan, target):
+    """``max_k |sum_i plan_ik / target_k - 1|``, summed in float64 (inf if non-finite)."""
+    col = plan.sum(axis=0, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        error = float(np.max(np.abs(col / target - 1.0)))
+    return error if math.isfinite(error) else math.inf
+
+
+def timed(fn, warmup=False):
+    """Best wall time of ``fn()`` over up to ``REPEAT`` runs, and its last output."""
+    if warmup:
+        fn()
+    best, out = math.inf, None
+    for _ in range(REPEAT):
+        out = None  # free the previous output before the next run
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+        if best > SINGLE_RUN_ABOVE_S:
+            break
+    return best, out
+
+
+def quietly(fn):
+    """``fn`` returning ``(output, messages)``: its warnings caught, not shown."""
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn()
+        return out, sorted({str(w.message).split(";")[0] for w in caught})
+
+    return run
+
+
+def pot_runner(S, eps, method, **kw):
+    """A call of :func:`pot_plan` returning ``((plan, n_iter), messages)``."""
+
+    def run():
+        plan, n_iter, messages = pot_plan(S, eps, method=method, **kw)
+        return (plan, n_iter), messages
+
+    return run
+
+
+def _short(message):
+    """A warning's first sentence."""
+    return message.removeprefix("Warning: ").split(". ")[0].rstrip(".")[:70]
+
+
+def measure(case, method, S, fn, mass, *, warmup=False, reference=None, cap=None):
+    """Time ``fn`` (returning ``((plan, n_iter), messages)``); the table row and the plan.
+
+    ``mass`` is each column's target sum; ``reference`` is compared with the output
+    scaled to codes (``n * plan``); ``cap`` notes a run that stopped at an iteration cap.
+    """
+    seconds, ((plan, n_iter), messages) = timed(fn, warmup)
+    n, K = S.shape
+    finite = bool(np.all(np.isfinite(plan)))
+    error = relative_marginal_error(plan, np.full(K, mass))
+    notes = [_short(m) for m in messages]
+    if not finite:
+        notes.insert(0, "non-finite output")
+    if cap is not None and n_iter >= cap:
+        notes.append(f"ran to the iteration cap ({cap})")
+    if reference is not None:
+        codes = plan * np.asarray(n / (mass * K), plan.dtype)
+        notes.append(f"max |codes - NumPy SwAV| = {float(np.max(np.abs(codes - reference))):.2g}")
+    row = {
+        "case": case,
+        "method": method,
+        "dtype": str(plan.dtype),
+        "n": n,
+        "K": K,
+        "seconds": seconds,
+        "ratio": None,
+        "marginal_error": error,
+        "n_iter": int(n_iter),
+        "finite": finite,
+        "note": "; ".join(notes),
+    }
+    return row, plan
+
+
+# -- cases -------------------------------------------------------------------------------
+
+
+def swav_case(S):
+    """SwAV mode: 3 fixed iterations at eps = 0.05, float32 codes."""
+    n, K = S.shape
+    case = f"swav {SWAV_ITER} it, n={n}"
+    codes_mass = n / K  # codes have rows summing to 1
+    reference_fn = quietly(lambda: (swav_sinkhorn_numpy(S, EPS, SWAV_ITER), SWAV_ITER))
+    row, reference = measure(case, "NumPy SwAV transcription", S, reference_fn, codes_mass)
+    rows = [row]
+    for method in ("sinkhorn", "sinkhorn_log"):
+        fn = pot_runner(S, EPS, method, numItermax=SWAV_ITER, stopThr=0.0)
+        rows.append(measure(case, f"POT ot.{method}", S, fn, 1 / K, reference=reference)[0])
+    fn = quietly(lambda: (clusterlab.sinkhorn_codes(S, EPS, SWAV_ITER), SWAV_ITER))
+    rows.append(
+        measure(
+            case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, warmup=True, reference=reference
+        )[0]
+    )
+    return rows
+
+
+def _clusterlab_runner(S, eps, max_iter):
+    def run():
+        result = clusterlab.sinkhorn(S, eps, tol=TOL, max_iter=max_iter)
+        return result.plan, result.n_iter
+
+    return quietly(run)
+
+
+def converged_case(S):
+    """eps = 0.05 to a relative column-marginal error of 1e-6."""
+    n, K = S.shape
+    case = f"converged 1e-6, n={n}"
+    stop = TOL / K  # ||colsum - b||_2 < tol * min(b) implies the relative L-inf error < tol
+    rows = []
+    for dtype in (np.float64, np.float32):
+        fn = pot_runner(
+            S.astype(dtype, copy=False),
+            EPS,
+            "sinkhorn",
+            numItermax=POT_CONVERGED_MAX_ITER,
+            stopThr=stop,
+        )
+        rows.append(measure(case, "POT ot.sinkhorn", S, fn, 1 / K, cap=POT_CONVERGED_MAX_ITER)[0])
+    rows.append(
+        measure(
+            case, "clusterlab.sinkhorn", S, _clusterlab_runner(S, EPS, 1000), 1 / K, warmup=True
+        )[0]
+    )
+    return rows
+
+
+def small_eps_case(S):
+    """eps = 1e-3 on a small problem, float64 POT against clusterlab in both dtypes."""
+    n, K = S.shape
+    case = f"eps={SMALL_EPS:g}, {n}x{K}"
+    S64 = S.astype(np.float64)
+    rows = []
+    for method in ("sinkhorn_log", "sinkhorn"):
+        fn = pot_runner(S64, SMALL_EPS, method, numItermax=SMALL_EPS_MAX_ITER, stopThr=TOL / K)
+        rows.append(measure(case, f"POT ot.{method}", S, fn, 1 / K, cap=SMALL_EPS_MAX_ITER)[0])
+    for scores in (S, S64):
+        fn = _clusterlab_runner(scores, SMALL_EPS, SMALL_EPS_MAX_ITER)
+        rows.append(
+            measure(
+                case, "clusterlab.sinkhorn", scores, fn, 1 / K, warmup=True, cap=SMALL_EPS_MAX_ITER
+            )[0]
+        )
+    return rows
+
+
+def add_ratios(rows):
+    """``ratio`` = seconds / clusterlab's seconds in the case (same dtype, else float32).
+
+    None for a row whose output is not finite.
+    """
+    for row in rows:
+        if not row["finite"]:
+            continue
+        ours = [
+            r for r in rows if r["case"] == row["case"] and r["method"].startswith("clusterlab")
+        ]
+        same = [r for r in ours if r["dtype"] == row["dtype"]]
+        ref = (same or [r for r in ours if r["dtype"] == "float32"] or ours)[0]
+        row["ratio"] = row["seconds"] / ref["seconds"]
+    return rows
+
+
+# -- output ------------------------------------------------------------------------------
+
+COLUMNS = [
+    ("case", 24, "{}"),
+    ("method", 26, "{}"),
+    ("dtype", 7, "{}"),
+    ("seconds", 9, "{:.4f}"),
+    ("ratio", 7, "{:.2f}"),
+    ("marginal_error", 14, "{:.2e}"),
+    ("n_iter", 6, "{}"),
+    ("note", 0, "{}"),
+]
+
+
+def format_table(rows):
+    """The rows as a fixed-width text table."""
+
+    def line(cells):
+        return "  ".join(
+            str(c).ljust(w) if w else str(c) for c, (_, w, _) in zip(cells, COLUMNS, strict=True)
+        )
+
+    out = [line([name for name, _, _ in COLUMNS]), line(["-" * max(w, 4) for _, w, _ in COLUMNS])]
+    for row in rows:
+        cells = []
+        for name, _, fmt in COLUMNS:
+            value = row[name]
+            if name in ("marginal_error", "ratio") and not row["finite"]:
+                cells.append("non-finite" if name == "marginal_error" else "n/a")
+            else:
+                cells.append(fmt.format(value))
+        out.append(line(cells))
+    return "\n".join(out)
+
+
+def metadata(quick, sizes, datasets):
+    try:
+        import ot
+
+        pot_version = ot.__version__
+    except ImportError:
+        pot_version = None
+    return {
+        "quick": quick,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "pot": pot_version,
+        "clusterlab": clusterlab.__version__,
+        "numba_threads": numba.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "eps": EPS,
+        "small_eps": SMALL_EPS,
+        "tol": TOL,
+        "swav_iterations": SWAV_ITER,
+        "pot_converged_max_iter": POT_CONVERGED_MAX_ITER,
+        "small_eps_max_iter": SMALL_EPS_MAX_ITER,
+        "sizes": sizes.__dict__,
+        "datasets": datasets,
+        "timing": f"best of {REPEAT} (one run when the first exceeds {SINGLE_RUN_ABOVE_S} s)",
+    }
+
+
+def write_json(path, rows, meta):
+    """Write ``{"metadata", "rows"}``; non-finite numbers become null."""
+
+    def clean(value):
+        return None if isinstance(value, float) and not math.isfinite(value) else value
+
+    rows = [{k: clean(v) for k, v in row.items()} for row in rows]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2, allow_nan=False))
+
+
+def describe(S):
+    return {"shape": list(S.shape), "min": float(S.min()), "max": float(S.max())}
+
+
+def run(sizes):
+    """All cases; returns the rows and a description of the data sets."""
+    rows, datasets = [], {}
+    S_all = clustered_scores(max(sizes.ns), sizes.K, sizes.dim, sizes.n_centres)
+    for n in sizes.ns:
+        S = S_all[:n]
+        datasets[f"n={n}"] = describe(S)
+        for case in (swav_case, converged_case):
+            print(f"running {case.__name__} n={n} ...", file=sys.stderr, flush=True)
+            rows += case(S)
+    del S_all, S
+    n, K = sizes.small
+    S = clustered_scores(n, K, sizes.small_dim, sizes.small_centres, seed=1)
+    datasets[f"{n}x{K}"] = describe(S)
+    print(f"running small_eps_case {n}x{K} ...", file=sys.stderr, flush=True)
+    rows += small_eps_case(S)
+    return add_ratios(rows), datasets
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    rows, datasets = run(sizes)
+    meta = metadata(args.quick, sizes, datasets)
+    print(format_table(rows))
+    print(
+        f"\nnumpy {meta['numpy']}, numba {meta['numba']} ({meta['numba_threads']} threads), "
+        f"POT {meta['pot']}, {meta['cpu_count']} CPUs; {meta['timing']}"
+    )
+    write_json(args.out, rows, meta)
+    print(f"wrote {args.out}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
