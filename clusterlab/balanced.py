@@ -94,9 +94,11 @@ def sinkhorn(
         Run exactly ``n_iter`` iterations (SwAV's fixed-iteration mode, no epsilon scaling).
     init : array of shape (n_prototypes,) or None
         Column potentials ``result.g`` of an earlier solve, to warm-start.
-    eps_scaling : bool
+    eps_scaling : bool, default=True
         In tolerance mode, solve first for larger eps (halving from the spread of the
-        scores), each stage warm-starting the next. Needed for small eps.
+        scores), each stage warm-starting the next. Not needed for stability (the
+        iteration is in log domain), but near-hard plans converge far faster with it;
+        on easy problems it can double the iterations: pass False there.
     return_plan : bool
         Form the plan (one more pass over ``scores`` in tolerance mode).
     verbose : int

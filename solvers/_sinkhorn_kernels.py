@@ -10,6 +10,7 @@ caller reduces. Sums accumulate in float64 whatever the dtype of ``S``.
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -141,7 +142,19 @@ def column_logsumexp(S, f_scaled, inv_eps, col_partial, work):
     return col_max + np.log(total)
 
 
-# The same kernels compiled without threads: for small matrices the cost of waking the
-# thread pool exceeds the pass itself (a 1797 x 10 pass: ~60 us threaded, ~10 us serial).
-row_pass_serial = njit(cache=True, fastmath=_FASTMATH)(row_pass.py_func)
-column_logsumexp_serial = njit(cache=True, fastmath=_FASTMATH)(column_logsumexp.py_func)
+def _serial_twin(kernel, name):
+    """``kernel`` compiled without threads, under its own name.
+
+    Numba's on-disk cache is keyed by the function's qualified name and line, not by
+    ``parallel``: compiling the same Python function twice would make the two variants
+    overwrite each other's cache entry (and a threaded kernel load the serial code).
+    """
+    func = kernel.py_func
+    twin = types.FunctionType(func.__code__, func.__globals__, name, func.__defaults__)
+    twin.__qualname__ = name
+    return njit(cache=True, fastmath=_FASTMATH)(twin)
+
+
+# For small matrices waking the thread pool costs more than the pass itself.
+row_pass_serial = _serial_twin(row_pass, "row_pass_serial")
+column_logsumexp_serial = _serial_twin(column_logsumexp, "column_logsumexp_serial")

@@ -267,7 +267,10 @@ def sinkhorn(
         Column potentials ``g`` of an earlier solve (warm start).
     eps_scaling : bool
         In tolerance mode and without ``init``, first solve loosely for eps halving from
-        the spread of the scores down to ``eps``, each stage warm-starting the next.
+        the spread of the scores down to ``eps``, each stage warm-starting the next. The
+        log-domain iteration is stable without it, but near-hard plans (scores spread
+        over many eps) converge far faster with it; on easy problems it costs up to
+        twice the iterations (21 against 10 on the eps = 0.05 benchmark).
     return_plan : bool
         Form the plan (one more pass over the scores in tolerance mode).
     plan_mass : array of shape (n,) or None

@@ -171,3 +171,12 @@ def test_no_warning_when_converged(scores):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         sinkhorn(scores, 0.05)
+
+
+def test_epsilon_scaling_reaches_the_same_plan():
+    S = cosine_scores(200, 30, seed=11)
+    direct = sinkhorn(S, 0.005, tol=1e-9, max_iter=20_000, eps_scaling=False)
+    scaled = sinkhorn(S, 0.005, tol=1e-9, max_iter=20_000, eps_scaling=True)
+    assert scaled.converged
+    assert len(scaled.error_history) == scaled.n_iter
+    np.testing.assert_allclose(scaled.plan, direct.plan, rtol=1e-6, atol=1e-12)
