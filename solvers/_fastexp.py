@@ -63,7 +63,7 @@ def exp_nonpositive(x, out, work):
     raise NotImplementedError("exp_nonpositive is callable from Numba-compiled code only")
 
 
-@overload(exp_nonpositive, inline="always")
+@overload(exp_nonpositive)
 def _exp_nonpositive_overload(x, out, work):
     if x.dtype == numba.float32:
         return lambda x, out, work: _exp_float32(x, out, work)

@@ -25,7 +25,8 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _TINY_TOTAL = 1e-20
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+# Helpers are inlined: a call that passes arrays costs more than a short row's work.
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _row_max(row, g_scaled, inv_eps):
     """``max_k row_k / eps + g_k / eps``; 16 independent lanes break the dependency chain."""
     K = row.shape[0]
@@ -41,7 +42,7 @@ def _row_max(row, g_scaled, inv_eps):
     return best
 
 
-@njit(cache=True, fastmath=_FASTMATH)
+@njit(cache=True, fastmath=_FASTMATH, inline="always")
 def _shifted_exp(row, g_scaled, inv_eps, shift, arg, e, work):
     """``e_k = exp(row_k / eps + g_k / eps - shift)``, the argument formed in float64.
 
@@ -81,15 +82,16 @@ def row_pass(S, g_scaled, inv_eps, log_a, shift, plan_mass, f_scaled, col_partia
     for c in prange(n_chunks):
         arg = np.empty_like(S[0])
         e = np.empty_like(S[0])
+        bits = work[c]
         acc = col_partial[c]
         acc[:] = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             row = S[i]
             row_shift = shift[i] if have_shift else _row_max(row, g_scaled, inv_eps)
-            total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, work[c])
+            total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, bits)
             if total < _TINY_TOTAL:  # the bound was too loose: use the exact maximum
                 row_shift = _row_max(row, g_scaled, inv_eps)
-                total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, work[c])
+                total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, bits)
             # f_i = eps log a_i - eps logsumexp_k((S_ik + g_k) / eps)
             f_scaled[i] = log_a[i] - row_shift - math.log(total)
             weight = math.exp(log_a[i]) / total
@@ -129,13 +131,14 @@ def column_logsumexp(S, f_scaled, inv_eps, col_partial, work):
     for c in prange(n_chunks):
         arg = np.empty_like(S[0])
         e = np.empty_like(S[0])
+        bits = work[c]
         acc = col_partial[c]
         acc[:] = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             shift = S.dtype.type(f_scaled[i])
             for k in range(K):
                 arg[k] = (S[i, k] * inv_eps + shift) - shifted_max[k]
-            exp_nonpositive(arg, e, work[c])
+            exp_nonpositive(arg, e, bits)
             for k in range(K):
                 acc[k] += e[k]
     total = col_partial.sum(axis=0)
