@@ -22,9 +22,10 @@ Cases
     difference is the transcription's own float32 rounding: its sums over the samples
     accumulate in float32 (at n = 65536 it is ~2e-5 off float64 arithmetic, clusterlab ~3e-8).
 ``converged``
-    eps = 0.05 to a relative column-marginal error of 1e-6: POT ``ot.sinkhorn`` in float64
-    and float32, ``clusterlab.sinkhorn`` in float32 (``tol=1e-6``; with its default
-    epsilon scaling and without, ``eps_scaling=False``). POT stops when the L2
+    eps = 0.05 to a relative column-marginal error of 1e-6: POT ``ot.sinkhorn`` in
+    float64 and float32 and ``ot.sinkhorn_log`` in float64, ``clusterlab.sinkhorn`` in
+    float32 (``tol=1e-6``; with its default epsilon scaling and without,
+    ``eps_scaling=False``). POT stops when the L2
     norm of the absolute column error is below ``stopThr``; ``stopThr = tol * min(b)``
     implies a relative L-inf error below ``tol`` (a sufficient, stricter test). POT checks
     every 10 iterations and is capped at ``numItermax``: in float32 its error stalls
@@ -256,6 +257,10 @@ def converged_case(S):
             stopThr=stop,
         )
         rows.append(measure(case, "POT ot.sinkhorn", S, fn, 1 / K, cap=POT_CONVERGED_MAX_ITER)[0])
+    fn = pot_runner(
+        S.astype(np.float64), EPS, "sinkhorn_log", numItermax=POT_CONVERGED_MAX_ITER, stopThr=stop
+    )
+    rows.append(measure(case, "POT ot.sinkhorn_log", S, fn, 1 / K, cap=POT_CONVERGED_MAX_ITER)[0])
     for scaling in (True, False):
         name = "clusterlab.sinkhorn" + ("" if scaling else " (eps_scaling=False)")
         fn = _clusterlab_runner(S, EPS, 1000, eps_scaling=scaling)

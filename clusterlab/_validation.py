@@ -23,8 +23,10 @@ def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
     if not hasattr(X, "__array_namespace__") or isinstance(X, np.ndarray):
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-            raise ValueError(f"{name} must hold numbers, got dtype {X.dtype}.")
+            raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
     xp = get_namespace(X)
+    if not xp.isdtype(X.dtype, ("real floating", "signed integer", "unsigned integer")):
+        raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
     if X.ndim != 2:
         raise ValueError(f"{name} must be 2-dimensional, got an array of shape {X.shape}.")
     if X.shape[0] < min_rows or X.shape[1] < min_cols:
@@ -40,7 +42,11 @@ def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
 
 
 def check_marginal(weights, size, name, xp, *, rtol=1e-6):
-    """Nonnegative weights of length ``size`` summing to 1, as float64 (None stays None)."""
+    """Nonnegative weights of length ``size`` summing to 1 (within ``rtol``), as float64.
+
+    They are returned divided by their sum, so that tight solver tolerances stay
+    reachable. None stays None.
+    """
     if weights is None:
         return None
     weights = xp.asarray(weights, dtype=xp.float64)
@@ -58,7 +64,19 @@ def check_marginal(weights, size, name, xp, *, rtol=1e-6):
         raise ValueError(
             f"{name} has zero entries: drop those rows or columns before balancing."
         )
-    return weights
+    return weights / total
+
+
+def check_score_range(scores, eps):
+    """The scores' spread, and the spread over eps, must be finite floating-point numbers."""
+    xp = get_namespace(scores)
+    spread = float(xp.max(scores)) - float(xp.min(scores))  # Python floats: no overflow
+    if spread > float(xp.finfo(scores.dtype).max):
+        raise ValueError(
+            "scores span more than the floating-point range (max - min overflows): rescale them."
+        )
+    if not np.isfinite(spread / eps):
+        raise ValueError(f"eps={eps:g} is too small for scores spanning {spread:g}.")
 
 
 def check_positive(value, name):

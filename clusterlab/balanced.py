@@ -17,15 +17,16 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
-from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context
+from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
     check_count,
     check_float_matrix,
     check_marginal,
     check_n_clusters,
     check_positive,
+    check_score_range,
 )
 from clusterlab.solvers import sinkhorn as _sk
 from clusterlab.solvers._backend import get_namespace
@@ -120,13 +121,14 @@ def sinkhorn(
     >>> result = sinkhorn(scores, eps=0.05)
     >>> bool(result.converged)
     True
-    >>> np.round(result.plan.sum(axis=0) * 3, 6)  # equal prototype loads
-    array([1., 1., 1.])
+    >>> bool(np.allclose(result.plan.sum(axis=0), 1 / 3, rtol=1e-6))  # equal loads
+    True
     """
     scores = check_float_matrix(scores, "scores")
     xp = get_namespace(scores)
     n, K = scores.shape
     eps = check_positive(eps, "eps")
+    check_score_range(scores, eps)
     tol = check_positive(tol, "tol")
     max_iter = check_count(max_iter, "max_iter")
     n_iter = check_count(n_iter, "n_iter", allow_none=True)
@@ -193,6 +195,7 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     """
     scores = check_float_matrix(scores, "scores")
     eps = check_positive(eps, "eps")
+    check_score_range(scores, eps)
     n_iter = check_count(n_iter, "n_iter", allow_none=True)
     tol = check_positive(tol, "tol")
     max_iter = check_count(max_iter, "max_iter")
@@ -256,8 +259,9 @@ def swapped_prediction_loss(
         codes_a = sinkhorn_codes(scores_a, eps, n_iter)
     if codes_b is None:
         codes_b = sinkhorn_codes(scores_b, eps, n_iter)
-    codes_a = check_float_matrix(codes_a, "codes_a")
-    codes_b = check_float_matrix(codes_b, "codes_b")
+    xp = get_namespace(scores_a)
+    codes_a = xp.astype(check_float_matrix(codes_a, "codes_a"), scores_a.dtype)
+    codes_b = xp.astype(check_float_matrix(codes_b, "codes_b"), scores_a.dtype)
     if codes_a.shape != scores_a.shape or codes_b.shape != scores_a.shape:
         raise ValueError("codes_a and codes_b must have the shape of the scores.")
     return _sk.swapped_prediction_loss(scores_a, scores_b, codes_a, codes_b, tau)
@@ -389,11 +393,23 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
         check_n_clusters(self.n_clusters, X.shape[0])
         self.proportions_ = self._check_proportions()
-        X = self._prepare(X)
+        # Euclidean scores are translation-invariant: centring X keeps the expanded
+        # squared distances free of cancellation (a float32 offset of 1e4 would swamp them)
+        self._offset = None if self.spherical else X.mean(axis=0, dtype=np.float64)
+        X = self._to_model_space(X)
         rng = check_random_state(self.random_state)
         self._scale = self._score_scale(X)
+        n_init = self.n_init
+        if not isinstance(self.init, str) and n_init > 1:
+            warnings.warn(
+                "init is an array of centres: one run replaces the n_init runs, which "
+                "would all be identical.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            n_init = 1
         best = None
-        for _ in range(self.n_init):
+        for _ in range(n_init):
             run = self._single_run(X, self._initial_centers(X, rng))
             if best is None or run[1][-1] < best[1][-1]:
                 best = run
@@ -405,7 +421,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = centers
+        self._centers = centers  # in the centred (or normalised) space the scores use
+        self.cluster_centers_ = self._from_model_space(centers)
         self.objective_history_ = np.asarray(history)
         self.objective_ = float(history[-1])
         self.n_iter_ = n_iter
@@ -418,20 +435,33 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return np.full(self.n_clusters, 1.0 / self.n_clusters)
         return check_marginal(self.proportions, self.n_clusters, "proportions", np)
 
-    def _prepare(self, X):
+    def _to_model_space(self, X):
+        """Samples (or user centres) as the scores see them: centred, or unit-norm."""
         if not self.spherical:
-            return X
+            return (X - self._offset).astype(X.dtype, copy=False)
         norms = np.linalg.norm(X, axis=1, keepdims=True)
         if np.any(norms == 0):
             raise ValueError("spherical=True needs nonzero samples: X has an all-zero row.")
         return X / norms
 
+    def _from_model_space(self, centers):
+        if self.spherical:
+            return centers
+        return (centers + self._offset).astype(centers.dtype, copy=False)
+
     def _score_scale(self, X):
         """``v``: mean squared distance to the mean (1 for spherical cosine scores)."""
         if self.spherical:
             return 1.0
-        v = float(np.mean(np.sum((X - X.mean(axis=0)) ** 2, axis=1)))
-        return v if v > 0 else 1.0  # identical samples: any balanced split is optimal
+        v = float(np.mean(np.sum(X.astype(np.float64) ** 2, axis=1)))
+        # squared distances are formed in X's dtype: they must fit there
+        if not np.isfinite(v) or 4 * float(np.max(np.abs(X))) ** 2 > float(np.finfo(X.dtype).max):
+            raise ValueError(
+                f"X is too large for {X.dtype}: squared distances overflow; rescale X."
+            )
+        if v < np.finfo(X.dtype).tiny:
+            return 1.0  # (numerically) identical samples: any balanced split is optimal
+        return v
 
     def _initial_centers(self, X, rng):
         if isinstance(self.init, str) and self.init == "k-means++":
@@ -444,7 +474,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 raise ValueError(
                     f"init has shape {centers.shape}; expected ({self.n_clusters}, {X.shape[1]})."
                 )
-        return self._prepare(np.array(centers, dtype=X.dtype))
+            return self._to_model_space(np.array(centers, dtype=X.dtype))
+        return np.array(centers, dtype=X.dtype)
 
     def _scores(self, X, centers):
         if self.spherical:
@@ -468,8 +499,9 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             result = self._transport(X, centers, init=g, warn=False)
             plan, g = result.plan, result.g
             mass = plan.sum(axis=0)
-            new_centers = (plan.T @ X) / mass[:, None]
-            new_centers = self._prepare(new_centers).astype(X.dtype, copy=False)
+            new_centers = ((plan.T @ X) / mass[:, None]).astype(X.dtype, copy=False)
+            if self.spherical:
+                new_centers = _renormalised(new_centers, centers)
             shift = float(np.sum((new_centers - centers) ** 2))
             centers = new_centers
             objective = self._objective(X, plan, centers)
@@ -490,7 +522,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return n * (cost - 2.0 * self._scale * self.eps * entropy)
 
     def _balanced_labels(self, X):
-        plan = self._transport(X, self.cluster_centers_).plan
+        plan = self._transport(X, self._centers).plan
         return round_to_proportions(plan, self.proportions_)
 
     # -- inference -------------------------------------------------------------------
@@ -498,7 +530,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def _check_new(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return self._prepare(X.astype(self.cluster_centers_.dtype, copy=False))
+        return self._to_model_space(X.astype(self._centers.dtype, copy=False))
 
     def predict(self, X, balanced=True):
         """Cluster labels of new samples.
@@ -512,7 +544,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """
         X = self._check_new(X)
         if not balanced:
-            return np.argmax(self._scores(X, self.cluster_centers_), axis=1)
+            return np.argmax(self._scores(X, self._centers), axis=1)
         return self._balanced_labels(X)
 
     def transform(self, X):
@@ -520,7 +552,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ``proportions``."""
         X = self._check_new(X)
         ones = np.ones(X.shape[0])
-        return self._transport(X, self.cluster_centers_, plan_mass=ones).plan
+        return self._transport(X, self._centers, plan_mass=ones).plan
 
     def fit_predict(self, X, y=None):
         """``fit(X).labels_``."""
@@ -530,6 +562,12 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+def _renormalised(centers, previous):
+    """Unit-norm centres; a centre whose weighted mean vanished keeps its previous value."""
+    norms = np.linalg.norm(centers, axis=1, keepdims=True)
+    return np.where(norms > 0, centers / np.where(norms > 0, norms, 1), previous)
 
 
 def _squared_distances(X, centers):

@@ -18,7 +18,7 @@ import clusterlab
 
 project = "clusterlab"
 author = "clusterlab developers"
-copyright = f"{datetime.date.today().year}, {author}"  # noqa: A001 - Sphinx's name
+copyright = f"{datetime.date.today().year}, {author}"
 release = clusterlab.__version__
 version = ".".join(release.split(".")[:2])
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array_api_compat
 import numba
-import numpy as np
 
 __all__ = [
     "device",
@@ -17,7 +16,6 @@ __all__ = [
     "get_namespace",
     "is_numpy_namespace",
     "n_threads",
-    "to_numpy",
 ]
 
 
@@ -38,15 +36,6 @@ def device(x):
 def float_dtype(xp, dtype):
     """float32 stays float32; every other dtype computes in float64."""
     return xp.float32 if dtype == xp.float32 else xp.float64
-
-
-def to_numpy(x) -> np.ndarray:
-    """A NumPy copy (or view) of ``x`` on the host, whatever its namespace."""
-    if isinstance(x, np.ndarray):
-        return x
-    if array_api_compat.is_cupy_array(x):
-        return x.get()
-    return np.asarray(x)
 
 
 def n_threads() -> int:

@@ -7,8 +7,9 @@ dominates the cost of a Sinkhorn pass. :func:`exp_nonpositive` evaluates
 ``2**n`` is built from its IEEE-754 bit pattern. Both loops vectorise.
 
 Accuracy (relative): about 6e-8 in float32 (degree 7) and 2e-16 in float64
-(degree 12). Arguments below the smallest normal exponent are clamped there, so the
-result is never denormal (``exp(-87)`` in float32, ``exp(-708)`` in float64).
+(degree 12). Arguments are clamped to ``[lowest, 0]``: below the smallest normal exponent
+the result stays at ``exp(-87)`` (float32) or ``exp(-708)`` (float64), never denormal, and
+a positive argument (rounding in the caller) gives 1, never an overflowed exponent.
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ def _make_exp(float_t, int_t, degree, clamp, exponent_bias, mantissa_bits):
     """Build the kernel for one floating type (the constants differ, the algorithm not)."""
     coefficients = tuple(float_t(1.0 / math.factorial(j)) for j in range(degree, -1, -1))
     log2e, ln2_hi, ln2_lo = float_t(_LOG2E), float_t(_LN2_HI), float_t(_LN2_LO)
-    lower, half = float_t(clamp), float_t(0.5)
+    lower, half, zero = float_t(clamp), float_t(0.5), float_t(0.0)
     bias, shift = int_t(exponent_bias), int_t(mantissa_bits)
 
     @numba.njit(fastmath={"contract"}, inline="always")
     def exp_kernel(x, out, work):  # pragma: no cover - compiled
-        # IN: x, x <= 0.  OUT: out = exp(x).  work: integer buffer, same length.
+        # IN: x, x <= 0 (clamped to [lower, 0]).  OUT: out = exp(x).
+        # work: integer buffer, same length.
         for k in range(x.shape[0]):
-            v = max(x[k], lower)
+            v = min(max(x[k], lower), zero)
             n = np.floor(v * log2e + half)
             r = (v - n * ln2_hi) - n * ln2_lo
             p = coefficients[0]

@@ -67,8 +67,8 @@ def row_pass(S, g_scaled, inv_eps, log_a, shift, plan_mass, f_scaled, col_partia
     returns are the column marginal of that plan, so the marginal error comes for free.
 
     IN: S (n, K); g_scaled (K,) float64 = g / eps; inv_eps float64; log_a (n,) float64;
-        shift (n,) float64, upper bounds of ``max_k (S_ik + g_k) / eps`` (see
-        :func:`next_shift`), or (0,) to compute each row's maximum;
+        shift (n,) float64, upper bounds of ``max_k (S_ik + g_k) / eps`` (the driver
+        derives them from the previous pass), or (0,) to compute each row's maximum;
         plan_mass (n,) float64, row sums of the plan to write (``a`` for the transport
         plan, ones for per-sample codes).
     OUT: f_scaled (n,) float64 = f / eps; col_partial (n_chunks, K) float64, per-block column
@@ -104,13 +104,14 @@ def row_pass(S, g_scaled, inv_eps, log_a, shift, plan_mass, f_scaled, col_partia
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def column_logsumexp(S, f_scaled, inv_eps, col_partial, work):
-    """``lse_k = log sum_i exp(S_ik / eps + f_i / eps)``, stable for any eps.
+def column_logsumexp(S, inv_eps, col_partial, work):
+    """``lse_k = log sum_i exp(S_ik / eps)``, stable for any eps.
 
-    Two reads of ``S``: the per-column maxima, then the shifted sums. Used once per solve,
-    to start from the column update (SwAV's order) when no column potentials are given.
+    Two reads of ``S``: the per-column maxima, then the shifted sums, with the exponent
+    formed in float64 as in :func:`row_pass`. Used once per solve, to start from the
+    column update (SwAV's order) when no column potentials are given.
 
-    IN: S (n, K); f_scaled (n,) float64; inv_eps (scalar, dtype of S).
+    IN: S (n, K); inv_eps float64.
     SCRATCH: col_partial (n_chunks, K) float64; work (n_chunks, K) integer.
     Returns lse (K,) float64.
     """
@@ -120,14 +121,13 @@ def column_logsumexp(S, f_scaled, inv_eps, col_partial, work):
         acc = col_partial[c]
         acc[:] = -np.inf
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            shift = S.dtype.type(f_scaled[i])
             for k in range(K):
-                acc[k] = max(acc[k], S[i, k] * inv_eps + shift)
+                acc[k] = max(acc[k], S[i, k])
     col_max = col_partial[0].copy()
     for c in range(1, n_chunks):
         for k in range(K):
             col_max[k] = max(col_max[k], col_partial[c, k])
-    shifted_max = col_max.astype(S.dtype)
+    col_max *= inv_eps  # eps > 0: the maximum of S / eps is the maximum of S, scaled
     for c in prange(n_chunks):
         arg = np.empty_like(S[0])
         e = np.empty_like(S[0])
@@ -135,14 +135,12 @@ def column_logsumexp(S, f_scaled, inv_eps, col_partial, work):
         acc = col_partial[c]
         acc[:] = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            shift = S.dtype.type(f_scaled[i])
             for k in range(K):
-                arg[k] = (S[i, k] * inv_eps + shift) - shifted_max[k]
+                arg[k] = S[i, k] * inv_eps - col_max[k]
             exp_nonpositive(arg, e, bits)
             for k in range(K):
                 acc[k] += e[k]
-    total = col_partial.sum(axis=0)
-    return col_max + np.log(total)
+    return col_max + np.log(col_partial.sum(axis=0))
 
 
 def _serial_twin(kernel, name):

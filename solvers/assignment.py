@@ -23,13 +23,14 @@ def target_sizes(n, proportions):
 
 
 @njit(cache=True)
-def _greedy_round(scores, sizes, n_spare, order):  # pragma: no cover - compiled
+def _greedy_round(scores, sizes, n_spare, spare_free, order):  # pragma: no cover - compiled
     # IN: scores (n, K), higher is better; sizes (K,) guaranteed places, summing to
-    #     n - n_spare; n_spare places that any cluster may take, at most one each;
-    #     order (n,) the visiting order.  OUT: labels (n,)
+    #     n - n_spare; n_spare places, at most one each for the clusters where spare_free
+    #     (K,) is True (at least n_spare of them); order (n,) the visiting order.
+    # OUT: labels (n,)
     n, K = scores.shape
     remaining = sizes.copy()
-    spare_free = np.ones(K, dtype=np.bool_)
+    spare_free = spare_free.copy()
     labels = np.full(n, -1, dtype=np.int64)
     deferred = np.empty(n, dtype=np.int64)
     n_deferred = 0
@@ -79,19 +80,24 @@ def round_to_sizes(scores, sizes):
     sizes = np.asarray(sizes, dtype=np.int64)
     if int(sizes.sum()) != scores.shape[0]:
         raise ValueError(f"sizes sum to {int(sizes.sum())}, not to the {scores.shape[0]} samples")
-    return _greedy_round(scores, sizes, 0, _confidence_order(scores))
+    no_spare = np.zeros(sizes.shape[0], dtype=np.bool_)
+    return _greedy_round(scores, sizes, 0, no_spare, _confidence_order(scores))
 
 
 def round_to_proportions(scores, proportions):
-    """Greedy labels with cluster ``k`` holding ``floor(n p_k)`` or ``floor(n p_k) + 1``
-    samples.
+    """Greedy labels with cluster ``k`` holding ``floor(n p_k)`` or ``ceil(n p_k)`` samples.
 
     Each cluster has ``floor(n p_k)`` guaranteed places; the ``n - sum_k floor(n p_k)``
-    places left over go to the clusters the samples prefer, one at most per cluster, so
-    every size is within one of ``n p_k`` and a batch of one sample gets its best cluster.
-    Visiting order and deferral as in :func:`round_to_sizes`.
+    places left over go to the clusters the samples prefer among those whose ``n p_k`` is
+    fractional, one at most per cluster, so every size is strictly within one of
+    ``n p_k``. Visiting order and deferral as in :func:`round_to_sizes`.
     """
     scores = np.ascontiguousarray(scores)
-    n = scores.shape[0]
-    sizes = np.floor(n * np.asarray(proportions, dtype=np.float64)).astype(np.int64)
-    return _greedy_round(scores, sizes, n - int(sizes.sum()), _confidence_order(scores))
+    proportions = np.asarray(proportions, dtype=np.float64)
+    if abs(proportions.sum() - 1.0) > 1e-6 or np.any(proportions < 0):
+        raise ValueError("proportions must be nonnegative and sum to 1.")
+    ideal = scores.shape[0] * (proportions / proportions.sum())
+    sizes = np.floor(ideal + 1e-9).astype(np.int64)  # 1e-9: 0.3 * 10 is 3, not 2.99..
+    fractional = ideal - sizes > 1e-9
+    n_spare = scores.shape[0] - int(sizes.sum())
+    return _greedy_round(scores, sizes, n_spare, fractional, _confidence_order(scores))

@@ -101,10 +101,8 @@ class _NumbaPasses:
         self.work = np.empty((n_chunks, K), dtype=work_dtype(S.dtype))
         self.f_scaled = np.empty(n)
 
-    def column_lse(self, S, f_scaled, inv_eps):
-        return self.column_kernel(
-            S, f_scaled, S.dtype.type(inv_eps), self.col_partial, self.work
-        )
+    def column_lse(self, S, inv_eps):
+        return self.column_kernel(S, inv_eps, self.col_partial, self.work)
 
     def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
         _n, K = S.shape
@@ -125,12 +123,12 @@ class _ArrayAPIPasses:
     def __init__(self, xp):
         self.xp = xp
 
-    def column_lse(self, S, f_scaled, inv_eps):
+    def column_lse(self, S, inv_eps):
         xp = self.xp
-        arg = S * inv_eps + xp.astype(f_scaled, S.dtype)[:, None]
+        arg = xp.astype(S, xp.float64) * inv_eps  # float64, as in the CPU kernel
         col_max = xp.max(arg, axis=0)
-        total = xp.sum(xp.exp(arg - col_max[None, :]), axis=0, dtype=xp.float64)
-        return xp.astype(col_max, xp.float64) + xp.log(total)
+        e = xp.exp(xp.astype(arg - col_max[None, :], S.dtype))
+        return col_max + xp.log(xp.sum(e, axis=0, dtype=xp.float64))
 
     def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
         # the row maxima are cheap here: ``shift`` (a CPU-kernel optimisation) is unused
@@ -154,6 +152,8 @@ def _eps_schedule(eps, spread, factor=0.5):
     """Warm-up eps values from the score spread down towards ``eps`` (epsilon scaling)."""
     stages = []
     current = spread
+    if not math.isfinite(spread):
+        return stages
     while current > eps:
         stages.append(current)
         current *= factor
@@ -169,21 +169,16 @@ class _SinkhornLoop:
         n, K = scores.shape
         self.log_a = _log_marginal(self.xp, a, n)
         self.log_b = _log_marginal(self.xp, b, K)
+        self.b = self.xp.exp(self.log_b)
         self.passes = (
             _NumbaPasses(scores) if is_numpy_namespace(self.xp) else _ArrayAPIPasses(self.xp)
         )
         self.callback = callback
         self.errors = []
 
-    def column_error(self, col_sum):
-        xp = self.xp
-        return float(xp.max(xp.abs(xp.exp(xp.log(col_sum) - self.log_b) - 1.0)))
-
     def initial_g(self, eps):
         """Column update from ``f = 0``: SwAV's first normalisation."""
-        xp = self.xp
-        zero = xp.zeros(self.scores.shape[0], dtype=xp.float64, device=device(self.scores))
-        return eps * (self.log_b - self.passes.column_lse(self.scores, zero, 1.0 / eps))
+        return eps * (self.log_b - self.passes.column_lse(self.scores, 1.0 / eps))
 
     def plan(self, g, f_scaled, eps, plan_mass):
         """The plan of potentials ``(f, g)``; ``f`` gives each row's exact log-sum-exp."""
@@ -197,39 +192,57 @@ class _SinkhornLoop:
 
         ``plan_mass`` writes the plan during the last allowed iteration. Returns
         ``(g, f_scaled, plan, error)``: the row potentials, the plan and the error all
-        belong to the column potentials ``g`` returned.
+        belong to the column potentials ``g`` returned. If an iterate turns non-finite,
+        the last finite one is returned with a ``RuntimeWarning``.
         """
         xp = self.xp
         inv_eps = 1.0 / eps
         if g is None:
             g = self.initial_g(eps)
         shift = None  # the first pass at a new eps finds each row's maximum
+        state = None
         for it in range(max_iter):
             last = it == max_iter - 1
             f_scaled, col_sum, plan = self.passes.row_pass(
                 self.scores, g * inv_eps, inv_eps, self.log_a, shift,
                 plan_mass if last else None,
             )
-            error = self.column_error(col_sum)
+            if not (_all_finite(xp, f_scaled) and _all_finite(xp, col_sum)):
+                self._warn_non_finite()
+                break
+            error = float(xp.max(xp.abs(col_sum / self.b - 1.0)))
+            state = (g, f_scaled, plan, error)
             self.errors.append(error)
             if self.callback is not None:
                 self.callback(len(self.errors), error)
             if error <= tol or last:
                 break
             g_new = g + eps * (self.log_b - xp.log(xp.maximum(col_sum, 1e-300)))
-            if not bool(xp.all(xp.isfinite(g_new))):
-                warnings.warn(
-                    f"Sinkhorn iterate became non-finite at iteration {len(self.errors)}; "
-                    "returning the last finite iterate.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
+            if not _all_finite(xp, g_new):
+                self._warn_non_finite()
                 break
             # logsumexp_k((S_ik + g_k) / eps) grows by at most max_k(dg_k) / eps: a safe
             # shift for the next pass that needs no row maximum
             shift = (self.log_a - f_scaled) + float(xp.max(g_new - g)) * inv_eps
             g = g_new
-        return g, f_scaled, plan, error
+        if state is None:
+            raise FloatingPointError(
+                f"the first Sinkhorn pass at eps={eps:g} is not finite: eps is too small "
+                "for the range of the scores"
+            )
+        return state
+
+    def _warn_non_finite(self):
+        warnings.warn(
+            f"Sinkhorn iterate became non-finite after {len(self.errors)} iterations; "
+            "returning the last finite iterate.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+
+
+def _all_finite(xp, x):
+    return bool(xp.all(xp.isfinite(x)))
 
 
 def sinkhorn(
@@ -289,7 +302,7 @@ def sinkhorn(
     g = init
     if n_iter is None:
         if eps_scaling and init is None:
-            spread = float(xp.max(scores) - xp.min(scores))
+            spread = float(xp.max(scores)) - float(xp.min(scores))
             for stage_eps in _eps_schedule(eps, spread):
                 if len(loop.errors) >= max_iter - 1:
                     break

