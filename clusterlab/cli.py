@@ -12,7 +12,7 @@ def _demo(args):
 
     if not args.json:
         print("Running every clusterlab estimator on bundled real data "
-              "(first run compiles the Numba kernels)...", file=sys.stderr, flush=True)
+              "(the first run compiles the Numba kernels)...", file=sys.stderr, flush=True)
     report = run_demo(seed=args.seed)
     if args.json:
         print(json.dumps(report, indent=2))
