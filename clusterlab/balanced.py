@@ -49,6 +49,20 @@ def _progress_printer(verbose, label):
     return report
 
 
+def _check_solver_arguments(scores, eps, tol, max_iter, n_iter):
+    """The checks every Sinkhorn entry point shares; returns them validated."""
+    scores = check_float_matrix(scores, "scores")
+    eps = check_positive(eps, "eps")
+    check_score_range(scores, eps)
+    return (
+        scores,
+        eps,
+        check_positive(tol, "tol"),
+        check_count(max_iter, "max_iter"),
+        check_count(n_iter, "n_iter", allow_none=True),
+    )
+
+
 def _warn_not_converged(result, tol, what="sinkhorn"):
     warnings.warn(
         f"{what} did not reach tol={tol:g} in {result.n_iter} iterations "
@@ -124,14 +138,11 @@ def sinkhorn(
     >>> bool(np.allclose(result.plan.sum(axis=0), 1 / 3, rtol=1e-6))  # equal loads
     True
     """
-    scores = check_float_matrix(scores, "scores")
+    scores, eps, tol, max_iter, n_iter = _check_solver_arguments(
+        scores, eps, tol, max_iter, n_iter
+    )
     xp = get_namespace(scores)
     n, K = scores.shape
-    eps = check_positive(eps, "eps")
-    check_score_range(scores, eps)
-    tol = check_positive(tol, "tol")
-    max_iter = check_count(max_iter, "max_iter")
-    n_iter = check_count(n_iter, "n_iter", allow_none=True)
     a = check_marginal(a, n, "a", xp)
     b = check_marginal(b, K, "b", xp)
     if init is not None:
@@ -193,12 +204,9 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     >>> np.allclose(codes.sum(axis=1), 1.0)
     True
     """
-    scores = check_float_matrix(scores, "scores")
-    eps = check_positive(eps, "eps")
-    check_score_range(scores, eps)
-    n_iter = check_count(n_iter, "n_iter", allow_none=True)
-    tol = check_positive(tol, "tol")
-    max_iter = check_count(max_iter, "max_iter")
+    scores, eps, tol, max_iter, n_iter = _check_solver_arguments(
+        scores, eps, tol, max_iter, n_iter
+    )
     codes, result = _sk.sinkhorn_codes(
         scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter
     )

@@ -1,10 +1,11 @@
 """Numba kernels for the log-domain Sinkhorn passes (CPU backend of :mod:`.sinkhorn`).
 
 Notation: scores ``S`` (n x K), potentials in units of ``eps`` (``f / eps``, ``g / eps``),
-plan ``Q_ik = exp(S_ik / eps + f_i / eps + g_k / eps)``. Each kernel reads ``S`` once
-from memory: rows are split into ``n_chunks`` contiguous blocks processed in parallel,
-each block writing only its own row of the ``(n_chunks, K)`` partial buffers, which the
-caller reduces. Sums accumulate in float64 whatever the dtype of ``S``.
+plan ``Q_ik = exp(S_ik / eps + f_i / eps + g_k / eps)``. :func:`row_pass`, the kernel of
+every iteration, reads ``S`` once from memory. Rows are split into ``n_chunks`` contiguous
+blocks processed in parallel, each block writing only its own row of the
+``(n_chunks, K)`` partial buffers, which the caller reduces. Sums accumulate in float64
+whatever the dtype of ``S``.
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ _TINY_TOTAL = 1e-20
 
 # Helpers are inlined: a call that passes arrays costs more than a short row's work.
 @njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _row_max(row, g_scaled, inv_eps):
-    """``max_k row_k / eps + g_k / eps``; 16 independent lanes break the dependency chain."""
+def _row_max(row, g_scaled, inv_eps, lanes):
+    """``max_k row_k / eps + g_k / eps``; 16 independent lanes break the dependency chain.
+
+    ``lanes``: scratch of 16 float64, allocated once per block by the caller.
+    """
     K = row.shape[0]
-    lanes = np.full(16, -np.inf)
+    lanes[:] = -np.inf
     K16 = K - K % 16
     for k0 in range(0, K16, 16):
         for j in range(16):
@@ -82,15 +86,16 @@ def row_pass(S, g_scaled, inv_eps, log_a, shift, plan_mass, f_scaled, col_partia
     for c in prange(n_chunks):
         arg = np.empty_like(S[0])
         e = np.empty_like(S[0])
+        lanes = np.empty(16)
         bits = work[c]
         acc = col_partial[c]
         acc[:] = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             row = S[i]
-            row_shift = shift[i] if have_shift else _row_max(row, g_scaled, inv_eps)
+            row_shift = shift[i] if have_shift else _row_max(row, g_scaled, inv_eps, lanes)
             total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, bits)
             if total < _TINY_TOTAL:  # the bound was too loose: use the exact maximum
-                row_shift = _row_max(row, g_scaled, inv_eps)
+                row_shift = _row_max(row, g_scaled, inv_eps, lanes)
                 total = _shifted_exp(row, g_scaled, inv_eps, row_shift, arg, e, bits)
             # f_i = eps log a_i - eps logsumexp_k((S_ik + g_k) / eps)
             f_scaled[i] = log_a[i] - row_shift - math.log(total)

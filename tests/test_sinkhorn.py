@@ -96,16 +96,23 @@ def test_not_converging_warns_with_the_numbers(scores):
     assert not result.converged
 
 
-def test_serial_and_parallel_kernels_agree():
-    S = cosine_scores(800, 300, seed=9, dtype=np.float32)  # above the threading threshold
-    threaded = solver.sinkhorn(S, 0.05, n_iter=5)
-    old = solver._PARALLEL_MIN_SIZE
-    solver._PARALLEL_MIN_SIZE = 10**12
-    try:
-        serial = solver.sinkhorn(S, 0.05, n_iter=5)
-    finally:
-        solver._PARALLEL_MIN_SIZE = old
-    np.testing.assert_allclose(threaded.plan, serial.plan, rtol=1e-5, atol=1e-12)
+def test_threaded_and_serial_kernels_agree():
+    """The prange kernel over several blocks against its serial twin over one."""
+    from clusterlab.solvers import _sinkhorn_kernels as kernels
+    from clusterlab.solvers._fastexp import work_dtype
+
+    S = cosine_scores(801, 300, seed=9, dtype=np.float32)
+    n, K = S.shape
+    g_scaled = np.random.default_rng(0).normal(size=K)
+    log_a = np.full(n, -np.log(n))
+    outputs = []
+    for kernel, n_chunks in ((kernels.row_pass, 7), (kernels.row_pass_serial, 1)):
+        f_scaled, partial, plan = np.empty(n), np.empty((n_chunks, K)), np.empty_like(S)
+        work = np.empty((n_chunks, K), work_dtype(S.dtype))
+        kernel(S, g_scaled, 20.0, log_a, np.empty(0), np.ones(n), f_scaled, partial, plan, work)
+        outputs.append((f_scaled, partial.sum(axis=0), plan))
+    for threaded, serial in zip(*outputs, strict=True):
+        np.testing.assert_allclose(threaded, serial, rtol=1e-12)
 
 
 def test_non_finite_iterate_is_rolled_back(monkeypatch, scores):
