@@ -104,3 +104,32 @@ def check_n_clusters(n_clusters, n_samples):
 def _check_finite(xp, X, name):
     if not bool(xp.all(xp.isfinite(X))):
         raise ValueError(f"{name} contains NaN or infinity.")
+
+
+def check_partial_labels(y, n_samples, *, n_classes=None, name="y"):
+    """Integer labels with -1 for unlabeled samples, as an int64 array (None: all -1).
+
+    With ``n_classes``, labels must lie in ``[0, n_classes)``.
+    """
+    if y is None:
+        return np.full(n_samples, -1, dtype=np.int64)
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n_samples:
+        raise ValueError(
+            f"{name} must be a 1-D array of length {n_samples}, got shape {y.shape}."
+        )
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must hold integer labels (-1 for unlabeled), got dtype {y.dtype}."
+        )
+    y = y.astype(np.int64)
+    if np.any(y < -1):
+        raise ValueError(f"{name} has labels below -1; use -1 for unlabeled samples.")
+    if n_classes is not None and np.any(y >= n_classes):
+        raise ValueError(
+            f"{name} has labels >= n_clusters={n_classes}; labels must lie in "
+            f"[0, {n_classes}) or be -1."
+        )
+    return y

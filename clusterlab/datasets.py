@@ -5,10 +5,13 @@ Nothing is downloaded: every loader reads data bundled with a dependency.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sklearn import datasets as _sk
+from sklearn.utils import check_random_state
 
-__all__ = ["DATASETS", "load_dataset"]
+__all__ = ["DATASETS", "FewShotTasks", "fewshot_tasks", "load_dataset"]
 
 _LOADERS = {
     "digits": _sk.load_digits,  # 1797 8x8 handwritten digits, 10 classes (UCI)
@@ -60,3 +63,83 @@ def load_dataset(name, *, preprocessing=None, dtype=np.float64):
             f"preprocessing must be None, 'standardize' or 'l2', got {preprocessing!r}."
         )
     return np.ascontiguousarray(X, dtype=dtype), y.astype(np.int64)
+
+
+@dataclass(frozen=True)
+class FewShotTasks:
+    """Few-shot tasks stacked along axis 0; labels are the original class labels.
+
+    Within a task, samples are grouped by class in the order of ``classes``.
+
+    Attributes
+    ----------
+    X_support : ndarray of shape (n_tasks, n_way * n_shot, n_features)
+    y_support : ndarray of shape (n_tasks, n_way * n_shot)
+    X_query : ndarray of shape (n_tasks, n_way * n_query, n_features)
+    y_query : ndarray of shape (n_tasks, n_way * n_query)
+    classes : ndarray of shape (n_tasks, n_way)
+    """
+
+    X_support: np.ndarray
+    y_support: np.ndarray
+    X_query: np.ndarray
+    y_query: np.ndarray
+    classes: np.ndarray
+
+
+def fewshot_tasks(X, y, *, n_way=5, n_shot=1, n_query=15, n_tasks=1000, random_state=None):
+    """Sample N-way K-shot tasks from a labeled feature matrix.
+
+    Each task draws ``n_way`` distinct classes among those with at least
+    ``n_shot + n_query`` samples, then ``n_shot`` support and ``n_query`` query samples of
+    each class without replacement (the episode protocol of SimpleShot and its
+    successors). Restrict ``X, y`` to the novel classes before calling.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+    n_way, n_shot, n_query, n_tasks : int
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    FewShotTasks
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import fewshot_tasks, load_dataset
+    >>> X, y = load_dataset("digits")
+    >>> tasks = fewshot_tasks(X, y, n_way=5, n_shot=1, n_query=15, n_tasks=3, random_state=0)
+    >>> tasks.X_support.shape, tasks.X_query.shape
+    ((3, 5, 64), (3, 75, 64))
+    """
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X must be 2-D with one label per row, got {X.shape} and {y.shape}.")
+    for name, value in (("n_way", n_way), ("n_shot", n_shot), ("n_query", n_query),
+                        ("n_tasks", n_tasks)):
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+    per_task = n_shot + n_query
+    labels, counts = np.unique(y, return_counts=True)
+    eligible = labels[counts >= per_task]
+    if eligible.size < n_way:
+        raise ValueError(
+            f"n_way={n_way} classes are needed but only {eligible.size} classes have "
+            f"n_shot + n_query = {per_task} samples or more."
+        )
+    rng = check_random_state(random_state)
+    # Classes of each task: the first n_way of a random permutation of the eligible ones.
+    chosen = rng.random_sample((n_tasks, eligible.size)).argsort(axis=1)[:, :n_way]
+    classes = eligible[chosen]
+    picks = np.empty((n_tasks, n_way, per_task), dtype=np.int64)
+    for c, label in enumerate(eligible):
+        members = np.flatnonzero(y == label)
+        task_idx, way_idx = np.nonzero(chosen == c)
+        order = rng.random_sample((task_idx.size, members.size)).argsort(axis=1)
+        picks[task_idx, way_idx] = members[order[:, :per_task]]
+    support = picks[:, :, :n_shot].reshape(n_tasks, -1)
+    query = picks[:, :, n_shot:].reshape(n_tasks, -1)
+    return FewShotTasks(X[support], y[support], X[query], y[query], classes)

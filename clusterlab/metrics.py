@@ -7,13 +7,17 @@ this module adds the accuracy under the best one-to-one matching of clusters to 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 __all__ = [
+    "FewShotScore",
     "adjusted_rand_score",
     "clustering_accuracy",
+    "evaluate_fewshot",
     "misclustering_error",
     "normalized_mutual_info_score",
 ]
@@ -67,3 +71,54 @@ def misclustering_error(y_true, y_pred):
     0.25
     """
     return 1.0 - clustering_accuracy(y_true, y_pred)
+
+
+@dataclass(frozen=True)
+class FewShotScore:
+    """Accuracy over few-shot tasks.
+
+    Attributes
+    ----------
+    accuracy : float
+        Mean over tasks of the fraction of queries classified correctly.
+    ci95 : float
+        Half-width of the 95% confidence interval, ``1.96 std / sqrt(n_tasks)``.
+    task_accuracies : ndarray of shape (n_tasks,)
+    """
+
+    accuracy: float
+    ci95: float
+    task_accuracies: np.ndarray
+
+    def __str__(self):
+        return f"{100 * self.accuracy:.2f} +- {100 * self.ci95:.2f} %"
+
+
+def evaluate_fewshot(y_true, y_pred):
+    """Mean query accuracy over tasks and its 95% interval, as few-shot papers report it.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n_tasks, n_query)
+
+    Returns
+    -------
+    FewShotScore
+
+    Examples
+    --------
+    >>> from clusterlab.metrics import evaluate_fewshot
+    >>> score = evaluate_fewshot([[0, 1], [0, 1]], [[0, 1], [1, 1]])
+    >>> score.accuracy, str(score)
+    (0.75, '75.00 +- 34.65 %')
+    """
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(y_pred)
+    if y_true.ndim != 2 or y_true.shape != y_pred.shape or y_true.size == 0:
+        raise ValueError(
+            "y_true and y_pred must be non-empty arrays of the same shape (n_tasks, n_query), "
+            f"got {y_true.shape} and {y_pred.shape}."
+        )
+    per_task = (y_true == y_pred).mean(axis=1)
+    ci95 = 1.96 * per_task.std() / np.sqrt(per_task.shape[0])
+    return FewShotScore(float(per_task.mean()), float(ci95), per_task)

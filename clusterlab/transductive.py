@@ -1,0 +1,467 @@
+"""Laplacian-regularised clustering and transductive few-shot inference.
+
+Both estimators minimise, over soft assignments ``Z`` and prototypes ``M``,
+
+    sum_p sum_l z_pl f(x_p, m_l) - lam / 2 sum_{p,q} w_pq z_p.z_q + sum_p z_p.log z_p
+
+with ``W`` a symmetric kNN affinity and labeled points clamped to their label (Ziko et al.,
+"Scalable Laplacian K-modes", 2018; "Laplacian regularized few-shot learning", 2020;
+"Transductive few-shot learning: clustering is all you need?", 2021). The solver is the
+bound optimizer of :mod:`clusterlab.solvers.bound`: every point's assignment is updated in
+parallel, then the prototypes are recomputed from the hard labels.
+
+- :class:`LaplacianKMeans` clusters one feature matrix, optionally with some labels.
+- :class:`TransductiveFewShot` classifies the query set of a few-shot task jointly, from a
+  labeled support set; :meth:`TransductiveFewShot.predict_tasks` runs thousands of tasks
+  as one batched problem.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin
+from sklearn.cluster import KMeans, kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from clusterlab._validation import check_n_clusters, check_partial_labels
+from clusterlab.solvers.bound import fit_prototypes
+from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, knn_affinity
+from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
+
+__all__ = ["LaplacianKMeans", "TransductiveFewShot"]
+
+_COMMON_CONSTRAINTS = {
+    "lam": [Interval(Real, 0, None, closed="left")],
+    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "weights": [StrOptions(set(WEIGHTS))],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "max_bound_iter": [Interval(Integral, 1, None, closed="left")],
+}
+
+
+def _check_neighbors(n_neighbors, n_points, what):
+    if n_neighbors >= n_points:
+        raise ValueError(
+            f"n_neighbors={n_neighbors} must be smaller than the number of {what} "
+            f"({n_points}): a point is not its own neighbour."
+        )
+
+
+def _nearest(X, centers):
+    """Index of the nearest centre of each row."""
+    return squared_distances(X[None], centers[None])[0].argmin(axis=1)
+
+
+class LaplacianKMeans(ClusterMixin, BaseEstimator):
+    """K-means (or K-modes) with Laplacian regularisation over a kNN graph.
+
+    Neighbouring points are pulled towards the same cluster: the objective adds
+    ``-lam / 2 sum_pq w_pq z_p.z_q`` to the soft K-means cost, and the bound optimizer
+    updates every point's assignment in parallel (Ziko et al., 2018). Points labeled in
+    ``y`` are clamped to their cluster, so the same estimator does semi-supervised
+    clustering.
+
+    The squared distances are divided by ``sigma^2``, the mean squared distance between
+    neighbours, so ``lam`` and the softness of the assignments do not depend on the scale
+    of ``X``.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+    lam : float, default=1.0
+        Weight of the Laplacian term; 0 gives soft K-means with hard-label prototype updates.
+    n_neighbors : int, default=10
+        Neighbours per point in the affinity (the point itself not counted).
+    weights : {"binary", "gaussian"}, default="binary"
+        Affinity weights; Gaussian ones use ``sigma^2`` as the bandwidth.
+    prototypes : {"means", "modes", "members"}, default="means"
+        "means": K-means costs ``||x - m||^2``. "modes": K-modes costs
+        ``-exp(-||x - m||^2 / (2 sigma^2))`` with mean-shift modes. "members": the same
+        costs, each prototype the member with the largest assignment.
+    init : {"kmeans", "k-means++"} or array-like of shape (n_clusters, n_features), \
+default="kmeans"
+        Initial prototypes: the centres of one scikit-learn :class:`~sklearn.cluster.KMeans`
+        run (k-means++ seeding), or the k-means++ seeds alone. With labels, a labeled
+        cluster starts at its labeled points' mean and only the others are initialised
+        this way, from the unlabeled points.
+    max_iter : int, default=100
+        Most rounds of (bound iterations, prototype update).
+    tol : float, default=1e-6
+        Relative energy change that ends the bound iterations of a round.
+    max_bound_iter : int, default=1000
+        Most bound iterations per round.
+    random_state : int, RandomState instance or None, default=None
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    assignments_ : ndarray of shape (n_samples, n_clusters)
+        Soft assignments ``Z`` of the last round.
+    energy_history_ : ndarray of shape (n_iter_,)
+        Relaxed energy at the end of each round's bound iterations.
+    n_iter_ : int
+        Rounds run.
+    converged_ : bool
+        Whether the hard labels stopped changing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.transductive import LaplacianKMeans
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 0.3, (20, 2)), rng.normal(3, 0.3, (20, 2))])
+    >>> model = LaplacianKMeans(n_clusters=2, random_state=0).fit(X)
+    >>> np.bincount(model.labels_).tolist()
+    [20, 20]
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        **_COMMON_CONSTRAINTS,
+        "prototypes": [StrOptions({"means", "modes", "members"})],
+        "init": [StrOptions({"kmeans", "k-means++"}), "array-like"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_clusters=8, *, lam=1.0, n_neighbors=10, weights="binary",
+                 prototypes="means", init="kmeans", max_iter=100, tol=1e-6,
+                 max_bound_iter=1000, random_state=None):
+        self.n_clusters = n_clusters
+        self.lam = lam
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.prototypes = prototypes
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_bound_iter = max_bound_iter
+        self.random_state = random_state
+
+    def _initial_prototypes(self, X, clamp, rng):
+        if not isinstance(self.init, str):
+            init = np.asarray(self.init, dtype=X.dtype)
+            if init.shape != (self.n_clusters, X.shape[1]):
+                raise ValueError(
+                    f"init must have shape ({self.n_clusters}, {X.shape[1]}), "
+                    f"got {init.shape}."
+                )
+            return init
+        centers = np.empty((self.n_clusters, X.shape[1]), dtype=X.dtype)
+        seeded = np.zeros(self.n_clusters, dtype=bool)
+        for label in np.unique(clamp[clamp >= 0]):
+            centers[label] = X[clamp == label].mean(axis=0)
+            seeded[label] = True
+        missing = np.flatnonzero(~seeded)
+        if missing.size:
+            pool = X[clamp < 0]
+            if pool.shape[0] < missing.size:
+                raise ValueError(
+                    f"{missing.size} clusters have no labeled points but only "
+                    f"{pool.shape[0]} samples are unlabeled."
+                )
+            seed = rng.randint(np.iinfo(np.int32).max)
+            if self.init == "kmeans":
+                kmeans = KMeans(missing.size, n_init=1, random_state=seed).fit(pool)
+                centers[missing] = kmeans.cluster_centers_
+            else:
+                centers[missing], _ = kmeans_plusplus(pool, missing.size, random_state=seed)
+        return centers
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Cluster ``X``; ``y`` may give labels in ``[0, n_clusters)``, -1 for unlabeled.
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        n_samples = X.shape[0]
+        check_n_clusters(self.n_clusters, n_samples)
+        _check_neighbors(self.n_neighbors, n_samples, "samples")
+        clamp = check_partial_labels(y, n_samples, n_classes=self.n_clusters)
+        rng = check_random_state(self.random_state)
+
+        graph = knn_affinity(X, self.n_neighbors, weights=self.weights)
+        sigma2 = graph.sigma2
+        scale = np.where(sigma2 > 0, sigma2, 1.0)
+        centers = self._initial_prototypes(X, clamp, rng)
+        result = fit_prototypes(
+            X[None], graph.affinity, self.lam, centers[None], clamp=clamp[None],
+            kind=self.prototypes, sigma2=scale, cost_scale=scale if self.prototypes == "means"
+            else None, max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
+        )
+        self.labels_ = result.labels[0]
+        self.cluster_centers_ = result.prototypes[0]
+        self.assignments_ = result.assignments[0]
+        self.energy_history_ = result.energy_history[:, 0]
+        self.n_iter_ = int(result.n_iter[0])
+        self.converged_ = bool(result.converged[0])
+        if result.empty_cluster[0]:
+            warnings.warn(
+                f"A cluster lost all its points in round {self.n_iter_}; LaplacianKMeans "
+                "stopped with the labels of the previous round. Try a smaller lam or "
+                "fewer clusters.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        elif not self.converged_:
+            warnings.warn(
+                f"LaplacianKMeans' labels were still changing after max_iter={self.max_iter} "
+                "rounds; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def predict(self, X):
+        """Nearest prototype of each sample (the unary term alone: new samples have no
+        neighbours in the fitted graph)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return _nearest(X, self.cluster_centers_.astype(X.dtype, copy=False))
+
+
+def _l2_normalise(X):
+    norms = np.linalg.norm(X, axis=-1, keepdims=True)
+    return X / np.where(norms > 0, norms, 1.0)
+
+
+def _encode_task_labels(support_y):
+    """Per-task class codes 0..n_way-1 and the classes, for labels of shape (T, s)."""
+    order = np.argsort(support_y, axis=1, kind="stable")
+    ordered = np.take_along_axis(support_y, order, axis=1)
+    new_class = np.diff(ordered, axis=1, prepend=ordered[:, :1] - 1) != 0
+    n_way = new_class.sum(axis=1)
+    if np.any(n_way != n_way[0]):
+        raise ValueError("Every task must have the same number of classes in its support set.")
+    codes = np.empty_like(support_y)
+    np.put_along_axis(codes, order, np.cumsum(new_class, axis=1) - 1, axis=1)
+    classes = ordered[new_class].reshape(support_y.shape[0], n_way[0])
+    return codes, classes
+
+
+class TransductiveFewShot(ClassifierMixin, BaseEstimator):
+    """Few-shot classification that infers all queries of a task jointly.
+
+    The support samples are clamped to their classes, the queries are assigned by the
+    bound optimizer on a kNN graph over support and queries together, and the class
+    prototypes are re-estimated from the hard labels (Ziko et al., 2020; 2021). The
+    baselines of the literature are parameter settings of the same estimator:
+
+    ======================  =====================  =======
+    method                  ``prototypes``         ``lam``
+    ======================  =====================  =======
+    SimpleShot              ``"fixed"``            0
+    LaplacianShot           ``"fixed"``            > 0
+    K-means, clamped        ``"means"``            0
+    Laplacian K-means       ``"means"``            > 0
+    Laplacian K-modes       ``"modes"``            > 0
+    ======================  =====================  =======
+
+    Parameters
+    ----------
+    lam : float, default=0.7
+        Weight of the Laplacian term (the costs are not rescaled: squared distances of
+        the preprocessed features, as in the papers).
+    n_neighbors : int, default=3
+        Neighbours per point in each task's affinity (the point itself not counted).
+    weights : {"binary", "gaussian"}, default="binary"
+    prototypes : {"means", "modes", "members", "fixed"}, default="means"
+        "fixed" keeps the support means (SimpleShot, LaplacianShot).
+    preprocessing : {"cl2n", "l2n"} or None, default="cl2n"
+        "cl2n": subtract ``base_mean`` then scale every sample to unit norm; "l2n": unit
+        norm only.
+    base_mean : array-like of shape (n_features,) or None, default=None
+        Mean feature of the base (training) classes, for "cl2n". None uses the mean of
+        each task's support and query samples.
+    shift_queries : bool, default=True
+        Add ``mean(support) - mean(queries)`` to the queries after preprocessing.
+    max_iter, tol, max_bound_iter
+        As in :class:`LaplacianKMeans`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_way,)
+    support_ : ndarray of shape (n_support, n_features)
+    n_iter_ : int
+        Rounds run by the last single-task prediction.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.transductive import TransductiveFewShot
+    >>> rng = np.random.default_rng(0)
+    >>> centers = np.eye(3) * 4
+    >>> support = centers + rng.normal(0, 0.5, (3, 3))
+    >>> queries = np.repeat(centers, 5, axis=0) + rng.normal(0, 0.5, (15, 3))
+    >>> model = TransductiveFewShot(preprocessing=None).fit(support, [7, 8, 9])
+    >>> model.predict(queries).tolist() == [7] * 5 + [8] * 5 + [9] * 5
+    True
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        **_COMMON_CONSTRAINTS,
+        "prototypes": [StrOptions(set(PROTOTYPES))],
+        "preprocessing": [StrOptions({"cl2n", "l2n"}), None],
+        "base_mean": ["array-like", None],
+        "shift_queries": ["boolean"],
+    }
+
+    def __init__(self, *, lam=0.7, n_neighbors=3, weights="binary", prototypes="means",
+                 preprocessing="cl2n", base_mean=None, shift_queries=True, max_iter=100,
+                 tol=1e-6, max_bound_iter=1000):
+        self.lam = lam
+        self.n_neighbors = n_neighbors
+        self.weights = weights
+        self.prototypes = prototypes
+        self.preprocessing = preprocessing
+        self.base_mean = base_mean
+        self.shift_queries = shift_queries
+        self.max_iter = max_iter
+        self.tol = tol
+        self.max_bound_iter = max_bound_iter
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Store the support set ``X`` with its labels ``y`` (every sample labeled)."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        y = check_partial_labels(y, X.shape[0], name="y_support")
+        if np.any(y < 0):
+            raise ValueError("Every support sample needs a label; -1 is not allowed in y.")
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.support_ = X
+        self._support_codes = codes
+        return self
+
+    def _preprocess(self, support, queries):
+        if self.preprocessing == "cl2n":
+            if self.base_mean is None:
+                center = np.concatenate([support, queries], axis=1).mean(axis=1, keepdims=True)
+            else:
+                center = np.asarray(self.base_mean, dtype=support.dtype)
+                if center.shape != (support.shape[2],):
+                    raise ValueError(
+                        f"base_mean must have shape ({support.shape[2]},), got {center.shape}."
+                    )
+            support, queries = support - center, queries - center
+        if self.preprocessing in ("cl2n", "l2n"):
+            support, queries = _l2_normalise(support), _l2_normalise(queries)
+        if self.shift_queries:
+            queries = queries + (support.mean(axis=1, keepdims=True)
+                                 - queries.mean(axis=1, keepdims=True))
+        return support, queries
+
+    def _infer(self, support, codes, queries, n_way):
+        """Soft assignments (T, n_query, n_way) and the solver result for stacked tasks."""
+        support, queries = self._preprocess(support, queries)
+        points = np.ascontiguousarray(np.concatenate([support, queries], axis=1))
+        n_tasks, n_points, _ = points.shape
+        n_support = support.shape[1]
+        clamp = np.concatenate([codes, np.full((n_tasks, queries.shape[1]), -1)], axis=1)
+        if self.lam > 0 or self.prototypes in ("modes", "members"):
+            _check_neighbors(self.n_neighbors, n_points, "samples in a task")
+            graph = batched_knn_affinity(points, self.n_neighbors, weights=self.weights)
+            affinity, sigma2 = graph.affinity, graph.sigma2
+        else:  # no pairwise term and no kernel bandwidth: the graph is not needed
+            affinity = _no_edges(n_tasks * n_points)
+            sigma2 = np.ones(n_tasks)
+        one_hot = codes[:, None, :] == np.arange(n_way)[None, :, None]
+        means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
+        result = fit_prototypes(
+            points, affinity, self.lam, means, clamp=clamp, kind=self.prototypes,
+            sigma2=np.where(sigma2 > 0, sigma2, 1.0), max_iter=self.max_iter, tol=self.tol,
+            max_bound_iter=self.max_bound_iter,
+        )
+        if not result.converged.all():
+            warnings.warn(
+                f"{np.count_nonzero(~result.converged)} of {n_tasks} tasks stopped before "
+                f"their labels settled (max_iter={self.max_iter}, or a class lost all its "
+                "points).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return result.assignments[:, n_support:], result
+
+    def predict_proba(self, X):
+        """Soft class assignments of the queries ``X``, inferred jointly."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        proba, result = self._infer(self.support_[None], self._support_codes[None], X[None],
+                                    self.classes_.shape[0])
+        self.n_iter_ = int(result.n_iter[0])
+        return proba[0]
+
+    def predict(self, X):
+        """Classes of the queries ``X``, inferred jointly."""
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def predict_proba_tasks(self, X_support, y_support, X_query):
+        """Soft assignments for many tasks at once, as one batched problem.
+
+        Parameters
+        ----------
+        X_support : array-like of shape (n_tasks, n_support, n_features)
+        y_support : array-like of shape (n_tasks, n_support)
+            Class labels; every task has the same number of classes.
+        X_query : array-like of shape (n_tasks, n_query, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_tasks, n_query, n_way)
+            Column ``j`` of task ``t`` is class ``classes[t, j]``.
+        classes : ndarray of shape (n_tasks, n_way)
+            Each task's classes, sorted.
+        """
+        self._validate_params()
+        support, y_support, queries = _check_tasks(X_support, y_support, X_query)
+        codes, classes = _encode_task_labels(y_support)
+        proba, _ = self._infer(support, codes, queries, classes.shape[1])
+        return proba, classes
+
+    def predict_tasks(self, X_support, y_support, X_query):
+        """Predicted classes of shape (n_tasks, n_query) for many tasks at once.
+
+        Equal to calling ``fit(X_support[t], y_support[t]).predict(X_query[t])`` for each
+        task ``t``, computed as one batched problem.
+        """
+        proba, classes = self.predict_proba_tasks(X_support, y_support, X_query)
+        return np.take_along_axis(classes, proba.argmax(axis=2), axis=1)
+
+
+def _no_edges(n_points):
+    return sp.csr_matrix((n_points, n_points))
+
+
+def _check_tasks(X_support, y_support, X_query):
+    support = np.asarray(X_support)
+    queries = np.asarray(X_query)
+    y_support = np.asarray(y_support)
+    for name, array in (("X_support", support), ("X_query", queries)):
+        if array.ndim != 3:
+            raise ValueError(
+                f"{name} must have shape (n_tasks, n_samples, n_features), got {array.shape}."
+            )
+        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+            raise ValueError(f"{name} must hold finite real numbers.")
+    if support.shape[0] != queries.shape[0] or support.shape[2] != queries.shape[2]:
+        raise ValueError(
+            f"X_support {support.shape} and X_query {queries.shape} disagree on the number "
+            "of tasks or features."
+        )
+    if y_support.shape != support.shape[:2] or y_support.dtype.kind not in "iu":
+        raise ValueError(
+            f"y_support must hold integer labels of shape {support.shape[:2]}, got "
+            f"{y_support.dtype} {y_support.shape}."
+        )
+    dtype = np.float32 if support.dtype == np.float32 else np.float64
+    return support.astype(dtype), y_support.astype(np.int64), queries.astype(dtype)
