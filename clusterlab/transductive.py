@@ -50,8 +50,8 @@ _COMMON_CONSTRAINTS = {
 def _check_neighbors(n_neighbors, n_points, what):
     if n_neighbors >= n_points:
         raise ValueError(
-            f"n_neighbors={n_neighbors} must be smaller than the number of {what} "
-            f"({n_points}): a point is not its own neighbour."
+            f"n_neighbors={n_neighbors} must be smaller than the number of {what}, "
+            f"n_samples={n_points}: a point is not its own neighbour."
         )
 
 

@@ -60,15 +60,22 @@ def _label_means(X, labels, point_weights, previous):
 
 
 def _mean_shift(X, labels, previous, sigma2):
-    """Mode of each label's kernel density, by mean-shift iterations from the label's mean."""
-    M = _label_means(X, labels, np.ones(labels.shape), previous)
-    scale = np.abs(M).max()
+    """Mode of each label's kernel density, by mean-shift iterations from the label's mean.
+
+    Each problem stops on its own (largest step below a fraction of its largest coordinate),
+    so a problem's result does not depend on the others solved with it.
+    """
+    M = _label_means(X, labels, np.ones(labels.shape), previous.astype(np.float64))
+    scale = np.abs(M).max(axis=(1, 2))
+    running = np.arange(X.shape[0])
     for _ in range(_MEANSHIFT_MAX_ITER):
-        own = np.take_along_axis(squared_distances(X, M), labels[:, :, None], axis=2)[:, :, 0]
-        shifted = _label_means(X, labels, _kernel(own, sigma2), M)
-        step = np.abs(shifted - M).max()
-        M = shifted
-        if step <= _MEANSHIFT_TOL * scale:
+        X_run, labels_run, M_run = X[running], labels[running], M[running]
+        own = np.take_along_axis(squared_distances(X_run, M_run), labels_run[:, :, None], axis=2)
+        shifted = _label_means(X_run, labels_run, _kernel(own[:, :, 0], sigma2[running]), M_run)
+        step = np.abs(shifted - M_run).max(axis=(1, 2))
+        M[running] = shifted
+        running = running[step > _MEANSHIFT_TOL * scale[running]]
+        if running.size == 0:
             break
     return M
 

@@ -1,0 +1,228 @@
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from clusterlab.datasets import fewshot_tasks, load_dataset
+from clusterlab.metrics import clustering_accuracy
+from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
+
+# scikit-learn's checks fit clusterers with class labels as y, after setting n_clusters=1.
+# LaplacianKMeans reads y as partial labels (clamped, -1 for unlabeled), so labels outside
+# [0, n_clusters) are rejected: these checks cannot apply. What they test with y=None is
+# covered by the tests below (pickling, dtypes, NaN, idempotence, n_features_in_).
+_Y_AS_PARTIAL_LABELS = (
+    "fits with class labels as y and n_clusters=1; y holds partial labels here"
+)
+_EXPECTED_FAILED = dict.fromkeys(
+    [
+        "check_dont_overwrite_parameters",
+        "check_estimators_dtypes",
+        "check_dtype_object",
+        "check_pipeline_consistency",
+        "check_estimators_nan_inf",
+        "check_estimators_pickle",
+        "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance",
+        "check_fit2d_1feature",
+        "check_fit_idempotent",
+        "check_fit_check_is_fitted",
+        "check_n_features_in",
+        "check_fit2d_predict1d",
+    ],
+    _Y_AS_PARTIAL_LABELS,
+)
+
+
+@parametrize_with_checks(
+    [LaplacianKMeans(n_clusters=3, n_neighbors=3, random_state=0)],
+    expected_failed_checks=lambda estimator: _EXPECTED_FAILED,
+)
+def test_scikit_learn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs(n_samples=150, centers=3, cluster_std=0.6, random_state=0)
+
+
+def test_recovers_blobs_and_predicts_fitted_points(blobs):
+    X, y = blobs
+    model = LaplacianKMeans(n_clusters=3, random_state=0).fit(X)
+    assert clustering_accuracy(y, model.labels_) > 0.95
+    assert model.converged_
+    np.testing.assert_array_equal(model.predict(X), model.labels_)
+    assert model.assignments_.shape == (150, 3)
+    np.testing.assert_allclose(model.assignments_.sum(axis=1), 1.0)
+    assert model.energy_history_.shape == (model.n_iter_,)
+    assert np.all(np.isfinite(model.energy_history_))
+
+
+def test_fit_is_deterministic_picklable_and_leaves_input_alone(blobs):
+    X, _ = blobs
+    X_before = X.copy()
+    first = LaplacianKMeans(n_clusters=3, random_state=1).fit(X)
+    second = LaplacianKMeans(n_clusters=3, random_state=1).fit(X)
+    np.testing.assert_array_equal(first.labels_, second.labels_)
+    np.testing.assert_array_equal(X, X_before)
+    restored = pickle.loads(pickle.dumps(first))
+    np.testing.assert_array_equal(restored.predict(X), first.predict(X))
+    assert first.n_features_in_ == 2
+
+
+def test_float32_input_keeps_float32_centres(blobs):
+    X, y = blobs
+    model = LaplacianKMeans(n_clusters=3, random_state=0).fit(X.astype(np.float32))
+    assert model.cluster_centers_.dtype == np.float32
+    assert clustering_accuracy(y, model.labels_) > 0.95
+
+
+def test_labeled_points_keep_their_clusters(blobs):
+    X, y = blobs
+    partial = np.full_like(y, -1)
+    partial[:10] = (y[:10] + 1) % 3  # deliberately permuted ids
+    model = LaplacianKMeans(n_clusters=3, random_state=0).fit(X, partial)
+    np.testing.assert_array_equal(model.labels_[:10], partial[:10])
+    assert clustering_accuracy(y, model.labels_) > 0.95
+
+
+@pytest.mark.parametrize("prototypes", ["modes", "members"])
+def test_kmodes_variants_recover_blobs(blobs, prototypes):
+    X, y = blobs
+    model = LaplacianKMeans(n_clusters=3, prototypes=prototypes, random_state=0).fit(X)
+    assert clustering_accuracy(y, model.labels_) > 0.95
+
+
+def test_explicit_init_and_kmeanspp(blobs):
+    X, y = blobs
+    init = KMeans(3, n_init=1, random_state=0).fit(X).cluster_centers_
+    model = LaplacianKMeans(n_clusters=3, init=init).fit(X)
+    assert clustering_accuracy(y, model.labels_) > 0.95
+    model = LaplacianKMeans(n_clusters=3, init="k-means++", random_state=0).fit(X)
+    assert clustering_accuracy(y, model.labels_) > 0.9
+    with pytest.raises(ValueError, match="init must have shape"):
+        LaplacianKMeans(n_clusters=3, init=init[:2]).fit(X)
+
+
+def test_empty_cluster_warns_and_returns_finite_labels():
+    rng = np.random.default_rng(8)
+    X = np.concatenate([rng.normal(0, 0.1, (30, 2)), [[1.0, 0.0]]])
+    model = LaplacianKMeans(n_clusters=2, lam=1e4, n_neighbors=5,
+                            init=np.array([[0.0, 0.0], [1.0, 0.0]]))
+    with pytest.warns(ConvergenceWarning, match="lost all its points"):
+        model.fit(X)
+    assert np.bincount(model.labels_).min() > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "y", "message"),
+    [
+        ({"n_neighbors": 40}, None, "n_neighbors=40 must be smaller"),
+        ({"n_clusters": 50}, None, "n_samples=40 should be >= n_clusters=50"),
+        ({}, np.full(40, 5), "labels >= n_clusters=3"),
+        ({}, np.full(40, -2), "below -1"),
+        ({}, np.full(40, 0.5), "integer labels"),
+        ({}, np.zeros(39, dtype=int), "length 40"),
+    ],
+)
+def test_bad_input_is_a_clear_error(kwargs, y, message):
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match=message):
+        LaplacianKMeans(**{"n_clusters": 3, **kwargs}).fit(X, y)
+
+
+def test_nan_is_an_error():
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    X[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        LaplacianKMeans(n_clusters=3).fit(X)
+
+
+@pytest.fixture(scope="module")
+def digits_tasks():
+    X, y = load_dataset("digits")
+    tasks = fewshot_tasks(X[y >= 5], y[y >= 5], n_way=5, n_shot=2, n_query=10, n_tasks=12,
+                          random_state=0)
+    return tasks, X[y < 5].mean(axis=0)
+
+
+@pytest.mark.parametrize("prototypes", ["means", "modes", "members", "fixed"])
+def test_batched_tasks_equal_one_task_at_a_time(digits_tasks, prototypes):
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(base_mean=base_mean, prototypes=prototypes)
+    batched = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+    proba, classes = model.predict_proba_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+    for t in range(tasks.X_support.shape[0]):
+        single = model.fit(tasks.X_support[t], tasks.y_support[t])
+        np.testing.assert_array_equal(batched[t], single.predict(tasks.X_query[t]))
+        np.testing.assert_allclose(proba[t], single.predict_proba(tasks.X_query[t]), atol=1e-12)
+        np.testing.assert_array_equal(classes[t], single.classes_)
+
+
+def test_simpleshot_setting_is_the_nearest_class_mean(digits_tasks):
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(prototypes="fixed", lam=0.0, shift_queries=False,
+                                base_mean=base_mean)
+    predicted = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+
+    def cl2n(Z):
+        Z = Z - base_mean
+        return Z / np.linalg.norm(Z, axis=-1, keepdims=True)
+
+    support, queries = cl2n(tasks.X_support), cl2n(tasks.X_query)
+    for t in range(support.shape[0]):
+        classes = np.unique(tasks.y_support[t])
+        means = np.stack([support[t][tasks.y_support[t] == c].mean(axis=0) for c in classes])
+        d2 = ((queries[t][:, None, :] - means[None]) ** 2).sum(axis=2)
+        np.testing.assert_array_equal(predicted[t], classes[d2.argmin(axis=1)])
+
+
+def test_transduction_beats_the_inductive_baseline(digits_tasks):
+    X, y = load_dataset("digits")
+    tasks = fewshot_tasks(X[y >= 5], y[y >= 5], n_shot=1, n_tasks=300, random_state=1)
+    base_mean = X[y < 5].mean(axis=0)
+    simple = TransductiveFewShot(prototypes="fixed", lam=0.0, shift_queries=False,
+                                 base_mean=base_mean)
+    laplacian = TransductiveFewShot(base_mean=base_mean)
+    accuracy = {}
+    for name, model in (("simple", simple), ("laplacian", laplacian)):
+        predicted = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+        accuracy[name] = np.mean(predicted == tasks.y_query)
+    assert accuracy["laplacian"] > accuracy["simple"] + 0.04
+
+
+def test_fewshot_bad_input():
+    rng = np.random.default_rng(0)
+    support, queries = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    with pytest.raises(ValueError, match="n_neighbors=10 must be smaller"):
+        TransductiveFewShot(n_neighbors=10).fit(support, [0, 1, 2]).predict(queries)
+    with pytest.raises(ValueError, match="Every support sample needs a label"):
+        TransductiveFewShot().fit(support, [0, 1, -1])
+    bad = queries.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        TransductiveFewShot(n_neighbors=2).fit(support, [0, 1, 2]).predict(bad)
+    with pytest.raises(ValueError, match="finite"):
+        TransductiveFewShot().predict_tasks(support[None], np.array([[0, 1, 2]]), bad[None])
+    with pytest.raises(ValueError, match="same number of classes"):
+        TransductiveFewShot().predict_tasks(
+            np.stack([support, support]), np.array([[0, 1, 2], [0, 0, 1]]),
+            np.stack([queries, queries]),
+        )
+    with pytest.raises(ValueError, match="base_mean must have shape"):
+        TransductiveFewShot(base_mean=np.zeros(3), n_neighbors=2).fit(
+            support, [0, 1, 2]).predict(queries)
+
+
+def test_float32_tasks_are_supported(digits_tasks):
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(base_mean=base_mean)
+    expected = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+    got = model.predict_tasks(tasks.X_support.astype(np.float32), tasks.y_support,
+                              tasks.X_query.astype(np.float32))
+    assert np.mean(got == expected) > 0.99
