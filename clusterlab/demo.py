@@ -2,6 +2,8 @@
 
 Each :class:`DemoCase` names a dataset, the clusterlab estimator and the scikit-learn
 baseline it is compared with. Later capabilities add their cases to :data:`CASES`.
+:data:`FEWSHOT_CASES` run few-shot episodes (:class:`FewShotCase`) and report accuracy
+over tasks beside the SimpleShot baseline.
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from clusterlab.balanced import SinkhornKMeans
-from clusterlab.datasets import load_dataset
-from clusterlab.metrics import clustering_accuracy
+from clusterlab.datasets import fewshot_tasks, load_dataset
+from clusterlab.metrics import clustering_accuracy, evaluate_fewshot
+from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,64 @@ CASES = [
         lambda k, seed: SinkhornKMeans(n_clusters=k, spherical=True, random_state=seed),
         _kmeans,
     ),
+    DemoCase(
+        "Laplacian k-means (10-NN graph, bound optimizer)", "digits", None, 10,
+        lambda k, seed: LaplacianKMeans(n_clusters=k, random_state=seed),
+        _kmeans,
+    ),
 ]
+
+
+@dataclass(frozen=True)
+class FewShotCase:
+    """Few-shot episodes on a dataset: base classes give the centring mean, novel form tasks.
+
+    ``lam`` was chosen on validation tasks drawn with another seed
+    (``benchmarks/fewshot_accuracy.py``), never on the tasks the demo reports.
+    """
+
+    title: str
+    dataset: str
+    base_classes: tuple
+    n_shots: tuple
+    n_tasks: int
+    lam: float
+
+
+FEWSHOT_CASES = [
+    FewShotCase(
+        "transductive few-shot, 5-way, 15 queries per class", "digits", (0, 1, 2, 3, 4),
+        (1, 5), 2000, 0.7,
+    ),
+]
+
+
+def _fewshot_methods(base_mean, lam):
+    return {
+        "Laplacian k-means": TransductiveFewShot(lam=lam, base_mean=base_mean),
+        "SimpleShot": TransductiveFewShot(prototypes="fixed", lam=0.0, shift_queries=False,
+                                          base_mean=base_mean),
+    }
+
+
+def _run_fewshot(case, seed):
+    X, y = load_dataset(case.dataset)
+    base = np.isin(y, case.base_classes)
+    rows = []
+    for n_shot in case.n_shots:
+        tasks = fewshot_tasks(X[~base], y[~base], n_way=5, n_shot=n_shot, n_query=15,
+                              n_tasks=case.n_tasks, random_state=seed)
+        for name, model in _fewshot_methods(X[base].mean(axis=0), case.lam).items():
+            # untimed warm-up on a few tasks, so that seconds exclude Numba's compile
+            model.predict_tasks(tasks.X_support[:2], tasks.y_support[:2], tasks.X_query[:2])
+            start = time.perf_counter()
+            predicted = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+            seconds = time.perf_counter() - start
+            score = evaluate_fewshot(tasks.y_query, predicted)
+            rows.append({"method": name, "n_shot": n_shot, "accuracy": score.accuracy,
+                         "ci95": score.ci95, "seconds": seconds})
+    return {"case": case.title, "kind": "fewshot", "dataset": case.dataset,
+            "n_tasks": case.n_tasks, "lam": case.lam, "rows": rows}
 
 
 def _evaluate(name, estimator, X, y):
@@ -70,8 +130,11 @@ def _evaluate(name, estimator, X, y):
     }
 
 
-def run_demo(seed=0, cases=None):
-    """Run the demo cases; returns a list of ``{case, dataset, n_samples, rows}`` dicts."""
+def run_demo(seed=0, cases=None, fewshot_cases=None):
+    """Run the demo cases; returns a list of ``{case, kind, dataset, ..., rows}`` dicts.
+
+    ``kind`` is "clustering" (rows per estimator) or "fewshot" (rows per method and shot).
+    """
     report = []
     for case in CASES if cases is None else cases:
         X, y = load_dataset(case.dataset, preprocessing=case.preprocessing)
@@ -83,9 +146,12 @@ def run_demo(seed=0, cases=None):
             )
         ]
         report.append(
-            {"case": case.title, "dataset": case.dataset, "n_samples": int(X.shape[0]),
-             "n_clusters": case.n_clusters, "preprocessing": case.preprocessing, "rows": rows}
+            {"case": case.title, "kind": "clustering", "dataset": case.dataset,
+             "n_samples": int(X.shape[0]), "n_clusters": case.n_clusters,
+             "preprocessing": case.preprocessing, "rows": rows}
         )
+    report.extend(_run_fewshot(case, seed)
+                  for case in (FEWSHOT_CASES if fewshot_cases is None else fewshot_cases))
     return report
 
 
@@ -97,6 +163,9 @@ def format_report(report):
     )
     lines = []
     for block in report:
+        if block["kind"] == "fewshot":
+            lines.extend(_format_fewshot(block))
+            continue
         prep = f", {block['preprocessing']}" if block["preprocessing"] else ""
         lines.append(
             f"{block['case']} — {block['dataset']} ({block['n_samples']} samples, "
@@ -110,3 +179,18 @@ def format_report(report):
         )
         lines.append("")
     return "\n".join(lines)
+
+
+def _format_fewshot(block):
+    lines = [
+        f"{block['case']} — {block['dataset']} ({block['n_tasks']} tasks per shot, "
+        f"lam={block['lam']}; accuracy over tasks with its 95% interval)",
+        f"{'method':<22}{'shots':>6}{'accuracy %':>13}{'seconds':>9}",
+    ]
+    lines.extend(
+        f"{r['method']:<22}{r['n_shot']:>6d}{100 * r['accuracy']:>7.2f} ± {100 * r['ci95']:.2f}"
+        f"{r['seconds']:>9.2f}"
+        for r in block["rows"]
+    )
+    lines.append("")
+    return lines

@@ -3,24 +3,34 @@ import json
 import pytest
 
 from clusterlab.cli import main
-from clusterlab.demo import CASES, format_report, run_demo
+from clusterlab.demo import CASES, FEWSHOT_CASES, format_report, run_demo
 
 
 def test_demo_json_reports_every_case(capsys):
     assert main(["demo", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert [block["case"] for block in report] == [case.title for case in CASES]
-    for block in report:
+    assert [block["case"] for block in report] == [
+        case.title for case in [*CASES, *FEWSHOT_CASES]
+    ]
+    clustering = {block["case"]: block for block in report if block["kind"] == "clustering"}
+    for block in clustering.values():
         names = [row["estimator"] for row in block["rows"]]
-        assert names == ["SinkhornKMeans", "KMeans"]
-        balanced = block["rows"][0]
-        # balanced clusters: largest and smallest differ by at most one sample
-        assert balanced["largest_cluster"] - balanced["smallest_cluster"] <= 1
-        assert 0.5 < balanced["accuracy"] <= 1.0
+        assert names[1] == "KMeans"
+        assert 0.5 < block["rows"][0]["accuracy"] <= 1.0
+        if names[0] == "SinkhornKMeans":
+            balanced = block["rows"][0]
+            # balanced clusters: largest and smallest differ by at most one sample
+            assert balanced["largest_cluster"] - balanced["smallest_cluster"] <= 1
+    laplacian = clustering["Laplacian k-means (10-NN graph, bound optimizer)"]["rows"]
+    assert laplacian[0]["nmi"] > laplacian[1]["nmi"]
+    (fewshot,) = [block for block in report if block["kind"] == "fewshot"]
+    accuracy = {(r["method"], r["n_shot"]): r["accuracy"] for r in fewshot["rows"]}
+    for n_shot in (1, 5):
+        assert accuracy["Laplacian k-means", n_shot] > accuracy["SimpleShot", n_shot]
 
 
 def test_text_report_has_a_row_per_estimator():
-    text = format_report(run_demo(cases=CASES[:1]))
+    text = format_report(run_demo(cases=CASES[:1], fewshot_cases=[]))
     assert "SinkhornKMeans" in text
     assert "KMeans" in text
     assert "largest" in text
