@@ -221,6 +221,14 @@ default="kmeans"
                 ConvergenceWarning,
                 stacklevel=2,
             )
+        if not result.bound_converged[0] and not result.empty_cluster[0]:
+            warnings.warn(
+                f"The last bound iterations stopped at max_bound_iter={self.max_bound_iter} "
+                f"before the relative energy change fell below tol={self.tol}; a smaller "
+                "lam converges faster.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
         return self
 
     def predict(self, X):
@@ -232,8 +240,10 @@ default="kmeans"
 
 
 def _l2_normalise(X):
-    norms = np.linalg.norm(X, axis=-1, keepdims=True)
-    return X / np.where(norms > 0, norms, 1.0)
+    """Rows scaled to unit norm (zero rows stay zero), in place."""
+    norms = np.sqrt(np.einsum("...d,...d->...", X, X))[..., None]
+    X /= np.where(norms > 0, norms, 1.0)
+    return X
 
 
 def _encode_task_labels(support_y):
@@ -344,6 +354,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         return self
 
     def _preprocess(self, support, queries):
+        support, queries = support.copy(), queries.copy()  # the steps below work in place
         if self.preprocessing == "cl2n":
             if self.base_mean is None:
                 center = np.concatenate([support, queries], axis=1).mean(axis=1, keepdims=True)
@@ -353,12 +364,13 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
                     raise ValueError(
                         f"base_mean must have shape ({support.shape[2]},), got {center.shape}."
                     )
-            support, queries = support - center, queries - center
+            support -= center
+            queries -= center
         if self.preprocessing in ("cl2n", "l2n"):
-            support, queries = _l2_normalise(support), _l2_normalise(queries)
+            _l2_normalise(support)
+            _l2_normalise(queries)
         if self.shift_queries:
-            queries = queries + (support.mean(axis=1, keepdims=True)
-                                 - queries.mean(axis=1, keepdims=True))
+            queries += support.mean(axis=1, keepdims=True) - queries.mean(axis=1, keepdims=True)
         return support, queries
 
     def _infer(self, support, codes, queries, n_way):
@@ -382,15 +394,20 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             sigma2=np.where(sigma2 > 0, sigma2, 1.0), max_iter=self.max_iter, tol=self.tol,
             max_bound_iter=self.max_bound_iter,
         )
-        if not result.converged.all():
+        return result.assignments[:, n_support:], result
+
+    def _warn_unsettled(self, results):
+        n_tasks = sum(result.converged.shape[0] for result in results)
+        unsettled = sum(np.count_nonzero(~result.converged) for result in results)
+        capped = sum(np.count_nonzero(~result.bound_converged) for result in results)
+        if unsettled or capped:
             warnings.warn(
-                f"{np.count_nonzero(~result.converged)} of {n_tasks} tasks stopped before "
-                f"their labels settled (max_iter={self.max_iter}, or a class lost all its "
-                "points).",
+                f"Of {n_tasks} tasks, {unsettled} stopped before their labels settled "
+                f"(max_iter={self.max_iter}, or a class lost all its points) and {capped} "
+                f"ended their last bound iterations at max_bound_iter={self.max_bound_iter}.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        return result.assignments[:, n_support:], result
 
     def predict_proba(self, X):
         """Soft class assignments of the queries ``X``, inferred jointly."""
@@ -398,6 +415,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         proba, result = self._infer(self.support_[None], self._support_codes[None], X[None],
                                     self.classes_.shape[0])
+        self._warn_unsettled([result])
         self.n_iter_ = int(result.n_iter[0])
         return proba[0]
 
@@ -425,8 +443,13 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         self._validate_params()
         support, y_support, queries = _check_tasks(X_support, y_support, X_query)
         codes, classes = _encode_task_labels(y_support)
-        proba, _ = self._infer(support, codes, queries, classes.shape[1])
-        return proba, classes
+        # Tasks are independent: solving them in chunks keeps the working set in cache.
+        chunks = [
+            self._infer(support[part], codes[part], queries[part], classes.shape[1])
+            for part in _chunks(support.shape[0], support.shape[1] + queries.shape[1])
+        ]
+        self._warn_unsettled([result for _, result in chunks])
+        return np.concatenate([proba for proba, _ in chunks]), classes
 
     def predict_tasks(self, X_support, y_support, X_query):
         """Predicted classes of shape (n_tasks, n_query) for many tasks at once.
@@ -436,6 +459,15 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         """
         proba, classes = self.predict_proba_tasks(X_support, y_support, X_query)
         return np.take_along_axis(classes, proba.argmax(axis=2), axis=1)
+
+
+# Points (support + queries) per chunk of tasks solved as one batched problem.
+_CHUNK_POINTS = 50_000
+
+
+def _chunks(n_tasks, points_per_task):
+    size = max(1, _CHUNK_POINTS // points_per_task)
+    return [slice(start, start + size) for start in range(0, n_tasks, size)]
 
 
 def _no_edges(n_points):
@@ -464,4 +496,5 @@ def _check_tasks(X_support, y_support, X_query):
             f"{y_support.dtype} {y_support.shape}."
         )
     dtype = np.float32 if support.dtype == np.float32 else np.float64
-    return support.astype(dtype), y_support.astype(np.int64), queries.astype(dtype)
+    return (support.astype(dtype, copy=False), y_support.astype(np.int64, copy=False),
+            queries.astype(dtype, copy=False))

@@ -226,3 +226,13 @@ def test_float32_tasks_are_supported(digits_tasks):
     got = model.predict_tasks(tasks.X_support.astype(np.float32), tasks.y_support,
                               tasks.X_query.astype(np.float32))
     assert np.mean(got == expected) > 0.99
+
+
+def test_capped_iterations_warn(digits_tasks, blobs):
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(base_mean=base_mean, max_iter=1, max_bound_iter=2)
+    with pytest.warns(ConvergenceWarning, match="12 tasks"):
+        model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+    X, _ = blobs
+    with pytest.warns(ConvergenceWarning, match="max_bound_iter=1"):
+        LaplacianKMeans(n_clusters=3, max_bound_iter=1, tol=0.0, random_state=0).fit(X)
