@@ -7,12 +7,15 @@ from clusterlab.balanced import (
     sinkhorn_codes,
     swapped_prediction_loss,
 )
+from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "LaplacianKMeans",
     "SinkhornKMeans",
     "SinkhornResult",
+    "TransductiveFewShot",
     "__version__",
     "sinkhorn",
     "sinkhorn_codes",

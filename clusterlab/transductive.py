@@ -203,12 +203,12 @@ default="kmeans"
         self.labels_ = result.labels[0]
         self.cluster_centers_ = result.prototypes[0]
         self.assignments_ = result.assignments[0]
-        self.energy_history_ = result.energy_history[:, 0]
         self.n_iter_ = int(result.n_iter[0])
+        self.energy_history_ = result.energy_history[:self.n_iter_, 0]
         self.converged_ = bool(result.converged[0])
         if result.empty_cluster[0]:
             warnings.warn(
-                f"A cluster lost all its points in round {self.n_iter_}; LaplacianKMeans "
+                f"A cluster lost all its points in round {self.n_iter_ + 1}; LaplacianKMeans "
                 "stopped with the labels of the previous round. Try a smaller lam or "
                 "fewer clusters.",
                 ConvergenceWarning,

@@ -221,9 +221,11 @@ class PrototypeResult:
     labels : ndarray of shape (n_problems, n_points)
     prototypes : ndarray of shape (n_problems, n_labels, n_features)
     energy_history : ndarray of shape (n_rounds, n_problems)
-        Relaxed energy after each round's bound iterations; NaN once a problem has stopped.
+        Relaxed energy after each accepted round's bound iterations; NaN once a problem has
+        stopped.
     n_iter : ndarray of shape (n_problems,)
-        Rounds (bound solve + prototype update) run.
+        Rounds (bound solve + prototype update) accepted; a round that would empty a label
+        is not counted.
     converged : ndarray of shape (n_problems,)
         Whether the hard labels stopped changing.
     empty_cluster : ndarray of shape (n_problems,)
@@ -304,14 +306,13 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
                               max_iter=max_bound_iter)
         Z = result.assignments.reshape(n_problems, n_points, n_labels)
         new_labels = Z.argmax(axis=2)
-        n_iter[active] += 1
-        history.append(np.where(active, result.energy, np.nan))
-
         counts = np.zeros((n_problems, n_labels), dtype=np.int64)
         np.add.at(counts, (np.arange(n_problems)[:, None], new_labels), 1)
         emptied = active & (counts == 0).any(axis=1)
         empty_cluster |= emptied
         accept = active & ~emptied
+        n_iter[accept] += 1
+        history.append(np.where(accept, result.energy, np.nan))
         assignments[accept] = Z[accept]
         bound_converged[accept] = result.converged[accept]
         # The first round compares with nearest-prototype labels, not with a bound solve.
