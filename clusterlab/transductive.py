@@ -28,6 +28,7 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
+from threadpoolctl import threadpool_limits
 
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_n_clusters, check_partial_labels
@@ -106,8 +107,9 @@ default="kmeans"
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
     assignments_ : ndarray of shape (n_samples, n_clusters)
         Soft assignments ``Z`` of the last round.
-    energy_history_ : ndarray of shape (n_iter_,)
-        Relaxed energy at the end of each round's bound iterations.
+    energy_history_ : ndarray of shape (n_rounds,)
+        Relaxed energy at the end of each round's bound iterations, one value per round
+        (``n_iter_`` values).
     n_iter_ : int
         Rounds run.
     converged_ : bool
@@ -388,7 +390,8 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             affinity = _no_edges(n_tasks * n_points)
             sigma2 = np.ones(n_tasks)
         one_hot = codes[:, None, :] == np.arange(n_way)[None, :, None]
-        means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
+        with threadpool_limits(1, user_api="blas"):  # many tiny products
+            means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
         result = fit_prototypes(
             points, affinity, self.lam, means, clamp=clamp, kind=self.prototypes,
             sigma2=np.where(sigma2 > 0, sigma2, 1.0), max_iter=self.max_iter, tol=self.tol,

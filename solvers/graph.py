@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from ._graph_kernels import nearest_from_gram
 
@@ -136,8 +137,10 @@ def batched_knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     sq_dist = np.empty((n_sets, n, n_neighbors))
     sq_norm = np.einsum("tnd,tnd->tn", X, X)
     chunk = max(1, _CHUNK_ENTRIES // (n * n))
-    for start in range(0, n_sets, chunk):
-        part = slice(start, min(start + chunk, n_sets))
-        gram = X[part] @ X[part].transpose(0, 2, 1)
-        nearest_from_gram(gram, sq_norm[part], start * n, neighbors[part], sq_dist[part])
+    # Thousands of tiny products: a threaded BLAS spends more on hand-offs than on work.
+    with threadpool_limits(1, user_api="blas"):
+        for start in range(0, n_sets, chunk):
+            part = slice(start, min(start + chunk, n_sets))
+            gram = X[part] @ X[part].transpose(0, 2, 1)
+            nearest_from_gram(gram, sq_norm[part], start * n, neighbors[part], sq_dist[part])
     return _assemble(neighbors, sq_dist, weights=weights, symmetrize=symmetrize)
