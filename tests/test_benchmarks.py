@@ -6,18 +6,19 @@ import sys
 
 import pytest
 
-pytest.importorskip("ot")
 
-
-def test_sinkhorn_benchmark_quick_run(tmp_path):
-    out = tmp_path / "sinkhorn.json"
+def run_quick(script, out):
     completed = subprocess.run(
-        [sys.executable, "benchmarks/sinkhorn.py", "--quick", "--out", str(out)],
+        [sys.executable, script, "--quick", "--out", str(out)],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert completed.returncode == 0, completed.stderr
-    table = json.loads(out.read_text())
-    rows = table["rows"]
+    return json.loads(out.read_text())["rows"]
+
+
+def test_sinkhorn_benchmark_quick_run(tmp_path):
+    pytest.importorskip("ot")
+    rows = run_quick("benchmarks/sinkhorn.py", tmp_path / "sinkhorn.json")
     cases = {row["case"] for row in rows}
     assert len(cases) == 3  # --quick: swav and converged at one size, and the small-eps case
     ours = [row for row in rows if row["method"].startswith("clusterlab")]
@@ -25,3 +26,19 @@ def test_sinkhorn_benchmark_quick_run(tmp_path):
     assert all(row["finite"] for row in ours)
     # measured on the returned float32 plan: storage rounding adds ~1e-7 to the solver's 1e-6
     assert all(row["marginal_error"] <= 2e-6 for row in ours if "converged" in row["case"])
+
+
+def test_bound_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/bound.py", tmp_path / "bound.json")
+    fewshot = [row for row in rows if row["case"].startswith("fewshot")]
+    kmeans = [row for row in rows if row["case"].startswith("laplacian k-means")]
+    assert any(row["method"].startswith("NumPy reference") for row in fewshot)
+    assert any(row["method"].startswith("NumPy reference") for row in kmeans)
+    ours_fewshot = [row for row in fewshot if row["method"].startswith("clusterlab")]
+    ours_kmeans = [row for row in kmeans if row["method"].startswith("clusterlab")]
+    assert ours_fewshot
+    assert any(row["threads"] == 1 for row in ours_kmeans)  # the one-thread run
+    # Same mathematics as the NumPy reference: the predictions agree (identical when
+    # measured; the bound allows a rare floating-point near-tie to go the other way).
+    assert all(row["differing"] <= 2 for row in ours_fewshot)  # tasks, of 200
+    assert all(row["differing"] <= 5 for row in ours_kmeans)  # points, of 5,000
