@@ -28,10 +28,10 @@ from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import threadpool_limits
 
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_n_clusters, check_partial_labels
+from clusterlab.solvers._backend import single_threaded_blas
 from clusterlab.solvers.bound import fit_prototypes
 from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, knn_affinity
 from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
@@ -356,31 +356,32 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         return self
 
     def _preprocess(self, support, queries):
-        support, queries = support.copy(), queries.copy()  # the steps below work in place
+        """Support and queries of each task, preprocessed and stacked: (T, s + q, D)."""
+        points = np.concatenate([support, queries], axis=1)  # the steps below work in place
+        n_support = support.shape[1]
         if self.preprocessing == "cl2n":
             if self.base_mean is None:
-                center = np.concatenate([support, queries], axis=1).mean(axis=1, keepdims=True)
+                center = points.mean(axis=1, keepdims=True)
             else:
-                center = np.asarray(self.base_mean, dtype=support.dtype)
-                if center.shape != (support.shape[2],):
+                center = np.asarray(self.base_mean, dtype=points.dtype)
+                if center.shape != (points.shape[2],):
                     raise ValueError(
-                        f"base_mean must have shape ({support.shape[2]},), got {center.shape}."
+                        f"base_mean must have shape ({points.shape[2]},), got {center.shape}."
                     )
-            support -= center
-            queries -= center
+            points -= center
         if self.preprocessing in ("cl2n", "l2n"):
-            _l2_normalise(support)
-            _l2_normalise(queries)
+            _l2_normalise(points)
         if self.shift_queries:
+            support, queries = points[:, :n_support], points[:, n_support:]
             queries += support.mean(axis=1, keepdims=True) - queries.mean(axis=1, keepdims=True)
-        return support, queries
+        return points
 
     def _infer(self, support, codes, queries, n_way):
         """Soft assignments (T, n_query, n_way) and the solver result for stacked tasks."""
-        support, queries = self._preprocess(support, queries)
-        points = np.ascontiguousarray(np.concatenate([support, queries], axis=1))
-        n_tasks, n_points, _ = points.shape
+        points = self._preprocess(support, queries)
         n_support = support.shape[1]
+        support = points[:, :n_support]
+        n_tasks, n_points, _ = points.shape
         clamp = np.concatenate([codes, np.full((n_tasks, queries.shape[1]), -1)], axis=1)
         if self.lam > 0 or self.prototypes in ("modes", "members"):
             _check_neighbors(self.n_neighbors, n_points, "samples in a task")
@@ -390,7 +391,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             affinity = _no_edges(n_tasks * n_points)
             sigma2 = np.ones(n_tasks)
         one_hot = codes[:, None, :] == np.arange(n_way)[None, :, None]
-        with threadpool_limits(1, user_api="blas"):  # many tiny products
+        with single_threaded_blas():  # many tiny products
             means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
         result = fit_prototypes(
             points, affinity, self.lam, means, clamp=clamp, kind=self.prototypes,

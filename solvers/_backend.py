@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import array_api_compat
 import numba
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "device",
@@ -41,3 +42,17 @@ def float_dtype(xp, dtype):
 def n_threads() -> int:
     """Threads the Numba kernels run on (``NUMBA_NUM_THREADS`` / ``numba.set_num_threads``)."""
     return numba.get_num_threads()
+
+
+_blas_controller = None
+
+
+def single_threaded_blas():
+    """Context manager limiting BLAS to one thread (for many tiny or per-thread products).
+
+    The library scan behind :class:`threadpoolctl.ThreadpoolController` is done once.
+    """
+    global _blas_controller
+    if _blas_controller is None:
+        _blas_controller = ThreadpoolController()
+    return _blas_controller.limit(limits=1, user_api="blas")

@@ -12,8 +12,6 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._fastexp import exp_nonpositive
-
 # No "nnan"/"ninf": non-finite values must propagate to the driver.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
@@ -47,7 +45,6 @@ def bound_sweep(indptr, indices, weights, unary, Z, clamp, lam, seg_start, block
         wz = np.empty(n_labels)
         arg = np.empty(n_labels)
         expd = np.empty(n_labels)
-        work = np.empty(n_labels, dtype=np.int64)
         for s in range(block_seg[b], block_seg[b + 1]):
             if not seg_active[s]:
                 continue
@@ -74,13 +71,14 @@ def bound_sweep(indptr, indices, weights, unary, Z, clamp, lam, seg_start, block
                     top = max(top, arg[k])
                 for k in range(n_labels):
                     arg[k] -= top
-                exp_nonpositive(arg, expd, work)
                 total = 0.0
                 for k in range(n_labels):
+                    expd[k] = math.exp(arg[k])
                     total += expd[k]
                 log_total = math.log(total)
+                inv_total = 1.0 / total
                 for k in range(n_labels):
-                    z = expd[k] / total
+                    z = expd[k] * inv_total
                     Z_next[p, k] = z
                     unary_entropy += z * (unary[p, k] + arg[k] - log_total)
             seg_pairwise[s] = pairwise

@@ -306,8 +306,9 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
                               max_iter=max_bound_iter)
         Z = result.assignments.reshape(n_problems, n_points, n_labels)
         new_labels = Z.argmax(axis=2)
-        counts = np.zeros((n_problems, n_labels), dtype=np.int64)
-        np.add.at(counts, (np.arange(n_problems)[:, None], new_labels), 1)
+        offsets = (np.arange(n_problems) * n_labels)[:, None]
+        counts = np.bincount((new_labels + offsets).ravel(), minlength=n_problems * n_labels)
+        counts = counts.reshape(n_problems, n_labels)
         emptied = active & (counts == 0).any(axis=1)
         empty_cluster |= emptied
         accept = active & ~emptied

@@ -5,8 +5,9 @@ Two builders share one assembly step:
 - :func:`knn_affinity` for one point set, with exact neighbours from scikit-learn's
   :class:`~sklearn.neighbors.NearestNeighbors`;
 - :func:`batched_knn_affinity` for many small point sets of equal size (the tasks of a
-  few-shot run), with exact neighbours from batched distance matrices. It returns one
-  block-diagonal matrix, so the bound optimizer treats all tasks as a single sparse problem.
+  few-shot run), with exact neighbours from every set's pairwise distances, sets in
+  parallel. It returns one block-diagonal matrix, so the bound optimizer treats all tasks
+  as a single sparse problem.
 
 A point is never its own neighbour. Weights are binary or Gaussian,
 ``w_pq = exp(-||x_p - x_q||^2 / (2 sigma^2))`` with ``sigma^2`` the mean squared distance
@@ -21,16 +22,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from sklearn.neighbors import NearestNeighbors
-from threadpoolctl import threadpool_limits
 
-from ._graph_kernels import nearest_from_gram
+from ._graph_kernels import batched_nearest
 
 __all__ = ["KnnGraph", "batched_knn_affinity", "knn_affinity"]
 
 WEIGHTS = ("binary", "gaussian")
-
-# Tasks per chunk of batched distance matrices (bounds the scratch memory).
-_CHUNK_ENTRIES = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -130,17 +127,10 @@ def batched_knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     KnnGraph
         ``affinity`` has shape (n_sets * n_points, n_sets * n_points).
     """
-    X = np.asarray(X, dtype=np.float64)
+    X = np.ascontiguousarray(X, dtype=np.float64)
     n_sets, n, _ = X.shape
     _check_neighbors(n_neighbors, n)
     neighbors = np.empty((n_sets, n, n_neighbors), dtype=np.int64)
     sq_dist = np.empty((n_sets, n, n_neighbors))
-    sq_norm = np.einsum("tnd,tnd->tn", X, X)
-    chunk = max(1, _CHUNK_ENTRIES // (n * n))
-    # Thousands of tiny products: a threaded BLAS spends more on hand-offs than on work.
-    with threadpool_limits(1, user_api="blas"):
-        for start in range(0, n_sets, chunk):
-            part = slice(start, min(start + chunk, n_sets))
-            gram = X[part] @ X[part].transpose(0, 2, 1)
-            nearest_from_gram(gram, sq_norm[part], start * n, neighbors[part], sq_dist[part])
+    batched_nearest(X, neighbors, sq_dist)
     return _assemble(neighbors, sq_dist, weights=weights, symmetrize=symmetrize)
