@@ -32,6 +32,7 @@ from sklearn.utils.validation import check_is_fitted
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_n_clusters, check_partial_labels
 from clusterlab.solvers._backend import single_threaded_blas
+from clusterlab.solvers._feature_kernels import stack_tasks
 from clusterlab.solvers.bound import fit_prototypes
 from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, knn_affinity
 from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
@@ -241,13 +242,6 @@ default="kmeans"
         return _nearest(X, self.cluster_centers_.astype(X.dtype, copy=False))
 
 
-def _l2_normalise(X):
-    """Rows scaled to unit norm (zero rows stay zero), in place."""
-    norms = np.sqrt(np.einsum("...d,...d->...", X, X))[..., None]
-    X /= np.where(norms > 0, norms, 1.0)
-    return X
-
-
 def _encode_task_labels(support_y):
     """Per-task class codes 0..n_way-1 and the classes, for labels of shape (T, s)."""
     order = np.argsort(support_y, axis=1, kind="stable")
@@ -357,23 +351,22 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
 
     def _preprocess(self, support, queries):
         """Support and queries of each task, preprocessed and stacked: (T, s + q, D)."""
-        points = np.concatenate([support, queries], axis=1)  # the steps below work in place
-        n_support = support.shape[1]
-        if self.preprocessing == "cl2n":
-            if self.base_mean is None:
-                center = points.mean(axis=1, keepdims=True)
-            else:
-                center = np.asarray(self.base_mean, dtype=points.dtype)
-                if center.shape != (points.shape[2],):
-                    raise ValueError(
-                        f"base_mean must have shape ({points.shape[2]},), got {center.shape}."
-                    )
-            points -= center
-        if self.preprocessing in ("cl2n", "l2n"):
-            _l2_normalise(points)
-        if self.shift_queries:
-            support, queries = points[:, :n_support], points[:, n_support:]
-            queries += support.mean(axis=1, keepdims=True) - queries.mean(axis=1, keepdims=True)
+        n_tasks, _, n_features = support.shape
+        if self.preprocessing != "cl2n":
+            center = np.zeros((n_tasks, n_features), dtype=support.dtype)
+        elif self.base_mean is None:
+            center = np.concatenate([support, queries], axis=1).mean(axis=1)
+        else:
+            center = np.asarray(self.base_mean, dtype=support.dtype)
+            if center.shape != (n_features,):
+                raise ValueError(
+                    f"base_mean must have shape ({n_features},), got {center.shape}."
+                )
+            center = np.broadcast_to(center, (n_tasks, n_features))
+        points = np.empty((n_tasks, support.shape[1] + queries.shape[1], n_features),
+                          dtype=support.dtype)
+        stack_tasks(support, queries, np.ascontiguousarray(center, dtype=support.dtype),
+                    self.preprocessing is not None, self.shift_queries, points)
         return points
 
     def _infer(self, support, codes, queries, n_way):

@@ -51,6 +51,15 @@ def bound_sweep(indptr, indices, weights, unary, Z, clamp, lam, seg_start, block
             pairwise = 0.0
             unary_entropy = 0.0
             for p in range(seg_start[s], seg_start[s + 1]):
+                label = clamp[p]
+                if label >= 0:
+                    # A clamped row is one-hot: its pairwise term needs (W Z)_p at its label.
+                    for j in range(indptr[p], indptr[p + 1]):
+                        pairwise += weights[j] * Z[indices[j], label]
+                    Z_next[p, :] = 0.0
+                    Z_next[p, label] = 1.0
+                    unary_entropy += unary[p, label]
+                    continue
                 wz[:] = 0.0
                 for j in range(indptr[p], indptr[p + 1]):
                     w = weights[j]
@@ -59,12 +68,6 @@ def bound_sweep(indptr, indices, weights, unary, Z, clamp, lam, seg_start, block
                         wz[k] += w * Z[q, k]
                 for k in range(n_labels):
                     pairwise += Z[p, k] * wz[k]
-                label = clamp[p]
-                if label >= 0:
-                    Z_next[p, :] = 0.0
-                    Z_next[p, label] = 1.0
-                    unary_entropy += unary[p, label]
-                    continue
                 top = -np.inf
                 for k in range(n_labels):
                     arg[k] = lam * wz[k] - unary[p, k]
