@@ -137,7 +137,8 @@ def bound_iterations_numpy(A, W, lam, clamp, *, tol=1e-6, max_iter=1000):
     ``clamp >= 0`` are one-hot at their label in every iterate. Iterate ``i`` is returned
     as soon as ``|E_i - E_{i-1}| <= tol |E_{i-1}|`` (``i > 0``) or ``i == max_iter``.
 
-    Returns ``(Z, converged)``.
+    Returns ``(Z, energies)``: the last iterate and the energy of every iterate, the
+    initial one first (``len(energies) - 1`` iterations were run).
     """
     labeled = clamp >= 0
     one_hot = np.eye(A.shape[1])[clamp[labeled]]
@@ -148,13 +149,13 @@ def bound_iterations_numpy(A, W, lam, clamp, *, tol=1e-6, max_iter=1000):
         return Z
 
     Z = clamped_softmax(-A)
-    energy = laplacian_energy_numpy(A, Z, W, lam)
+    energies = [laplacian_energy_numpy(A, Z, W, lam)]
     for _ in range(max_iter):
         Z = clamped_softmax(-A + lam * (W @ Z))
-        previous, energy = energy, laplacian_energy_numpy(A, Z, W, lam)
-        if abs(energy - previous) <= tol * abs(previous):
-            return Z, True
-    return Z, False
+        energies.append(laplacian_energy_numpy(A, Z, W, lam))
+        if abs(energies[-1] - energies[-2]) <= tol * abs(energies[-2]):
+            break
+    return Z, np.array(energies)
 
 
 def laplacian_kmeans_numpy(X, W, lam, init_centers, *, clamp=None, cost_scale=1.0, tol=1e-6,
