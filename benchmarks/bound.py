@@ -49,9 +49,7 @@ as JSON (rows and metadata) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
 import sys
 import time
@@ -66,15 +64,16 @@ from clusterlab.solvers.graph import knn_affinity
 from sklearn.cluster import kmeans_plusplus
 from threadpoolctl import threadpool_info
 
-import clusterlab
 from clusterlab.datasets import fewshot_tasks, load_dataset
 from clusterlab.metrics import clustering_accuracy, evaluate_fewshot
 from clusterlab.transductive import TransductiveFewShot
 
 try:
+    from benchmarks._report import base_metadata, format_table, write_json
     from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
 except ImportError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._report import base_metadata, format_table, write_json
     from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bound.json"
@@ -301,43 +300,18 @@ COLUMNS = [
 ]
 
 
-def format_table(rows):
-    """The rows as a fixed-width text table."""
-
-    def line(cells):
-        return "  ".join(
-            str(c).ljust(w) if w else str(c) for c, (_, w, _) in zip(cells, COLUMNS, strict=True)
-        )
-
-    def cell(r, name, fmt):
-        return "" if r[name] is None else fmt.format(r[name])
-
-    out = [line([name for name, _, _ in COLUMNS]), line(["-" * max(w, 4) for _, w, _ in COLUMNS])]
-    out += [line([cell(r, name, fmt) for name, _, fmt in COLUMNS]) for r in rows]
-    return "\n".join(out)
-
-
 def metadata(quick, sizes):
     import scipy
     import sklearn
 
     return {
-        "quick": quick,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **base_metadata(quick),
         "processor": platform.processor(),
-        "numpy": np.__version__,
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
-        "numba": numba.__version__,
-        "clusterlab": clusterlab.__version__,
-        "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": numba.threading_layer(),
         "blas": [{k: info.get(k) for k in ("internal_api", "version", "num_threads")}
                  for info in threadpool_info() if info.get("user_api") == "blas"],
-        "cpu_count": os.cpu_count(),
         "sizes": sizes.__dict__,
         "fewshot": {"n_way": N_WAY, "n_shot": N_SHOT, "n_query": N_QUERY, "lam": FEWSHOT_LAM,
                     "n_neighbors": FEWSHOT_NEIGHBORS, "random_state": TASK_SEED,
@@ -350,11 +324,6 @@ def metadata(quick, sizes):
         "solver": {"tol": TOL, "max_iter": MAX_ITER, "max_bound_iter": MAX_BOUND_ITER},
         "timing": f"best of {REPEAT} (one run when the first exceeds {SINGLE_RUN_ABOVE_S} s)",
     }
-
-
-def write_json(path, rows, meta):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2))
 
 
 def run(sizes):
@@ -377,7 +346,7 @@ def main(argv=None):
                   dim=sizes.dim)
     rows = run(sizes)
     meta = metadata(args.quick, sizes)
-    print(format_table(rows))
+    print(format_table(rows, COLUMNS))
     print(
         f"\nnumpy {meta['numpy']}, scikit-learn {meta['scikit-learn']}, numba {meta['numba']} "
         f"({meta['numba_threads']} threads), {meta['cpu_count']} CPUs; {meta['timing']}"

@@ -51,9 +51,6 @@ printed and written as JSON (rows and metadata, with the BLAS and OpenMP thread 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import re
 import sys
 import time
@@ -61,14 +58,18 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 from threadpoolctl import threadpool_info
 
-import clusterlab
 from clusterlab.datasets import fewshot_tasks, load_dataset
 from clusterlab.metrics import evaluate_fewshot
 from clusterlab.transductive import TransductiveFewShot
+
+try:
+    from benchmarks._report import base_metadata, format_table, write_json
+except ImportError:  # run as a script: put the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._report import base_metadata, format_table, write_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "fewshot_accuracy.json"
 DATASETS = ("digits", "mnist_5k")
@@ -288,33 +289,17 @@ def run_protocol(dataset, n_tasks=N_TASKS, n_val_tasks=N_VAL_TASKS, *, shots=SHO
 # -- output ------------------------------------------------------------------------------
 
 COLUMNS = [
-    ("dataset", 9), ("shots", 5), ("method", 18), ("lam", 4), ("accuracy %", 14),
-    ("val acc %", 9), ("test s", 7), ("val s", 6), ("note", 0),
+    ("dataset", 9, "{}"),
+    ("shots", 5, lambda r: str(r["n_shot"])),
+    ("method", 18, "{}"),
+    ("lam", 4, lambda r: f"{r['lam']:g}" if r["lam"] else "-"),
+    ("accuracy %", 14, lambda r: f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"),
+    ("val acc %", 9,
+     lambda r: "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.2f}"),
+    ("test s", 7, lambda r: f"{r['seconds']:.2f}"),
+    ("val s", 6, lambda r: f"{r['val_seconds']:.1f}"),
+    ("note", 0, "{}"),
 ]
-
-
-def _cells(row):
-    val = row["val_accuracy"]
-    return [
-        row["dataset"], str(row["n_shot"]), row["method"],
-        f"{row['lam']:g}" if row["lam"] else "-",
-        f"{100 * row['accuracy']:.2f} ± {100 * row['ci95']:.2f}",
-        "-" if val is None else f"{100 * val:.2f}",
-        f"{row['seconds']:.2f}", f"{row['val_seconds']:.1f}", row["note"],
-    ]
-
-
-def format_table(rows):
-    """The rows as a fixed-width text table."""
-
-    def line(cells):
-        return "  ".join(
-            c.ljust(w) if w else c for c, (_, w) in zip(cells, COLUMNS, strict=True)
-        ).rstrip()
-
-    out = [line([name for name, _ in COLUMNS]), line(["-" * max(w, 4) for _, w in COLUMNS])]
-    out += [line(_cells(row)) for row in rows]
-    return "\n".join(out)
 
 
 def format_summary(rows):
@@ -340,16 +325,7 @@ def format_summary(rows):
 
 def metadata(quick, sizes, datasets):
     return {
-        "quick": quick,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "clusterlab": clusterlab.__version__,
-        "numba_threads": numba.get_num_threads(),
-        "cpu_count": os.cpu_count(),
+        **base_metadata(quick),
         "protocol": {
             "base_classes": list(BASE_CLASSES),
             "novel_classes": "all other labels",
@@ -376,11 +352,6 @@ def metadata(quick, sizes, datasets):
     }
 
 
-def write_json(path, rows, meta):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2, allow_nan=False))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few tasks (smoke test)")
@@ -398,7 +369,7 @@ def main(argv=None):
         rows += run_protocol(dataset, **sizes, log=log)
     total = time.perf_counter() - start
     meta["total_seconds"] = total
-    print(format_table(rows))
+    print(format_table(rows, COLUMNS))
     print()
     print(format_summary(rows))
     print(

@@ -31,23 +31,24 @@ JSON (rows and metadata) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import numba
 import numpy as np
 import sklearn
 from sklearn.cluster import KMeans
 
-import clusterlab
 from clusterlab.datasets import load_dataset
 from clusterlab.metrics import clustering_accuracy, normalized_mutual_info_score
 from clusterlab.transductive import LaplacianKMeans
+
+try:
+    from benchmarks._report import base_metadata, write_json
+except ImportError:  # run as a script: put the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._report import base_metadata, write_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "laplacian_clustering.json"
 DATASETS = ("digits", "mnist_5k")
@@ -141,17 +142,8 @@ def format_table(rows):
 
 def metadata(quick, datasets, preprocessing, seeds):
     return {
-        "quick": quick,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
+        **base_metadata(quick),
         "scikit-learn": sklearn.__version__,
-        "clusterlab": clusterlab.__version__,
-        "numba_threads": numba.get_num_threads(),
-        "cpu_count": os.cpu_count(),
         "datasets": list(datasets),
         "features": [p or "raw" for p in preprocessing],
         "seeds": list(seeds),
@@ -182,8 +174,7 @@ def main(argv=None):
     meta["total_seconds"] = time.perf_counter() - start
     print(format_table(rows))
     print(f"\ntotal {meta['total_seconds']:.0f} s, {meta['cpu_count']} CPUs")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2, allow_nan=False))
+    write_json(args.out, rows, meta)
     print(f"wrote {args.out}")
     return rows
 

@@ -53,9 +53,7 @@ The table is printed and written as JSON (rows and metadata) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import platform
 import sys
 import time
@@ -63,15 +61,16 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 
 import clusterlab
 
 try:
+    from benchmarks._report import base_metadata, format_table, write_json
     from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
 except ImportError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._report import base_metadata, format_table, write_json
     from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sinkhorn.json"
@@ -311,32 +310,11 @@ COLUMNS = [
     ("method", 26, "{}"),
     ("dtype", 7, "{}"),
     ("seconds", 9, "{:.4f}"),
-    ("ratio", 7, "{:.2f}"),
-    ("marginal_error", 14, "{:.2e}"),
+    ("ratio", 7, lambda r: f"{r['ratio']:.2f}" if r["finite"] else "n/a"),
+    ("marginal_error", 14, lambda r: f"{r['marginal_error']:.2e}" if r["finite"] else "non-finite"),
     ("n_iter", 6, "{}"),
     ("note", 0, "{}"),
 ]
-
-
-def format_table(rows):
-    """The rows as a fixed-width text table."""
-
-    def line(cells):
-        return "  ".join(
-            str(c).ljust(w) if w else str(c) for c, (_, w, _) in zip(cells, COLUMNS, strict=True)
-        )
-
-    out = [line([name for name, _, _ in COLUMNS]), line(["-" * max(w, 4) for _, w, _ in COLUMNS])]
-    for row in rows:
-        cells = []
-        for name, _, fmt in COLUMNS:
-            value = row[name]
-            if name in ("marginal_error", "ratio") and not row["finite"]:
-                cells.append("non-finite" if name == "marginal_error" else "n/a")
-            else:
-                cells.append(fmt.format(value))
-        out.append(line(cells))
-    return "\n".join(out)
 
 
 def metadata(quick, sizes, datasets):
@@ -347,18 +325,9 @@ def metadata(quick, sizes, datasets):
     except ImportError:
         pot_version = None
     return {
-        "quick": quick,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **base_metadata(quick),
         "processor": platform.processor(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
         "pot": pot_version,
-        "clusterlab": clusterlab.__version__,
-        "numba_threads": numba.get_num_threads(),
-        "cpu_count": os.cpu_count(),
         "eps": EPS,
         "small_eps": SMALL_EPS,
         "tol": TOL,
@@ -369,17 +338,6 @@ def metadata(quick, sizes, datasets):
         "datasets": datasets,
         "timing": f"best of {REPEAT} (one run when the first exceeds {SINGLE_RUN_ABOVE_S} s)",
     }
-
-
-def write_json(path, rows, meta):
-    """Write ``{"metadata", "rows"}``; non-finite numbers become null."""
-
-    def clean(value):
-        return None if isinstance(value, float) and not math.isfinite(value) else value
-
-    rows = [{k: clean(v) for k, v in row.items()} for row in rows]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"metadata": meta, "rows": rows}, indent=2, allow_nan=False))
 
 
 def describe(S):
@@ -413,7 +371,7 @@ def main(argv=None):
     sizes = QUICK if args.quick else FULL
     rows, datasets = run(sizes)
     meta = metadata(args.quick, sizes, datasets)
-    print(format_table(rows))
+    print(format_table(rows, COLUMNS))
     print(
         f"\nnumpy {meta['numpy']}, numba {meta['numba']} ({meta['numba_threads']} threads), "
         f"POT {meta['pot']}, {meta['cpu_count']} CPUs; {meta['timing']}"
