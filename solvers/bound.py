@@ -172,6 +172,10 @@ def bound_update(unary, affinity, lam, *, clamp=None, init=None, n_problems=1, a
     """
     unary = np.ascontiguousarray(unary, dtype=np.float64)
     n_samples, _ = unary.shape
+    if n_samples % n_problems:
+        raise ValueError(
+            f"{n_samples} rows cannot be split into n_problems={n_problems} equal problems."
+        )
     rows = n_samples // n_problems
     clamp = (np.full(n_samples, -1, dtype=np.int64) if clamp is None
              else np.ascontiguousarray(clamp, dtype=np.int64))

@@ -209,3 +209,9 @@ def test_no_edges_and_zero_lam_is_the_nearest_prototype_rule():
     d2 = ((X[:, :, None, :] - X[:, None, :3, :]) ** 2).sum(axis=3)
     expected = np.where(clamp >= 0, clamp, d2.argmin(axis=2))
     np.testing.assert_array_equal(result.labels, expected)
+
+
+def test_rows_must_split_into_equal_problems():
+    _, unary, W, _ = _problem(12)
+    with pytest.raises(ValueError, match="equal problems"):
+        bound_update(unary, W, 1.0, n_problems=7)
