@@ -1,4 +1,5 @@
-"""Output shared by the benchmark scripts: a text table, run metadata and the JSON file."""
+"""Shared by the benchmark scripts: timing, caught warnings, a text table, run metadata
+and the JSON file."""
 
 from __future__ import annotations
 
@@ -8,12 +9,47 @@ import os
 import platform
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numba
 import numpy as np
 
 import clusterlab
+
+# Best of this many runs, or a single run when the first takes longer than this.
+REPEAT = 3
+SINGLE_RUN_ABOVE_S = 2.0
+
+
+def timed(fn, warmup=False):
+    """Best wall time of ``fn()`` over up to ``REPEAT`` runs, and its last output.
+
+    ``warmup``: one untimed call first (Numba's compilation stays out of the time).
+    """
+    if warmup:
+        fn()
+    best, out = math.inf, None
+    for _ in range(REPEAT):
+        out = None  # free the previous output before the next run
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+        if best > SINGLE_RUN_ABOVE_S:
+            break
+    return best, out
+
+
+def quietly(fn):
+    """``fn`` returning ``(output, messages)``: its warnings caught, not shown."""
+
+    def run():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            out = fn()
+        return out, sorted({str(w.message).split(";")[0][:80] for w in caught})
+
+    return run
 
 
 def format_table(rows, columns):

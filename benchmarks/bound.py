@@ -49,11 +49,8 @@ as JSON (rows and metadata) to ``--out``.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,16 +66,30 @@ from clusterlab.metrics import clustering_accuracy, evaluate_fewshot
 from clusterlab.transductive import TransductiveFewShot
 
 try:
-    from benchmarks._report import base_metadata, format_table, write_json
+    from benchmarks._report import (
+        REPEAT,
+        SINGLE_RUN_ABOVE_S,
+        base_metadata,
+        format_table,
+        quietly,
+        timed,
+        write_json,
+    )
     from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
 except ImportError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import base_metadata, format_table, write_json
+    from benchmarks._report import (
+        REPEAT,
+        SINGLE_RUN_ABOVE_S,
+        base_metadata,
+        format_table,
+        quietly,
+        timed,
+        write_json,
+    )
     from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bound.json"
-REPEAT = 3
-SINGLE_RUN_ABOVE_S = 2.0
 
 # Few-shot protocol.
 N_WAY, N_SHOT, N_QUERY = 5, 5, 15
@@ -117,29 +128,6 @@ QUICK = Sizes(n_tasks=200, n_points=5_000)
 # -- measurements -----------------------------------------------------------------------
 
 
-def timed(fn):
-    """Best wall time of ``fn()`` over up to ``REPEAT`` runs, and its last output."""
-    best, out = math.inf, None
-    for _ in range(REPEAT):
-        out = None  # free the previous output before the next run
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-        if best > SINGLE_RUN_ABOVE_S:
-            break
-    return best, out
-
-
-def quietly(fn):
-    """``fn`` returning ``(output, messages)``: its warnings caught, not shown."""
-
-    def run():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = fn()
-        return out, sorted({str(w.message).split(";")[0][:80] for w in caught})
-
-    return run
 
 
 def row(case, method, seconds, *, threads=None, accuracy=None, differing=None, note=""):

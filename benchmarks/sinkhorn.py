@@ -56,8 +56,6 @@ import argparse
 import math
 import platform
 import sys
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +64,27 @@ import numpy as np
 import clusterlab
 
 try:
-    from benchmarks._report import base_metadata, format_table, write_json
+    from benchmarks._report import (
+        REPEAT,
+        SINGLE_RUN_ABOVE_S,
+        base_metadata,
+        format_table,
+        quietly,
+        timed,
+        write_json,
+    )
     from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
 except ImportError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import base_metadata, format_table, write_json
+    from benchmarks._report import (
+        REPEAT,
+        SINGLE_RUN_ABOVE_S,
+        base_metadata,
+        format_table,
+        quietly,
+        timed,
+        write_json,
+    )
     from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sinkhorn.json"
@@ -80,8 +94,6 @@ TOL = 1e-6
 SWAV_ITER = 3
 POT_CONVERGED_MAX_ITER = 200  # POT float32 stalls above tol: bounds its run time
 SMALL_EPS_MAX_ITER = 10_000
-REPEAT = 3
-SINGLE_RUN_ABOVE_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -134,31 +146,6 @@ def relative_marginal_error(plan, target):
     return error if math.isfinite(error) else math.inf
 
 
-def timed(fn, warmup=False):
-    """Best wall time of ``fn()`` over up to ``REPEAT`` runs, and its last output."""
-    if warmup:
-        fn()
-    best, out = math.inf, None
-    for _ in range(REPEAT):
-        out = None  # free the previous output before the next run
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-        if best > SINGLE_RUN_ABOVE_S:
-            break
-    return best, out
-
-
-def quietly(fn):
-    """``fn`` returning ``(output, messages)``: its warnings caught, not shown."""
-
-    def run():
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            out = fn()
-        return out, sorted({str(w.message).split(";")[0] for w in caught})
-
-    return run
 
 
 def pot_runner(S, eps, method, **kw):
