@@ -65,29 +65,18 @@ from clusterlab.datasets import fewshot_tasks, load_dataset
 from clusterlab.metrics import clustering_accuracy, evaluate_fewshot
 from clusterlab.transductive import TransductiveFewShot
 
-try:
-    from benchmarks._report import (
-        REPEAT,
-        SINGLE_RUN_ABOVE_S,
-        base_metadata,
-        format_table,
-        quietly,
-        timed,
-        write_json,
-    )
-    from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
-except ImportError:  # run as a script: put the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import (
-        REPEAT,
-        SINGLE_RUN_ABOVE_S,
-        base_metadata,
-        format_table,
-        quietly,
-        timed,
-        write_json,
-    )
-    from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
+# Run as a script, ``benchmarks`` is importable once the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._report import (
+    REPEAT,
+    SINGLE_RUN_ABOVE_S,
+    base_metadata,
+    format_table,
+    quietly,
+    timed,
+    write_json,
+)
+from benchmarks.peers import fewshot_task_numpy, laplacian_kmeans_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "bound.json"
 

@@ -65,11 +65,9 @@ from clusterlab.datasets import fewshot_tasks, load_dataset
 from clusterlab.metrics import evaluate_fewshot
 from clusterlab.transductive import TransductiveFewShot
 
-try:
-    from benchmarks._report import base_metadata, format_table, write_json
-except ImportError:  # run as a script: put the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import base_metadata, format_table, write_json
+# Run as a script, ``benchmarks`` is importable once the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._report import base_metadata, format_table, write_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "fewshot_accuracy.json"
 DATASETS = ("digits", "mnist_5k")

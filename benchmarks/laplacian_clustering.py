@@ -44,11 +44,9 @@ from clusterlab.datasets import load_dataset
 from clusterlab.metrics import clustering_accuracy, normalized_mutual_info_score
 from clusterlab.transductive import LaplacianKMeans
 
-try:
-    from benchmarks._report import base_metadata, write_json
-except ImportError:  # run as a script: put the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import base_metadata, write_json
+# Run as a script, ``benchmarks`` is importable once the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._report import base_metadata, write_json
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "laplacian_clustering.json"
 DATASETS = ("digits", "mnist_5k")

@@ -63,29 +63,18 @@ import numpy as np
 
 import clusterlab
 
-try:
-    from benchmarks._report import (
-        REPEAT,
-        SINGLE_RUN_ABOVE_S,
-        base_metadata,
-        format_table,
-        quietly,
-        timed,
-        write_json,
-    )
-    from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
-except ImportError:  # run as a script: put the repository root on the path
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from benchmarks._report import (
-        REPEAT,
-        SINGLE_RUN_ABOVE_S,
-        base_metadata,
-        format_table,
-        quietly,
-        timed,
-        write_json,
-    )
-    from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
+# Run as a script, ``benchmarks`` is importable once the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._report import (
+    REPEAT,
+    SINGLE_RUN_ABOVE_S,
+    base_metadata,
+    format_table,
+    quietly,
+    timed,
+    write_json,
+)
+from benchmarks.peers import pot_plan, swav_sinkhorn_numpy
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sinkhorn.json"
 EPS = 0.05
