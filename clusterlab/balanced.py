@@ -413,7 +413,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 "init is an array of centres: one run replaces the n_init runs, which "
                 "would all be identical.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
             n_init = 1
         best = None
@@ -427,7 +427,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"SinkhornKMeans stopped after max_iter={self.max_iter} centroid updates "
                 f"without reaching tol={self.tol:g}; raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         self._centers = centers  # in the centred (or normalised) space the scores use
         self.cluster_centers_ = self._from_model_space(centers)

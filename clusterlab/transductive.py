@@ -215,14 +215,14 @@ default="kmeans"
                 "stopped with the labels of the previous round. Try a smaller lam or "
                 "fewer clusters.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         elif not self.converged_:
             warnings.warn(
                 f"LaplacianKMeans' labels were still changing after max_iter={self.max_iter} "
                 "rounds; increase max_iter.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         if not result.bound_converged[0] and not result.empty_cluster[0]:
             warnings.warn(
@@ -230,7 +230,7 @@ default="kmeans"
                 f"before the relative energy change fell below tol={self.tol}; a smaller "
                 "lam converges faster.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return self
 
