@@ -410,6 +410,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         """Soft class assignments of the queries ``X``, inferred jointly."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        X = X.astype(self.support_.dtype, copy=False)  # one dtype for the stacked task
         proba, result = self._infer(self.support_[None], self._support_codes[None], X[None],
                                     self.classes_.shape[0])
         self._warn_unsettled([result])

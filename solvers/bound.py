@@ -80,7 +80,7 @@ def _softmax_init(unary, clamp, active):
     part = _Partition.build(n_problems, n_samples // n_problems)
     # A sweep with lam = 0 over a graph without edges is the softmax of -A.
     no_edges = (np.zeros(n_samples + 1, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0))
-    Z = np.empty_like(unary)
+    Z = np.zeros_like(unary)  # rows of inactive problems stay zero
     _, unary_part = _sweep(no_edges, unary, np.zeros_like(unary), clamp, 0.0, part, active, Z)
     return Z, unary_part
 
@@ -179,6 +179,10 @@ def bound_update(unary, affinity, lam, *, clamp=None, init=None, n_problems=1, a
     rows = n_samples // n_problems
     clamp = (np.full(n_samples, -1, dtype=np.int64) if clamp is None
              else np.ascontiguousarray(clamp, dtype=np.int64))
+    if clamp.shape != (n_samples,) or clamp.min() < -1 or clamp.max() >= unary.shape[1]:
+        raise ValueError(
+            f"clamp must hold one label in [0, {unary.shape[1]}) or -1 per row of unary."
+        )
     active = (np.ones(n_problems, dtype=bool) if active is None
               else np.array(active, dtype=bool))
     if init is None:
@@ -196,7 +200,13 @@ def bound_update(unary, affinity, lam, *, clamp=None, init=None, n_problems=1, a
     history = []
     for it in range(max_iter + 1):
         pairwise, next_unary_part = _sweep(csr, unary, Z, clamp, lam, part, active, Z_next)
-        current = np.where(active, unary_part - 0.5 * lam * pairwise, np.nan)
+        with np.errstate(over="ignore", invalid="ignore"):  # checked on the next line
+            current = np.where(active, unary_part - 0.5 * lam * pairwise, np.nan)
+        if not np.isfinite(current[active]).all():
+            raise FloatingPointError(
+                f"The relaxed energy became non-finite at bound iteration {it}: lam={lam:g} "
+                "is too large for the floating-point range of lam * W Z."
+            )
         history.append(current)
         if it > 0:
             converged |= active & (np.abs(current - energy) <= tol * np.abs(energy))
@@ -334,7 +344,7 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
         rows = slice(None) if active.all() else np.flatnonzero(active)
         X_run = X[rows]
         M[rows] = update_prototypes(X_run, labels[rows], assignments[rows], M[rows], kind,
-                                    sigma2[rows])
+                                    sigma2[rows], clamp=clamp[rows])
         unary[rows] = unary_costs(X_run, M[rows], kind, sigma2[rows]) * inv_scale[rows]
     return PrototypeResult(assignments, labels, M, np.array(history), n_iter, converged,
                            empty_cluster, bound_converged)

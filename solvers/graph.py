@@ -54,6 +54,17 @@ def _check_neighbors(n_neighbors, n_points):
         )
 
 
+def _check_distance_range(X):
+    """Squared distances, at most 4 max ||x||^2, must stay within the float64 range."""
+    with np.errstate(over="ignore"):
+        largest = 4.0 * np.max(np.einsum("...d,...d->...", X, X, dtype=np.float64))
+    if not np.isfinite(largest):
+        raise ValueError(
+            "Squared distances between points may overflow the floating-point range: "
+            "rescale the features."
+        )
+
+
 def _assemble(neighbors, sq_dist, *, weights, symmetrize):
     """CSR affinity from neighbour indices and squared distances of shape (n_sets, n, k).
 
@@ -107,6 +118,7 @@ def knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     X = np.asarray(X)
     n_points = X.shape[0]
     _check_neighbors(n_neighbors, n_points)
+    _check_distance_range(X)
     dist, neighbors = NearestNeighbors(n_neighbors=n_neighbors).fit(X).kneighbors()
     sq_dist = np.square(dist, dtype=np.float64)
     return _assemble(neighbors[None], sq_dist[None], weights=weights, symmetrize=symmetrize)
@@ -130,6 +142,7 @@ def batched_knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_sets, n, _ = X.shape
     _check_neighbors(n_neighbors, n)
+    _check_distance_range(X)
     neighbors = np.empty((n_sets, n, n_neighbors), dtype=np.int64)
     sq_dist = np.empty((n_sets, n, n_neighbors))
     batched_nearest(X, neighbors, sq_dist)

@@ -8,8 +8,8 @@ Arrays are batched: ``X`` (n_problems, n_points, n_features), prototypes ``M``
 - ``"modes"``: ``f(x, m) = -exp(-||x - m||^2 / (2 sigma^2))``, ``m_l`` the mode of the
   Gaussian kernel density of the points labelled ``l``, found by mean-shift started at
   their mean (K-modes, Ziko et al. 2018);
-- ``"members"``: the same cost, ``m_l`` the point with the largest assignment ``z_pl``
-  (the cheap mode estimate of the bound optimizer, "BO");
+- ``"members"``: the same cost, ``m_l`` the free (unclamped) point with the largest
+  assignment ``z_pl`` (the cheap mode estimate of the bound optimizer, "BO");
 - ``"fixed"``: squared distances to prototypes that never change (LaplacianShot).
 
 A label without points keeps its previous prototype; the caller decides what to do.
@@ -80,8 +80,13 @@ def _mean_shift(X, labels, previous, sigma2):
     return M
 
 
-def update_prototypes(X, labels, assignments, previous, kind, sigma2):
-    """New prototypes from hard labels (and, for "members", the soft assignments)."""
+def update_prototypes(X, labels, assignments, previous, kind, sigma2, clamp=None):
+    """New prototypes from hard labels (and, for "members", the soft assignments).
+
+    ``clamp`` (n_problems, n_points), labels of clamped points or -1: "members" chooses
+    among the free points only (a clamped point's assignment is 1, which would pin the
+    prototype to the first labeled point); a label without free points keeps ``previous``.
+    """
     if kind == "fixed":
         return previous
     labels = np.ascontiguousarray(labels, dtype=np.int64)
@@ -90,6 +95,10 @@ def update_prototypes(X, labels, assignments, previous, kind, sigma2):
     elif kind == "modes":
         updated = _mean_shift(X, labels, previous, sigma2)
     else:
-        best = assignments.argmax(axis=1)
-        updated = np.take_along_axis(X, best[:, :, None], axis=1)
+        scores = assignments if clamp is None else np.where(
+            (clamp >= 0)[:, :, None], -1.0, assignments)
+        best = scores.argmax(axis=1)
+        found = np.take_along_axis(scores, best[:, None, :], axis=1)[:, 0, :] >= 0
+        members = np.take_along_axis(X, best[:, :, None], axis=1)
+        updated = np.where(found[:, :, None], members, previous)
     return updated.astype(previous.dtype, copy=False)

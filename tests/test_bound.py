@@ -215,3 +215,32 @@ def test_rows_must_split_into_equal_problems():
     _, unary, W, _ = _problem(12)
     with pytest.raises(ValueError, match="equal problems"):
         bound_update(unary, W, 1.0, n_problems=7)
+
+
+def test_clamp_labels_out_of_range_are_an_error():
+    _, unary, W, clamp = _problem(13)
+    clamp = clamp.copy()
+    clamp[0] = unary.shape[1]
+    with pytest.raises(ValueError, match="clamp must hold one label"):
+        bound_update(unary, W, 1.0, clamp=clamp)
+
+
+def test_overflowing_lam_is_an_error_not_nan():
+    _, unary, W, clamp = _problem(14)
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        bound_update(unary, W, 1e308, clamp=clamp, max_iter=5)
+
+
+def test_members_prototypes_ignore_clamped_points():
+    # The clamped point of each label has assignment 1; the prototype must be a free point.
+    X, clamp, truth = _tasks(15, n_tasks=2)
+    assignments = np.eye(3)[truth] * 0.9 + 0.1 / 3
+    labeled = clamp >= 0
+    assignments[labeled] = np.eye(3)[clamp[labeled]]
+    members = update_prototypes(X, truth, assignments, X[:, :3], "members", np.ones(2),
+                                clamp=clamp)
+    for t in range(2):
+        for label in range(3):
+            row = np.flatnonzero(np.all(X[t] == members[t, label], axis=1))
+            assert row.size
+            assert np.all(clamp[t, row] < 0)

@@ -67,3 +67,10 @@ def test_too_many_neighbours_is_an_error(builder):
 def test_unknown_weights_is_an_error():
     with pytest.raises(ValueError, match="weights must be one of"):
         knn_affinity(np.random.default_rng(0).normal(size=(5, 2)), 2, weights="cosine")
+
+
+@pytest.mark.parametrize("builder", [knn_affinity, batched_knn_affinity])
+def test_overflowing_distances_are_an_error(builder):
+    X = np.array([[1e200], [-1e200], [3e200], [0.0]])
+    with pytest.raises(ValueError, match="overflow"):
+        builder(X if builder is knn_affinity else X[None], 2)

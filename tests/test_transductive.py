@@ -236,3 +236,10 @@ def test_capped_iterations_warn(digits_tasks, blobs):
     X, _ = blobs
     with pytest.warns(ConvergenceWarning, match="max_bound_iter=1"):
         LaplacianKMeans(n_clusters=3, max_bound_iter=1, tol=0.0, random_state=0).fit(X)
+
+
+def test_single_task_queries_of_another_float_dtype(digits_tasks):
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(base_mean=base_mean).fit(tasks.X_support[0], tasks.y_support[0])
+    expected = model.predict(tasks.X_query[0])
+    np.testing.assert_array_equal(model.predict(tasks.X_query[0].astype(np.float32)), expected)
