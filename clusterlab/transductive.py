@@ -339,11 +339,10 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Store the support set ``X`` with its labels ``y`` (every sample labeled)."""
+        """Store the support set ``X`` with its class labels ``y`` (integers; every support
+        sample is labeled, so -1 is an ordinary class)."""
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        y = check_partial_labels(y, X.shape[0], name="y_support")
-        if np.any(y < 0):
-            raise ValueError("Every support sample needs a label; -1 is not allowed in y.")
+        y = _check_class_labels(y, (X.shape[0],))
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.support_ = X
         self._support_codes = codes
@@ -488,11 +487,22 @@ def _check_tasks(X_support, y_support, X_query):
             f"X_support {support.shape} and X_query {queries.shape} disagree on the number "
             "of tasks or features."
         )
-    if y_support.shape != support.shape[:2] or y_support.dtype.kind not in "iu":
-        raise ValueError(
-            f"y_support must hold integer labels of shape {support.shape[:2]}, got "
-            f"{y_support.dtype} {y_support.shape}."
-        )
+    y_support = _check_class_labels(y_support, support.shape[:2])
     dtype = np.float32 if support.dtype == np.float32 else np.float64
-    return (support.astype(dtype, copy=False), y_support.astype(np.int64, copy=False),
-            queries.astype(dtype, copy=False))
+    return support.astype(dtype, copy=False), y_support, queries.astype(dtype, copy=False)
+
+
+def _check_class_labels(y, shape):
+    """Integer class labels (any values; whole-number floats accepted) of the given shape.
+
+    Every support sample is labeled, so -1 is an ordinary class here.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.shape != shape or y.dtype.kind not in "iu":
+        raise ValueError(
+            f"y_support must hold integer class labels of shape {shape}, got "
+            f"{y.dtype} {y.shape}."
+        )
+    return y.astype(np.int64, copy=False)

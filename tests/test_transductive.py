@@ -201,8 +201,11 @@ def test_fewshot_bad_input():
     support, queries = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
     with pytest.raises(ValueError, match="n_neighbors=10 must be smaller"):
         TransductiveFewShot(n_neighbors=10).fit(support, [0, 1, 2]).predict(queries)
-    with pytest.raises(ValueError, match="Every support sample needs a label"):
-        TransductiveFewShot().fit(support, [0, 1, -1])
+    with pytest.raises(ValueError, match="integer class labels"):
+        TransductiveFewShot().fit(support, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="integer class labels"):
+        TransductiveFewShot().predict_tasks(support[None], np.array([[0.5, 1, 2]]),
+                                            queries[None])
     bad = queries.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
@@ -243,3 +246,15 @@ def test_single_task_queries_of_another_float_dtype(digits_tasks):
     model = TransductiveFewShot(base_mean=base_mean).fit(tasks.X_support[0], tasks.y_support[0])
     expected = model.predict(tasks.X_query[0])
     np.testing.assert_array_equal(model.predict(tasks.X_query[0].astype(np.float32)), expected)
+
+
+def test_labels_mean_the_same_in_fit_and_predict_tasks(digits_tasks):
+    # -1 and other negative integers are ordinary classes; whole floats are accepted.
+    tasks, base_mean = digits_tasks
+    model = TransductiveFewShot(base_mean=base_mean)
+    shifted = tasks.y_support - 7  # classes -2..2
+    batched = model.predict_tasks(tasks.X_support, shifted.astype(float), tasks.X_query)
+    single = model.fit(tasks.X_support[0], shifted[0]).predict(tasks.X_query[0])
+    np.testing.assert_array_equal(batched[0], single)
+    np.testing.assert_array_equal(batched + 7, model.predict_tasks(
+        tasks.X_support, tasks.y_support, tasks.X_query))
