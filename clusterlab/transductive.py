@@ -34,7 +34,7 @@ from clusterlab._validation import check_n_clusters, check_partial_labels
 from clusterlab.solvers._backend import single_threaded_blas
 from clusterlab.solvers._feature_kernels import stack_tasks
 from clusterlab.solvers.bound import fit_prototypes
-from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, knn_affinity
+from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, check_neighbors, knn_affinity
 from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
 
 __all__ = ["LaplacianKMeans", "TransductiveFewShot"]
@@ -47,14 +47,6 @@ _COMMON_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "max_bound_iter": [Interval(Integral, 1, None, closed="left")],
 }
-
-
-def _check_neighbors(n_neighbors, n_points, what):
-    if n_neighbors >= n_points:
-        raise ValueError(
-            f"n_neighbors={n_neighbors} must be smaller than the number of {what}, "
-            f"n_samples={n_points}: a point is not its own neighbour."
-        )
 
 
 def _nearest(X, centers):
@@ -190,7 +182,7 @@ default="kmeans"
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n_samples = X.shape[0]
         check_n_clusters(self.n_clusters, n_samples)
-        _check_neighbors(self.n_neighbors, n_samples, "samples")
+        check_neighbors(self.n_neighbors, n_samples)  # before the labels: a clearer error
         clamp = check_partial_labels(y, n_samples, n_classes=self.n_clusters)
         rng = check_random_state(self.random_state)
 
@@ -376,7 +368,6 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         n_tasks, n_points, _ = points.shape
         clamp = np.concatenate([codes, np.full((n_tasks, queries.shape[1]), -1)], axis=1)
         if self.lam > 0 or self.prototypes in ("modes", "members"):
-            _check_neighbors(self.n_neighbors, n_points, "samples in a task")
             graph = batched_knn_affinity(points, self.n_neighbors, weights=self.weights)
             affinity, sigma2 = graph.affinity, graph.sigma2
         else:  # no pairwise term and no kernel bandwidth: the graph is not needed

@@ -46,11 +46,12 @@ class KnnGraph:
     sigma2: np.ndarray
 
 
-def _check_neighbors(n_neighbors, n_points):
+def check_neighbors(n_neighbors, n_points):
+    """A point is not its own neighbour: each set needs more points than n_neighbors."""
     if n_neighbors >= n_points:
         raise ValueError(
-            f"n_neighbors={n_neighbors} must be smaller than the number of points "
-            f"in a set ({n_points}): a point is not its own neighbour."
+            f"n_neighbors={n_neighbors} must be smaller than the number of points in a "
+            f"set, n_samples={n_points}: a point is not its own neighbour."
         )
 
 
@@ -117,7 +118,7 @@ def knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     """
     X = np.asarray(X)
     n_points = X.shape[0]
-    _check_neighbors(n_neighbors, n_points)
+    check_neighbors(n_neighbors, n_points)
     _check_distance_range(X)
     dist, neighbors = NearestNeighbors(n_neighbors=n_neighbors).fit(X).kneighbors()
     sq_dist = np.square(dist, dtype=np.float64)
@@ -141,7 +142,7 @@ def batched_knn_affinity(X, n_neighbors, *, weights="binary", symmetrize=True):
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_sets, n, _ = X.shape
-    _check_neighbors(n_neighbors, n)
+    check_neighbors(n_neighbors, n)
     _check_distance_range(X)
     neighbors = np.empty((n_sets, n, n_neighbors), dtype=np.int64)
     sq_dist = np.empty((n_sets, n, n_neighbors))
