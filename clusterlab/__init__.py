@@ -7,16 +7,20 @@ from clusterlab.balanced import (
     sinkhorn_codes,
     swapped_prediction_loss,
 )
+from clusterlab.mixture import SemiSupervisedGMM, SemiSupervisedKMeans, estimate_n_clusters
 from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "LaplacianKMeans",
+    "SemiSupervisedGMM",
+    "SemiSupervisedKMeans",
     "SinkhornKMeans",
     "SinkhornResult",
     "TransductiveFewShot",
     "__version__",
+    "estimate_n_clusters",
     "sinkhorn",
     "sinkhorn_codes",
     "swapped_prediction_loss",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import numbers
 from dataclasses import dataclass
 from importlib import resources
 
@@ -16,7 +17,16 @@ import numpy as np
 from sklearn import datasets as _sk
 from sklearn.utils import check_random_state
 
-__all__ = ["DATASETS", "FewShotTasks", "fewshot_tasks", "load_dataset"]
+from clusterlab._validation import check_partial_labels
+
+__all__ = [
+    "DATASETS",
+    "FewShotTasks",
+    "GCDSplit",
+    "fewshot_tasks",
+    "load_dataset",
+    "make_gcd_split",
+]
 
 _LOADERS = {
     "digits": _sk.load_digits,  # 1797 8x8 handwritten digits, 10 classes (UCI)
@@ -182,3 +192,102 @@ def fewshot_tasks(X, y, *, n_way=5, n_shot=1, n_query=15, n_tasks=1000, random_s
     support = picks[:, :, :n_shot].reshape(n_tasks, -1)
     query = picks[:, :, n_shot:].reshape(n_tasks, -1)
     return FewShotTasks(X[support], y[support], X[query], y[query], classes)
+
+
+@dataclass(frozen=True)
+class GCDSplit:
+    """Labeled and unlabeled samples of a generalized category discovery task.
+
+    Attributes
+    ----------
+    y_partial : ndarray of shape (n_samples,), int64
+        The true class of labeled samples, -1 for the others: the ``y`` to fit on.
+    labeled_mask : ndarray of shape (n_samples,), bool
+    old_mask : ndarray of shape (n_samples,), bool
+        True for samples whose true class is an old class, labeled or not.
+    unlabeled_mask : ndarray of shape (n_samples,), bool
+        ``~labeled_mask``: the samples to score, with
+        :func:`clusterlab.metrics.gcd_accuracy` and ``old_mask[unlabeled_mask]``.
+    """
+
+    y_partial: np.ndarray
+    labeled_mask: np.ndarray
+    old_mask: np.ndarray
+    unlabeled_mask: np.ndarray
+
+
+def make_gcd_split(y, old_classes, labeled_fraction=0.5, random_state=None):
+    """Hide labels as in generalized category discovery (GCD) benchmarks.
+
+    Some classes are old (known): a random ``labeled_fraction`` of the samples of each old
+    class, drawn class by class, keep their label. Every other sample (the rest of the old
+    classes and all samples of the new classes) is unlabeled. One fits on all samples with
+    ``y_partial`` and scores on the unlabeled ones.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        True classes, integers >= 0.
+    old_classes : array-like of int
+        The old classes (duplicates are ignored); each must occur in ``y``.
+    labeled_fraction : float in (0, 1]
+        Fraction of each old class that is labeled: ``round(labeled_fraction * n_class)``
+        samples of a class of ``n_class`` samples (halves round up), kept between 1 and
+        ``n_class - 1`` when ``labeled_fraction < 1``, so that every old class keeps at
+        least one labeled and one unlabeled sample. An old class with a single sample is
+        labeled only when ``labeled_fraction == 1``.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    GCDSplit
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import make_gcd_split
+    >>> split = make_gcd_split([0, 0, 0, 0, 1, 1, 2, 2], old_classes=[0, 1], random_state=0)
+    >>> [int(mask.sum()) for mask in (split.labeled_mask, split.old_mask, split.unlabeled_mask)]
+    [3, 6, 5]
+    >>> sorted(set(split.y_partial.tolist()))
+    [-1, 0, 1]
+    """
+    y_array = np.asarray(y)
+    if y_array.ndim != 1 or y_array.shape[0] == 0:
+        raise ValueError(f"y must be a non-empty 1-D array of labels, got shape {y_array.shape}.")
+    if y_array.dtype.kind in "iuf" and np.any(y_array < 0):
+        raise ValueError(
+            "y must hold the true class of every sample (integers >= 0), got "
+            f"{y_array[y_array < 0][0].item()!r}."
+        )
+    y = check_partial_labels(y_array, y_array.shape[0])  # integer labels, as int64
+    old = np.asarray(old_classes)
+    if old.ndim != 1 or old.shape[0] == 0:
+        raise ValueError(
+            f"old_classes must be a non-empty 1-D array of class labels, got shape {old.shape}."
+        )
+    if old.dtype.kind not in "iu":
+        raise ValueError(f"old_classes must hold integer labels, got dtype {old.dtype}.")
+    old = np.unique(old)
+    missing = np.setdiff1d(old, y)
+    if missing.size:
+        raise ValueError(f"old_classes {missing.tolist()} do not occur in y.")
+    if (
+        not isinstance(labeled_fraction, numbers.Real)
+        or isinstance(labeled_fraction, bool)
+        or not 0 < labeled_fraction <= 1
+    ):
+        raise ValueError(f"labeled_fraction must lie in (0, 1], got {labeled_fraction!r}.")
+    rng = check_random_state(random_state)
+    labeled_mask = np.zeros(y.shape[0], dtype=bool)
+    for label in old:
+        members = np.flatnonzero(y == label)
+        n_labeled = int(np.floor(labeled_fraction * members.size + 0.5))
+        if labeled_fraction < 1:
+            n_labeled = min(max(n_labeled, 1), members.size - 1)
+        labeled_mask[rng.choice(members, n_labeled, replace=False)] = True
+    return GCDSplit(
+        y_partial=np.where(labeled_mask, y, -1),
+        labeled_mask=labeled_mask,
+        old_mask=np.isin(y, old),
+        unlabeled_mask=~labeled_mask,
+    )

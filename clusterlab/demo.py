@@ -3,7 +3,8 @@
 Each :class:`DemoCase` names a dataset, the clusterlab estimator and the scikit-learn
 baseline it is compared with. Later capabilities add their cases to :data:`CASES`.
 :data:`FEWSHOT_CASES` run few-shot episodes (:class:`FewShotCase`) and report accuracy
-over tasks beside the SimpleShot baseline.
+over tasks beside the SimpleShot baseline. :data:`GCD_CASES` run generalized category
+discovery (:class:`GCDCase`): the estimated number of classes and All/Old/New accuracy.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from clusterlab.balanced import SinkhornKMeans
-from clusterlab.datasets import fewshot_tasks, load_dataset
-from clusterlab.metrics import clustering_accuracy, evaluate_fewshot
+from clusterlab.datasets import fewshot_tasks, load_dataset, make_gcd_split
+from clusterlab.metrics import clustering_accuracy, evaluate_fewshot, gcd_accuracy
+from clusterlab.mixture import SemiSupervisedGMM, SemiSupervisedKMeans, estimate_n_clusters
 from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 
@@ -109,6 +112,62 @@ def _run_fewshot(case, seed):
             "n_tasks": case.n_tasks, "lam": case.lam, "rows": rows}
 
 
+@dataclass(frozen=True)
+class GCDCase:
+    """Generalized category discovery: half of each old class labeled, K unknown."""
+
+    title: str
+    dataset: str
+    n_pca: int
+    old_classes: tuple
+    start_k: int
+
+
+GCD_CASES = [
+    GCDCase(
+        "category discovery, K unknown (semi-supervised GMM, split/merge)", "digits", 32,
+        (0, 1, 2, 3, 4), 20,
+    ),
+]
+
+
+def _timed_fit(fit):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning must not end the demo
+        result = fit()
+    return result, time.perf_counter() - start
+
+
+def _run_gcd(case, seed):
+    X, y = load_dataset(case.dataset)
+    X = PCA(case.n_pca, random_state=0).fit_transform(X)
+    true_k = int(np.unique(y).shape[0])
+    split = make_gcd_split(y, case.old_classes, labeled_fraction=0.5, random_state=seed)
+    y_partial, free = split.y_partial, split.unlabeled_mask
+
+    def gmm():
+        model = SemiSupervisedGMM(n_components=case.start_k, random_state=seed)
+        return model.fit(X, y_partial).n_components_, model.labels_
+
+    def estimated_k():
+        k = estimate_n_clusters(X, y_partial, random_state=seed)
+        return k, SemiSupervisedKMeans(k, random_state=seed).fit(X, y_partial).labels_
+
+    def given_k():
+        return true_k, SemiSupervisedKMeans(true_k, random_state=seed).fit(X, y_partial).labels_
+
+    rows = []
+    for name, fit in [("SemiSupervisedGMM", gmm), ("K estimate + SS-KMeans", estimated_k),
+                      ("SS-KMeans, true K", given_k)]:
+        (k, labels), seconds = _timed_fit(fit)
+        score = gcd_accuracy(y[free], labels[free], split.old_mask[free])
+        rows.append({"method": name, "k": int(k), "all": score.all, "old": score.old,
+                     "new": score.new, "seconds": seconds})
+    return {"case": case.title, "kind": "gcd", "dataset": case.dataset, "n_pca": case.n_pca,
+            "true_k": true_k, "start_k": case.start_k, "rows": rows}
+
+
 def _evaluate(name, estimator, X, y):
     # one untimed fit on a slice first, so that seconds exclude Numba's one-time compile
     with warnings.catch_warnings():
@@ -130,10 +189,11 @@ def _evaluate(name, estimator, X, y):
     }
 
 
-def run_demo(seed=0, cases=None, fewshot_cases=None):
+def run_demo(seed=0, cases=None, fewshot_cases=None, gcd_cases=None):
     """Run the demo cases; returns a list of ``{case, kind, dataset, ..., rows}`` dicts.
 
-    ``kind`` is "clustering" (rows per estimator) or "fewshot" (rows per method and shot).
+    ``kind`` is "clustering" (rows per estimator), "fewshot" (rows per method and shot) or
+    "gcd" (rows per method).
     """
     report = []
     for case in CASES if cases is None else cases:
@@ -152,6 +212,7 @@ def run_demo(seed=0, cases=None, fewshot_cases=None):
         )
     report.extend(_run_fewshot(case, seed)
                   for case in (FEWSHOT_CASES if fewshot_cases is None else fewshot_cases))
+    report.extend(_run_gcd(case, seed) for case in (GCD_CASES if gcd_cases is None else gcd_cases))
     return report
 
 
@@ -165,6 +226,9 @@ def format_report(report):
     for block in report:
         if block["kind"] == "fewshot":
             lines.extend(_format_fewshot(block))
+            continue
+        if block["kind"] == "gcd":
+            lines.extend(_format_gcd(block))
             continue
         prep = f", {block['preprocessing']}" if block["preprocessing"] else ""
         lines.append(
@@ -189,6 +253,22 @@ def _format_fewshot(block):
     ]
     lines.extend(
         f"{r['method']:<22}{r['n_shot']:>6d}{100 * r['accuracy']:>7.2f} ± {100 * r['ci95']:.2f}"
+        f"{r['seconds']:>9.2f}"
+        for r in block["rows"]
+    )
+    lines.append("")
+    return lines
+
+
+def _format_gcd(block):
+    lines = [
+        f"{block['case']} — {block['dataset']}, PCA-{block['n_pca']} (true K "
+        f"{block['true_k']}, the GMM starts from K={block['start_k']}; v2 accuracy on the "
+        "unlabeled samples)",
+        f"{'method':<24}{'K':>4}{'All':>7}{'Old':>7}{'New':>7}{'seconds':>9}",
+    ]
+    lines.extend(
+        f"{r['method']:<24}{r['k']:>4d}{r['all']:>7.3f}{r['old']:>7.3f}{r['new']:>7.3f}"
         f"{r['seconds']:>9.2f}"
         for r in block["rows"]
     )

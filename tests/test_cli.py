@@ -3,14 +3,14 @@ import json
 import pytest
 
 from clusterlab.cli import main
-from clusterlab.demo import CASES, FEWSHOT_CASES, format_report, run_demo
+from clusterlab.demo import CASES, FEWSHOT_CASES, GCD_CASES, format_report, run_demo
 
 
 def test_demo_json_reports_every_case(capsys):
     assert main(["demo", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [block["case"] for block in report] == [
-        case.title for case in [*CASES, *FEWSHOT_CASES]
+        case.title for case in [*CASES, *FEWSHOT_CASES, *GCD_CASES]
     ]
     clustering = {block["case"]: block for block in report if block["kind"] == "clustering"}
     for block in clustering.values():
@@ -27,10 +27,14 @@ def test_demo_json_reports_every_case(capsys):
     accuracy = {(r["method"], r["n_shot"]): r["accuracy"] for r in fewshot["rows"]}
     for n_shot in (1, 5):
         assert accuracy["Laplacian k-means", n_shot] > accuracy["SimpleShot", n_shot]
+    (gcd,) = [block for block in report if block["kind"] == "gcd"]
+    gmm, _, given_k = gcd["rows"]
+    assert abs(gmm["k"] - gcd["true_k"]) <= 1
+    assert gmm["all"] >= given_k["all"]
 
 
 def test_text_report_has_a_row_per_estimator():
-    text = format_report(run_demo(cases=CASES[:1], fewshot_cases=[]))
+    text = format_report(run_demo(cases=CASES[:1], fewshot_cases=[], gcd_cases=[]))
     assert "SinkhornKMeans" in text
     assert "KMeans" in text
     assert "largest" in text

@@ -1,0 +1,475 @@
+"""Generalized category discovery: semi-supervised clustering with an unknown number of classes.
+
+Some samples carry labels from known ("old") classes; the unlabeled rest come from old
+and new classes. :class:`SemiSupervisedKMeans` is the k-means baseline of Vaze et al.
+(2022); :class:`SemiSupervisedGMM` is a Gaussian mixture whose labeled samples are clamped
+to their class's component and whose split/merge moves estimate the number of components
+(Zhao, Wen & Han, 2023), built on :mod:`clusterlab.solvers.gmm`. :func:`estimate_n_clusters`
+is the baseline estimate of the number of classes.
+
+Labels follow scikit-learn's semi-supervised convention: ``y = -1`` marks unlabeled
+samples. In the output, samples of a labeled class keep its label; new clusters get new
+labels counting up from one past the largest labeled class.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from clusterlab._n_clusters import estimate_n_clusters
+from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from clusterlab._validation import check_n_clusters, check_partial_labels
+from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
+from clusterlab.solvers.gmm import fit_mixture
+from clusterlab.solvers.niw import COVARIANCE_TYPES, NIWPrior
+from clusterlab.solvers.seeded_kmeans import seeded_kmeans
+from clusterlab.solvers.split_merge import ACCEPTANCE_RULES, MoveConfig
+
+__all__ = ["SemiSupervisedGMM", "SemiSupervisedKMeans", "estimate_n_clusters"]
+
+# Ridge added to the prior covariance, relative to its mean variance (constant features).
+_PRIOR_RIDGE = 1e-3
+
+
+class _PartialLabels:
+    """Labeled classes of ``y`` as component indices 0..C-1, and the labels of the output."""
+
+    def __init__(self, y, n_samples, *, allow_all_labeled=False):
+        y = check_partial_labels(y, n_samples)
+        labeled = y >= 0
+        if labeled.all() and not allow_all_labeled:
+            raise ValueError(
+                "Every sample is labeled: there is nothing to discover. Use a classifier, "
+                "or mark the samples to cluster with -1."
+            )
+        self.classes, codes = np.unique(y[labeled], return_inverse=True)
+        self.clamp = np.full(n_samples, -1, dtype=np.int64)
+        self.clamp[labeled] = codes
+
+    @property
+    def n_classes(self):
+        return self.classes.shape[0]
+
+    def check_n_clusters(self, n_clusters, name):
+        if n_clusters < self.n_classes:
+            raise ValueError(
+                f"{name}={n_clusters} is below the number of labeled classes "
+                f"({self.n_classes}); every labeled class needs its own cluster."
+            )
+
+    def output_labels(self, component_class):
+        """Label of each component: its class, or a new label past the largest class."""
+        start = int(self.classes.max()) + 1 if self.n_classes else 0
+        held = component_class >= 0
+        out = np.empty(component_class.shape[0], dtype=np.int64)
+        out[held] = self.classes[component_class[held]]
+        out[~held] = start + np.arange((~held).sum())
+        return out
+
+
+class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
+    """k-means whose labeled samples stay with their class: the GCD baseline.
+
+    The centres of the labeled classes start at their labeled means and the others are
+    drawn by k-means++ from the unlabeled samples; during the Lloyd iterations labeled
+    samples never leave their class's cluster (Vaze et al., "Generalized Category
+    Discovery", CVPR 2022). The run with the lowest inertia of ``n_init`` is kept.
+
+    Parameters
+    ----------
+    n_clusters : int
+        Number of clusters, at least the number of labeled classes.
+    n_init : int
+        Runs with different k-means++ draws.
+    max_iter : int
+        Lloyd iterations per run.
+    tol : float
+        Stop when the centres move less than ``tol`` times the mean feature variance.
+    random_state : int, RandomState instance or None
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        Labeled classes keep their labels; new clusters count up from one past the
+        largest labeled class (from 0 without labels).
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    cluster_labels_ : ndarray of shape (n_clusters,)
+        The label of each centre.
+    inertia_ : float
+        Sum of squared distances to the assigned centres.
+    n_iter_ : int
+    converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.mixture import SemiSupervisedKMeans
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.2, (20, 2)) for c in (0, 3, 6)])
+    >>> y = np.full(60, -1); y[:5] = 4  # five samples of class 4
+    >>> model = SemiSupervisedKMeans(n_clusters=3, random_state=0).fit(X, y)
+    >>> np.unique(model.labels_[:20]).tolist(), np.unique(model.labels_[20:]).tolist()
+    ([4], [5, 6])
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, n_clusters=8, *, n_init=10, max_iter=300, tol=1e-4, random_state=None):
+        self.n_clusters = n_clusters
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Cluster ``X``; ``y`` holds class labels of labeled samples, -1 elsewhere.
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        check_n_clusters(self.n_clusters, X.shape[0])
+        partial = _PartialLabels(y, X.shape[0])
+        partial.check_n_clusters(self.n_clusters, "n_clusters")
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        result = seeded_kmeans(
+            X, partial.clamp, self.n_clusters, rng=rng, n_init=self.n_init,
+            max_iter=self.max_iter, tol=self.tol,
+        )
+        component_class = np.r_[
+            np.arange(partial.n_classes), np.full(self.n_clusters - partial.n_classes, -1)
+        ]
+        self.cluster_labels_ = partial.output_labels(component_class)
+        self.cluster_centers_ = result.centers.astype(X.dtype)
+        self.labels_ = self.cluster_labels_[result.labels]
+        self.inertia_ = result.inertia
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        if not self.converged_:
+            warnings.warn(
+                f"SemiSupervisedKMeans did not converge in max_iter={self.max_iter} "
+                "iterations; increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def predict(self, X):
+        """Label of the nearest centre of each sample."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        centres = self.cluster_centers_.astype(np.float64)
+        d2 = -2.0 * X @ centres.T + (centres**2).sum(axis=1)
+        return self.cluster_labels_[np.argmin(d2, axis=1)]
+
+
+class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
+    """Gaussian mixture with clamped labeled samples and split/merge moves over K.
+
+    Labeled samples belong to their class's component in every E-step; unlabeled samples
+    get soft responsibilities (or hard ones with ``assignment="hard"``). The M-step is the
+    MAP estimate under a normal-inverse-Wishart prior. With ``split_merge=True`` the
+    number of components is estimated: every other sweep proposes to split each
+    component along its two persistent sub-clusters, or to merge it with a neighbour, and
+    accepts by the Hastings ratio of NIW marginal likelihoods under a Dirichlet-process
+    prior (:mod:`clusterlab.solvers.split_merge`). A component holding a labeled class can
+    split off its unlabeled part (a new class), and two labeled classes never merge.
+
+    The prior is calibrated on the labeled classes by default: the prior covariance is
+    their pooled within-class covariance (what a class looks like), and the concentration
+    ``alpha`` is chosen so that, on the labeled samples alone, no class would split and no
+    two classes would merge.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of components, or the starting number when ``split_merge`` is on; at least
+        the number of labeled classes.
+    covariance_type : {"full", "diag", "spherical"}
+    split_merge : bool
+        Estimate the number of components with split/merge moves.
+    alpha : float or "labeled"
+        Dirichlet-process concentration of the moves; "labeled" calibrates it on the
+        labeled classes (``alpha = 1`` without labels).
+    assignment : {"soft", "hard"}
+        Soft EM or hard (classification) EM for the unlabeled samples.
+    covariance_prior : float, array-like or None
+        Expected component covariance under the prior: a (d, d) matrix, a (d,) diagonal
+        or a float times the identity. None: the pooled within-class covariance of the
+        labeled samples, or without labels the pooled within-cluster covariance of the
+        initial k-means partition (plus a ridge of 1e-3 times its mean variance).
+    covariance_prior_strength : float
+        Pseudo-samples behind ``covariance_prior``: the inverse-Wishart has
+        ``nu = strength + d + 1`` degrees of freedom ("full"; ``strength + 2`` per
+        variance otherwise) and scale ``strength * covariance_prior``, so its mean is
+        ``covariance_prior``.
+    mean_precision_prior : float
+        Pseudo-samples ``kappa`` behind the prior mean (the data mean).
+    acceptance : {"threshold", "mh"}
+        Accept a move when its Hastings ratio exceeds 1, or with probability
+        ``min(1, ratio)`` (Metropolis-Hastings).
+    random_accept : float
+        Probability of accepting any proposal regardless of its ratio (the released GPC
+        code used 0.1).
+    n_merge_neighbors : int
+        Nearest components each component is proposed to merge with.
+    burn_in : int
+        EM sweeps before the first move.
+    n_init : int
+        Runs of the semi-supervised k-means that initialises the mixture.
+    max_iter : int
+        Maximum number of EM sweeps.
+    tol : float
+        Convergence threshold on the relative change of the MAP objective; with
+        split/merge, K must also have stayed put for the last 4 move steps.
+    random_state : int, RandomState instance or None
+    verbose : int
+        Print K and the objective every ``verbose`` sweeps (0: silent).
+
+    Attributes
+    ----------
+    n_components_ : int
+        Number of components found.
+    component_labels_ : ndarray of shape (n_components_,)
+        The label of each component (labeled classes keep theirs).
+    weights_ : ndarray of shape (n_components_,)
+    means_ : ndarray of shape (n_components_, n_features)
+    covariances_ : ndarray
+        (K, d, d) for "full", (K, d) for "diag", (K,) for "spherical".
+    precisions_cholesky_ : ndarray
+        Cholesky factors of the precisions, as in scikit-learn's ``GaussianMixture``.
+    labels_ : ndarray of shape (n_samples,)
+        Label of each training sample (the component of highest responsibility).
+    responsibilities_ : ndarray of shape (n_samples, n_components_)
+        Soft memberships of the training samples after the last sweep.
+    log_likelihood_history_ : ndarray of shape (n_iter_,)
+        Log-likelihood of the data at every sweep (labeled samples count their own
+        component).
+    objective_history_ : ndarray of shape (n_iter_,)
+        Log-likelihood plus log prior, which every EM sweep increases (moves may lower it).
+    n_components_history_ : ndarray of shape (n_iter_,)
+        K during every sweep.
+    alpha_ : float or None
+        Concentration used by the moves (None without split/merge); may be tiny or huge
+        when calibrated, hence also ``log_alpha_``.
+    log_alpha_ : float or None
+    n_splits_, n_merges_ : int
+        Accepted moves.
+    n_iter_ : int
+    converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.mixture import SemiSupervisedGMM
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.3, (60, 2)) for c in ([0, 0], [4, 0], [0, 4], [4, 4])])
+    >>> y = np.full(240, -1); y[:30] = 0; y[60:90] = 1  # two known classes, half labeled
+    >>> model = SemiSupervisedGMM(n_components=2, random_state=0).fit(X, y)
+    >>> model.n_components_, sorted(model.component_labels_.tolist())
+    (4, [0, 1, 2, 3])
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "split_merge": ["boolean"],
+        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"labeled"})],
+        "assignment": [StrOptions({"soft", "hard"})],
+        "covariance_prior": [None, Interval(Real, 0, None, closed="neither"), "array-like"],
+        "covariance_prior_strength": [Interval(Real, 0, None, closed="neither")],
+        "mean_precision_prior": [Interval(Real, 0, None, closed="neither")],
+        "acceptance": [StrOptions(set(ACCEPTANCE_RULES))],
+        "random_accept": [Interval(Real, 0, 1, closed="both")],
+        "n_merge_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "burn_in": [Interval(Integral, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, n_components=10, *, covariance_type="full", split_merge=True,
+                 alpha="labeled", assignment="soft", covariance_prior=None,
+                 covariance_prior_strength=100.0, mean_precision_prior=1.0,
+                 acceptance="threshold", random_accept=0.0, n_merge_neighbors=3, burn_in=5,
+                 n_init=1, max_iter=200, tol=1e-5, random_state=None, verbose=0):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.split_merge = split_merge
+        self.alpha = alpha
+        self.assignment = assignment
+        self.covariance_prior = covariance_prior
+        self.covariance_prior_strength = covariance_prior_strength
+        self.mean_precision_prior = mean_precision_prior
+        self.acceptance = acceptance
+        self.random_accept = random_accept
+        self.n_merge_neighbors = n_merge_neighbors
+        self.burn_in = burn_in
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the mixture; ``y`` holds class labels of labeled samples, -1 elsewhere.
+
+        Without labels (``y=None`` or all -1) this is an unsupervised mixture.
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        check_n_clusters(self.n_components, X.shape[0])
+        partial = _PartialLabels(y, X.shape[0])
+        partial.check_n_clusters(self.n_components, "n_components")
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        init = seeded_kmeans(X, partial.clamp, self.n_components, rng=rng, n_init=self.n_init)
+        prior = self._prior(X, partial.clamp if partial.n_classes else init.labels)
+        init_class = np.r_[
+            np.arange(partial.n_classes), np.full(self.n_components - partial.n_classes, -1)
+        ]
+        moves = None
+        if self.split_merge:
+            moves = MoveConfig(
+                alpha=self.alpha, acceptance=self.acceptance, random_accept=self.random_accept,
+                n_merge_neighbors=self.n_merge_neighbors, burn_in=self.burn_in,
+            )
+        result = fit_mixture(
+            X, partial.clamp, init.labels, init_class, prior, moves=moves,
+            hard=self.assignment == "hard", max_iter=self.max_iter, tol=self.tol, rng=rng,
+            callback=self._progress if self.verbose else None,
+        )
+        self._store(result, partial)
+        if not self.converged_:
+            warnings.warn(
+                f"SemiSupervisedGMM did not converge in max_iter={self.max_iter} sweeps "
+                f"(K={self.n_components_}, last relative change of the objective "
+                f"{self._last_change():.2e}, tol={self.tol}); increase max_iter.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _prior(self, X, groups):
+        """NIW prior whose inverse-Wishart mean is the expected covariance (class docstring)."""
+        d = X.shape[1]
+        expected = self._expected_covariance(X, groups)
+        strength = float(self.covariance_prior_strength)
+        if self.covariance_type == "full":
+            nu, psi = strength + d + 1, strength * expected
+        elif self.covariance_type == "diag":
+            nu, psi = strength + 2, strength * np.diag(expected)
+        else:
+            nu, psi = strength + 2, strength * np.trace(expected) / d
+        return NIWPrior(
+            mean=X.mean(axis=0, dtype=np.float64), kappa=float(self.mean_precision_prior),
+            nu=nu, psi=psi, covariance_type=self.covariance_type,
+        )
+
+    def _expected_covariance(self, X, groups):
+        d = X.shape[1]
+        if self.covariance_prior is not None:
+            given = np.asarray(self.covariance_prior, dtype=np.float64)
+            if given.ndim == 0:
+                return float(given) * np.eye(d)
+            if given.shape == (d,):
+                given = np.diag(given)
+            if given.shape != (d, d):
+                raise ValueError(
+                    f"covariance_prior must be a float, a ({d},) vector or a ({d}, {d}) "
+                    f"matrix, got shape {given.shape}."
+                )
+            if not np.all(np.isfinite(given)) or np.any(np.linalg.eigvalsh(given) <= 0):
+                raise ValueError("covariance_prior must be finite and positive definite.")
+            return given
+        member = groups >= 0
+        Xg, g = X[member].astype(np.float64), groups[member]
+        sums = np.zeros((g.max() + 1, d))
+        np.add.at(sums, g, Xg)
+        counts = np.bincount(g)
+        residual = Xg - (sums / np.maximum(counts, 1)[:, None])[g]
+        dof = max(residual.shape[0] - np.count_nonzero(counts), 1)
+        pooled = residual.T @ residual / dof
+        scale = np.trace(pooled) / d
+        if not scale > 0:  # every group is a single point or constant: use the data spread
+            pooled = np.cov(X, rowvar=False, dtype=np.float64).reshape(d, d)
+            scale = np.trace(pooled) / d
+        if not scale > 0:
+            raise ValueError("X is constant: a Gaussian mixture needs some spread.")
+        return pooled + _PRIOR_RIDGE * scale * np.eye(d)
+
+    def _progress(self, sweep, n_components, objective):
+        if sweep % self.verbose == 0:
+            print(f"sweep {sweep:4d}  K={n_components:3d}  objective={objective:.6g}")
+
+    def _store(self, result, partial):
+        params = result.params
+        self.n_components_ = params.n_components
+        self.component_labels_ = partial.output_labels(result.component_class)
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.covariances_ = params.covariances
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.responsibilities_ = result.resp
+        self.labels_ = self.component_labels_[np.argmax(result.resp, axis=1)]
+        self.log_likelihood_history_ = result.loglik_history
+        self.objective_history_ = result.objective_history
+        self.n_components_history_ = result.n_components_history
+        self.log_alpha_ = result.log_alpha
+        self.alpha_ = None if result.log_alpha is None else float(np.exp(result.log_alpha))
+        self.n_splits_ = result.n_splits
+        self.n_merges_ = result.n_merges
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+
+    def _last_change(self):
+        history = self.objective_history_
+        if history.shape[0] < 2:
+            return float("nan")
+        return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
+
+    def _log_joint(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        params = MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
+        with np.errstate(divide="ignore"):
+            return log_gaussian(X, params, np.log(self.weights_))
+
+    def predict(self, X):
+        """Label of the most probable component of each sample (no clamping)."""
+        log_joint = self._log_joint(X)
+        return self.component_labels_[np.argmax(log_joint, axis=1)]
+
+    def predict_proba(self, X):
+        """Posterior probability of every component; columns follow ``component_labels_``."""
+        log_joint = self._log_joint(X)
+        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+
+    def score_samples(self, X):
+        """Log density ``log sum_k pi_k N(x | mu_k, Sigma_k)`` of each sample."""
+        return logsumexp(self._log_joint(X), axis=1)
+
+    def score(self, X, y=None):
+        """Mean log density of the samples (``y`` is ignored)."""
+        return float(self.score_samples(X).mean())
