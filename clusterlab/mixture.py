@@ -106,6 +106,7 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
     inertia_ : float
         Sum of squared distances to the assigned centres.
     n_iter_ : int
+        Number of sweeps (``n_sweeps``).
     converged_ : bool
 
     Examples
@@ -185,8 +186,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     Labeled samples belong to their class's component in every E-step; unlabeled samples
     get soft responsibilities (or hard ones with ``assignment="hard"``). The M-step is the
     MAP estimate under a normal-inverse-Wishart prior. With ``split_merge=True`` the
-    number of components is estimated: every other sweep proposes to split each
-    component along its two persistent sub-clusters, or to merge it with a neighbour, and
+    number of components is estimated: after a burn-in every sweep ends with a move,
+    alternately proposing to split each component along its two persistent sub-clusters
+    and to merge it with a neighbour, and
     accepts by the Hastings ratio of NIW marginal likelihoods under a Dirichlet-process
     prior (:mod:`clusterlab.solvers.split_merge`). A component holding a labeled class can
     split off its unlabeled part (a new class), and two labeled classes never merge.
@@ -245,25 +247,26 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     Attributes
     ----------
     n_components_ : int
-        Number of components found.
-    component_labels_ : ndarray of shape (n_components_,)
+        Number of components found, ``K`` below.
+    component_labels_ : ndarray of shape (K,)
         The label of each component (labeled classes keep theirs).
-    weights_ : ndarray of shape (n_components_,)
-    means_ : ndarray of shape (n_components_, n_features)
+    weights_ : ndarray of shape (K,)
+    means_ : ndarray of shape (K, n_features)
     covariances_ : ndarray
         (K, d, d) for "full", (K, d) for "diag", (K,) for "spherical".
     precisions_cholesky_ : ndarray
         Cholesky factors of the precisions, as in scikit-learn's ``GaussianMixture``.
     labels_ : ndarray of shape (n_samples,)
         Label of each training sample (the component of highest responsibility).
-    responsibilities_ : ndarray of shape (n_samples, n_components_)
+    responsibilities_ : ndarray of shape (n_samples, K)
         Soft memberships of the training samples after the last sweep.
-    log_likelihood_history_ : ndarray of shape (n_iter_,)
+    log_likelihood_history_ : ndarray of shape (n_sweeps,)
         Log-likelihood of the data at every sweep (labeled samples count their own
         component).
-    objective_history_ : ndarray of shape (n_iter_,)
-        Log-likelihood plus log prior, which every EM sweep increases (moves may lower it).
-    n_components_history_ : ndarray of shape (n_iter_,)
+    objective_history_ : ndarray of shape (n_sweeps,)
+        Log-likelihood plus log prior, which every EM sweep increases; moves change it in
+        either direction (values at different K are not comparable).
+    n_components_history_ : ndarray of shape (n_sweeps,)
         K during every sweep.
     alpha_ : float or None
         Concentration used by the moves (None without split/merge); may be tiny or huge
@@ -272,6 +275,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     n_splits_, n_merges_ : int
         Accepted moves.
     n_iter_ : int
+        Number of sweeps (``n_sweeps``).
     converged_ : bool
 
     Examples

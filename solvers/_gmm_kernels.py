@@ -1,53 +1,94 @@
 """Numba kernels for the per-sample work of Gaussian mixtures (CPU backend of :mod:`.gmm`).
 
 The products with the precision Cholesky factors of full covariances go through BLAS
-(:func:`.gmm._log_gaussian_full`); these kernels do what is left per sample: squared
+(:func:`.gaussian.log_gaussian`); these kernels do what is left per sample: squared
 norms, the normalisation of each row with labeled rows clamped, and weighted scatters.
 All accumulate in float64 whatever the input dtype.
+
+The per-component densities keep one running sum per component in the innermost loop
+(components contiguous, features outer), so LLVM vectorises across components without
+``fastmath``; each sum still adds the features in order.
+
+Small calls run the parallel kernels on one thread (:func:`threads_for`): the drivers
+alternate them with multithreaded BLAS products, and each switch between Numba's OpenMP
+workers and the BLAS threads, which both spin a while after their work, costs about a
+millisecond or more on a machine with few cores, far more than a small kernel's work.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numba
 import numpy as np
 from numba import njit, prange
 
+# Inner-loop terms (one multiply-add each) below which a kernel runs on one thread.
+PARALLEL_MIN_WORK = 1 << 22
 
-@njit(parallel=True, cache=True)
+
+@contextmanager
+def threads_for(work):
+    """Numba threads limited to one while a kernel of ``work`` terms runs, if it is small."""
+    if work >= PARALLEL_MIN_WORK:
+        yield
+        return
+    previous = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+
+
+@njit(cache=True)
 def projected_log_density(Y, shift, log_norm, out, row0):
-    """``out[row0 + i, k] = log_norm[k] - ||Y[i, k d:(k+1) d] - shift[k]||^2 / 2``.
+    """``out[row0 + i, k] = log_norm[k] - sum_j (Y[i, j K + k] - shift[j, k])^2 / 2``.
 
-    IN: Y (rows, K d): a block of samples times the stacked precision factors;
-        shift (K, d): each mean times its factor; log_norm (K,).
+    Serial on purpose: it alternates with the multithreaded BLAS product that makes each
+    block, and Numba's OpenMP workers, which spin a while after every parallel region,
+    would slow that product down (with 2 cores, 50,000 x 64 and 20 components, the
+    parallel version made :func:`.gaussian.log_gaussian` 5x slower).
+
+    IN: Y (rows, d K): a block of samples times the stacked precision factors, column
+        ``j K + k`` for feature ``j`` of component ``k``; shift (d, K): each mean times
+        its factor; log_norm (K,).
     OUT: out (n_samples, K) float64, rows ``row0 .. row0 + rows``.
     """
     rows = Y.shape[0]
-    n_components, d = shift.shape
-    for i in prange(rows):
+    d, n_components = shift.shape
+    for i in range(rows):
+        r = row0 + i
         for k in range(n_components):
-            total = 0.0
-            base = k * d
-            for j in range(d):
-                diff = float(Y[i, base + j]) - shift[k, j]
-                total += diff * diff
-            out[row0 + i, k] = log_norm[k] - 0.5 * total
+            out[r, k] = 0.0
+        for j in range(d):
+            base = j * n_components
+            for k in range(n_components):
+                diff = float(Y[i, base + k]) - shift[j, k]
+                out[r, k] += diff * diff
+        for k in range(n_components):
+            out[r, k] = log_norm[k] - 0.5 * out[r, k]
 
 
 @njit(parallel=True, cache=True)
 def diagonal_log_density(X, means, precisions, log_norm, out):
-    """``out[i, k] = log_norm[k] - sum_j precisions[k, j] (X[i, j] - means[k, j])^2 / 2``.
+    """``out[i, k] = log_norm[k] - sum_j precisions[j, k] (X[i, j] - means[j, k])^2 / 2``.
 
-    IN: X (n, d); means, precisions (K, d) float64; log_norm (K,).
+    IN: X (n, d); means, precisions (d, K) float64 (transposed); log_norm (K,).
     OUT: out (n, K) float64.
     """
     n, d = X.shape
-    n_components = means.shape[0]
+    n_components = means.shape[1]
     for i in prange(n):
         for k in range(n_components):
-            total = 0.0
-            for j in range(d):
-                diff = float(X[i, j]) - means[k, j]
-                total += precisions[k, j] * diff * diff
-            out[i, k] = log_norm[k] - 0.5 * total
+            out[i, k] = 0.0
+        for j in range(d):
+            x = float(X[i, j])
+            for k in range(n_components):
+                diff = x - means[j, k]
+                out[i, k] += precisions[j, k] * diff * diff
+        for k in range(n_components):
+            out[i, k] = log_norm[k] - 0.5 * out[i, k]
 
 
 @njit(parallel=True, cache=True)
@@ -59,7 +100,8 @@ def normalize_clamped(log_joint, clamp, hard, resp, row_loglik):
     (its argmax one-hot when ``hard``) and contributes its log-sum-exp (its maximum when
     ``hard``: the classification likelihood).
 
-    IN: log_joint (n, K) float64; clamp (n,) int64; hard bool.
+    IN: log_joint (n, K) float64, overwritten on free rows with ``exp(log_joint - max)``
+        (one exponential per entry); clamp (n,) int64; hard bool.
     OUT: resp (n, K) in the data dtype; row_loglik (n,) float64.
     """
     n, n_components = log_joint.shape
@@ -84,11 +126,12 @@ def normalize_clamped(log_joint, clamp, hard, resp, row_loglik):
             continue
         total = 0.0
         for k in range(n_components):
-            total += np.exp(log_joint[i, k] - top)
-        log_total = np.log(total)
+            scaled = np.exp(log_joint[i, k] - top)
+            log_joint[i, k] = scaled
+            total += scaled
         for k in range(n_components):
-            resp[i, k] = np.exp(log_joint[i, k] - top - log_total)
-        row_loglik[i] = top + log_total
+            resp[i, k] = log_joint[i, k] / total
+        row_loglik[i] = top + np.log(total)
 
 
 @njit(parallel=True, cache=True)

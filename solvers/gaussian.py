@@ -87,8 +87,9 @@ def log_gaussian(X, params, log_weights=None):
     out = np.empty((n, K), dtype=np.float64)
     if params.covariance_type == "full":
         factors = params.precisions_cholesky
-        stacked = np.ascontiguousarray(np.swapaxes(factors, 0, 1).reshape(d, K * d), X.dtype)
-        shift = np.einsum("kj,kjl->kl", params.means, factors)
+        # column j K + k of the stacked factors is column j of P_k
+        stacked = np.ascontiguousarray(np.transpose(factors, (1, 2, 0)).reshape(d, d * K), X.dtype)
+        shift = np.einsum("ka,kaj->jk", params.means, factors)
         block = max(64, _BLOCK_BYTES // (K * d * X.itemsize))
         for start in range(0, n, block):
             Y = X[start : start + block] @ stacked
@@ -97,5 +98,7 @@ def log_gaussian(X, params, log_weights=None):
     precisions = params.precisions_cholesky**2
     if params.covariance_type == "spherical":
         precisions = np.repeat(precisions[:, None], d, axis=1)
-    kernels.diagonal_log_density(X, params.means, precisions, log_norm, out)
+    means_t = np.ascontiguousarray(params.means.T)
+    with kernels.threads_for(n * K * d):
+        kernels.diagonal_log_density(X, means_t, np.ascontiguousarray(precisions.T), log_norm, out)
     return out

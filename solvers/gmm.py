@@ -48,7 +48,8 @@ def e_step(X, params, clamp, *, hard=False):
     log_joint = log_gaussian(X, params, log_weights)
     resp = np.empty(log_joint.shape, dtype=X.dtype)
     row_loglik = np.empty(X.shape[0], dtype=np.float64)
-    kernels.normalize_clamped(log_joint, clamp, hard, resp, row_loglik)
+    with kernels.threads_for(16 * log_joint.size):  # an exponential is ~16 multiply-adds
+        kernels.normalize_clamped(log_joint, clamp, hard, resp, row_loglik)
     return resp, float(row_loglik.sum())
 
 
@@ -73,13 +74,17 @@ def component_stats(X, resp, covariance_type, *, buffer=None):
             if rows.shape[0] == 0:
                 scatter[k] = 0.0
                 continue
-            kernels.weighted_centred_rows(X, rows, weights, means[k], buffer)
-            upper = syrk(1.0, buffer[: rows.shape[0]], trans=1)
+            with kernels.threads_for(rows.shape[0] * d):
+                kernels.weighted_centred_rows(X, rows, weights, means[k], buffer)
+            # B^T B as (B^T)(B^T)^T: B^T is Fortran-ordered, so f2py passes it without the
+            # copy that syrk(B, trans=1) makes of the C-ordered block (half the time).
+            upper = syrk(1.0, buffer[: rows.shape[0]].T, trans=0)
             scatter[k] = np.triu(upper) + np.triu(upper, 1).T
     else:
         n_blocks = -(-n // _SCATTER_BLOCK_ROWS)
         partial = np.empty((n_blocks, K, d))
-        kernels.diagonal_scatter(X, resp, means, _SCATTER_BLOCK_ROWS, partial)
+        with kernels.threads_for(n * K * d):
+            kernels.diagonal_scatter(X, resp, means, _SCATTER_BLOCK_ROWS, partial)
         scatter = partial.sum(axis=0)
     return SetStats(counts, means, scatter)
 

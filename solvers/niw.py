@@ -227,7 +227,7 @@ class NIWPrior:
         )
 
     def log_density(self, means, covariances):
-        """Log prior density ``log N(mu | m, Sigma / kappa) + log IW(Sigma | psi I, nu)``.
+        """Log prior density ``log N(mu | m, Sigma / kappa) + log IW(Sigma | Psi, nu)``.
 
         ``covariances`` has the shape of :meth:`map_estimate`'s output; returns one value
         per component.

@@ -116,7 +116,7 @@ def _accept(log_h, config, rng):
 def resolve_log_alpha(X, clamp, prior, config, rng):
     """``log alpha``: the configured value, or read off the labeled classes.
 
-    With ``alpha="labeled"`` and fewer than one usable labeled class, alpha is 1.
+    With ``alpha="labeled"``, alpha is 1 when the labeled classes give no bound.
     """
     if config.alpha != "labeled":
         return float(np.log(config.alpha))
@@ -203,12 +203,14 @@ def _merge_gains(stats, evidence, pooled, first, second, prior):
 
 
 def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
-    """A log concentration read off the labeled classes, or None without two of them.
+    """A log concentration read off the labeled classes; None if no bound can be computed.
 
     Known classes must neither split nor merge: with ``G`` the gain (``log H`` without
     ``log alpha``) computed on labeled samples only, every class split needs
     ``log alpha < -G_split(c)`` and every pair of classes needs
-    ``log alpha > G_merge(c, c')``. The midpoint of the tightest two bounds is returned.
+    ``log alpha > G_merge(c, c')``. The midpoint of the tightest two bounds is returned
+    (one class: the split bound alone). If the bounds contradict each other the midpoint
+    breaks both by half the gap.
     """
     classes = np.unique(clamp[clamp >= 0])
     members = [np.flatnonzero(clamp == k) for k in classes]

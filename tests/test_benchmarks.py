@@ -42,3 +42,21 @@ def test_bound_benchmark_quick_run(tmp_path):
     # measured; the bound allows a rare floating-point near-tie to go the other way).
     assert all(row["differing"] <= 2 for row in ours_fewshot)  # tasks, of 200
     assert all(row["differing"] <= 5 for row in ours_kmeans)  # points, of 5,000
+
+
+def test_mixture_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/mixture.py", tmp_path / "mixture.json")
+    sweeps = [row for row in rows if row["case"].startswith("sweep")]
+    moves = [row for row in rows if row["case"].startswith("moves")]
+    assert {row["case"] for row in sweeps} == {"sweep full", "sweep diag"}
+    for case in ("sweep full", "sweep diag"):
+        ours = [r for r in sweeps if r["case"] == case and r["method"].startswith("clusterlab")]
+        theirs = [r for r in sweeps if r["case"] == case and r["method"].startswith("scikit")]
+        assert len(ours) == len(theirs) == 1
+        assert ours[0]["monotone"]  # MAP-EM sweeps never lower the objective
+        assert theirs[0]["n_iter"] == [2, 12]  # tol=0: the fits ran every iteration
+        assert all(0.0 <= r["zero_resp"] <= 1.0 for r in (ours[0], theirs[0]))
+    methods = {row["method"] for row in moves}
+    assert any("split_step" in m for m in methods)
+    assert any("merge_step" in m for m in methods)
+    assert {row["case"] for row in moves} == {"moves full", "moves diag"}
