@@ -8,12 +8,15 @@ from clusterlab.balanced import (
     swapped_prediction_loss,
 )
 from clusterlab.mixture import SemiSupervisedGMM, SemiSupervisedKMeans, estimate_n_clusters
+from clusterlab.sdp import ILASDP, SDPKMeans
 from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ILASDP",
     "LaplacianKMeans",
+    "SDPKMeans",
     "SemiSupervisedGMM",
     "SemiSupervisedKMeans",
     "SinkhornKMeans",

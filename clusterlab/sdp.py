@@ -1,0 +1,465 @@
+"""Clustering by semidefinite programming: the Peng–Wei K-means SDP and iLA-SDP.
+
+:class:`SDPKMeans` solves the SDP relaxation of K-means (Peng & Wei, 2007), which
+recovers the partition exactly when the clusters are separated beyond a sharp threshold
+(:func:`clusterlab.experiments.exact_recovery_threshold`). :class:`ILASDP` is the
+iterative likelihood-adjusted SDP of Zhuang, Chen & Yang (ICML 2023) for clusters with
+different covariances. Both run on one of two solvers from :mod:`clusterlab.solvers.sdp`:
+
+- ``"cvxpy"``: the exact conic solve (SCS by default), ``O(n^2)`` memory and roughly
+  cubic time: n = 100 takes seconds, n = 400 most of a minute;
+- ``"lowrank"``: nonnegative Burer–Monteiro factors, ``O(n r)`` memory and ``O(n p r)``
+  per iteration, for tens of thousands of samples.
+
+``solver="auto"`` takes cvxpy up to 100 samples and the low-rank solver beyond.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, ClusterMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
+from clusterlab._validation import check_n_clusters
+from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
+from clusterlab.solvers.sdp.exact import SDPStatusError
+from clusterlab.solvers.sdp.likelihood import ila_sdp
+from clusterlab.solvers.sdp.peng_wei import (
+    cluster_means,
+    nearest_centre,
+    peng_wei,
+    sketch_and_lift,
+)
+from clusterlab.solvers.seeded_kmeans import seeded_kmeans
+
+__all__ = ["ILASDP", "SDPKMeans", "SDPStatusError"]
+
+# solver="auto" solves exactly up to this many samples.
+_EXACT_MAX_SAMPLES = 100
+_SOLVERS = {"auto", "cvxpy", "lowrank"}
+
+
+def _resolve_solver(solver, n_samples):
+    if solver == "auto":
+        return "cvxpy" if n_samples <= _EXACT_MAX_SAMPLES else "lowrank"
+    return solver
+
+
+def _generator(random_state):
+    return np.random.default_rng(check_random_state(random_state).randint(2**31))
+
+
+class SDPKMeans(ClusterMixin, BaseEstimator):
+    """K-means through its SDP relaxation (Peng & Wei, 2007).
+
+    Solves ``max <X X^T, Z>`` over ``Z`` PSD, nonnegative, with unit row sums and trace
+    ``n_clusters``, then rounds ``Z`` to labels by k-means on the rows of a factor of
+    ``Z``. Unlike Lloyd's algorithm the relaxation has no local optima: above the exact
+    recovery threshold its solution is the true partition matrix.
+
+    Parameters
+    ----------
+    n_clusters : int
+    solver : {"auto", "cvxpy", "lowrank"}
+        ``"auto"``: cvxpy up to 100 samples, the low-rank solver beyond.
+    rank : int or None
+        Columns of the low-rank factor (default ``2 * n_clusters``).
+    sketch_size : int, float or None
+        Solve on this many random samples (a float: this fraction of them) and give every
+        sample its nearest sketch centre (sketch-and-lift). None: solve on all samples.
+    penalty : float
+        Initial augmented-Lagrangian penalty of the low-rank solver (on data scaled to unit
+        mean squared norm); it grows when the constraints converge slowly.
+    tol : float
+        Low-rank solver: constraint violation (root mean square) and projected-gradient
+        tolerance.
+    max_iter : int
+        Low-rank solver: L-BFGS-B iterations in all.
+    cvxpy_solver : str
+        The conic solver cvxpy calls.
+    solver_options : dict or None
+        Keyword arguments for ``cvxpy.Problem.solve`` (default for SCS:
+        ``eps_abs = eps_rel = 1e-5``).
+    random_state : int, RandomState instance or None
+        Seeds the k-means start of the low-rank factor, the rounding and the sketch.
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+        Means of the clusters (of the sketch's clusters with ``sketch_size``).
+    objective_ : float
+        K-means cost of the SDP solution, ``||X_c||^2 - <X_c X_c^T, Z>`` on centred data (on
+        the sketch with ``sketch_size``): a lower bound on the cost of every partition,
+        equal to it when ``Z`` is a partition matrix.
+    inertia_ : float
+        K-means cost of ``labels_`` (squared distances to ``cluster_centers_``).
+    membership_factor_ : ndarray of shape (n_solved, r)
+        ``Z ~ membership_factor_ @ membership_factor_.T``: the low-rank factor, or the
+        eigen-factor of cvxpy's ``Z``.
+    primal_infeasibility_ : float
+        ``||Z 1 - 1||_2``.
+    solver_ : str
+        The solver used.
+    status_ : str
+        ``"optimal"``/``"optimal_inaccurate"`` (cvxpy) or ``"converged"``/``"max_iter"``.
+    sketch_indices_ : ndarray or None
+        Samples the SDP was solved on with ``sketch_size``.
+    n_iter_ : int or None
+        Solver iterations (None when cvxpy's solver does not report them).
+    converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.sdp import SDPKMeans
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(c, 0.5, (30, 2)) for c in ([0, 0], [5, 0], [0, 5])])
+    >>> model = SDPKMeans(n_clusters=3, solver="lowrank", random_state=0).fit(X)
+    >>> np.bincount(model.labels_).tolist()
+    [30, 30, 30]
+    >>> bool(abs(model.objective_ - model.inertia_) < 1e-3 * model.inertia_)  # Z is integral
+    True
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions(_SOLVERS)],
+        "rank": [None, Interval(Integral, 1, None, closed="left")],
+        "sketch_size": [
+            None,
+            Interval(Integral, 1, None, closed="left"),
+            Interval(Real, 0, 1, closed="right"),
+        ],
+        "penalty": [Interval(Real, 0, None, closed="neither")],
+        "tol": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "cvxpy_solver": [str],
+        "solver_options": [None, dict],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        solver="auto",
+        rank=None,
+        sketch_size=None,
+        penalty=10.0,
+        tol=1e-6,
+        max_iter=20000,
+        cvxpy_solver="SCS",
+        solver_options=None,
+        random_state=None,
+    ):
+        self.n_clusters = n_clusters
+        self.solver = solver
+        self.rank = rank
+        self.sketch_size = sketch_size
+        self.penalty = penalty
+        self.tol = tol
+        self.max_iter = max_iter
+        self.cvxpy_solver = cvxpy_solver
+        self.solver_options = solver_options
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Solve the SDP on ``X`` and round it; ``y`` is ignored.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        SDPStatusError
+            When cvxpy's solver ends without a usable solution (the status is attached).
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        n = X.shape[0]
+        check_n_clusters(self.n_clusters, n)
+        X64 = np.asarray(X, dtype=np.float64)
+        rng = _generator(self.random_state)
+        n_solved = self._sketch_count(n)
+        self.solver_ = _resolve_solver(self.solver, n_solved)
+        options = {
+            "solver": self.solver_,
+            "rank": self.rank,
+            "beta": self.penalty,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+            "solver_name": self.cvxpy_solver,
+            "solver_options": self.solver_options,
+        }
+        if n_solved < n:
+            labels, centres, result, sketch = sketch_and_lift(
+                X64, self.n_clusters, n_solved, rng=rng, **options
+            )
+            self.sketch_indices_ = sketch
+        else:
+            result = peng_wei(X64, self.n_clusters, rng=rng, **options)
+            labels = result.labels
+            centres = cluster_means(X64, labels, self.n_clusters)
+            self.sketch_indices_ = None
+        self.labels_ = labels
+        self.cluster_centers_ = centres
+        self.inertia_ = float(np.sum((X64 - centres[labels]) ** 2))
+        self.objective_ = result.objective
+        self.membership_factor_ = result.factor
+        self.primal_infeasibility_ = result.primal_infeasibility
+        self.status_ = result.status
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        if not result.converged:
+            warnings.warn(
+                f"SDPKMeans ({self.solver_}) stopped with status {result.status!r} after "
+                f"{result.n_iter} iterations; ||Z 1 - 1|| = {result.primal_infeasibility:.2e}. "
+                "Raise max_iter or loosen tol (lowrank), or the solver tolerances (cvxpy).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _sketch_count(self, n):
+        size = self.sketch_size
+        if size is None:
+            return n
+        count = int(np.ceil(size * n)) if isinstance(size, Real) and size <= 1 else int(size)
+        if count < self.n_clusters:
+            raise ValueError(
+                f"sketch_size gives {count} samples, fewer than n_clusters={self.n_clusters}."
+            )
+        return min(count, n)
+
+    def predict(self, X):
+        """Nearest cluster centre of each sample."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        return nearest_centre(np.asarray(X, dtype=np.float64), self.cluster_centers_)
+
+
+class ILASDP(ClusterMixin, BaseEstimator):
+    """Iterative likelihood-adjusted SDP for clusters with different covariances.
+
+    Labels are parameters of the Gaussian likelihood; each cluster gets its own membership
+    matrix ``Z_k`` and, with the covariances fixed, the negative log-likelihood ``F``
+    relaxes to an SDP over ``Z_1..Z_K`` (LA-SDP). iLA-SDP alternates that SDP with the
+    closed-form covariance update, so ``F`` never increases (``objective_history_``). No
+    centroid is estimated along the way. See :mod:`clusterlab.solvers.sdp.likelihood`.
+
+    Parameters
+    ----------
+    n_clusters : int
+    covariance_type : {"full", "diag", "spherical"}
+    shrinkage : float
+        Pseudo-samples of isotropic variance equal to the mean feature variance of ``X``
+        added to every cluster's scatter: ``Sigma_k = (S_k + lambda I) / n_k`` with
+        ``lambda = shrinkage * mean variance``. Keeps covariances of small clusters
+        invertible; it enters ``F`` as ``lambda tr(Sigma_k^-1) / 2``.
+    init : {"sdp", "k-means++"} or array-like of shape (n_samples,)
+        The starting partition: the Peng–Wei SDP (on the same solver), the best of 10
+        k-means++ runs, or given labels in ``[0, n_clusters)``.
+    solver : {"auto", "cvxpy", "lowrank"}
+        ``"auto"``: cvxpy up to 100 samples, the low-rank solver beyond.
+    max_iter : int
+        LA-SDP steps at most.
+    tol : float
+        Stop when ``F`` decreases by less than ``tol`` relative.
+    solver_options : dict or None
+        Keyword arguments for ``cvxpy.Problem.solve`` (default SCS at ``eps = 1e-5``).
+    random_state : int, RandomState instance or None
+    verbose : int
+        Print ``F`` after every ``verbose`` steps (0: silent).
+
+    Attributes
+    ----------
+    labels_ : ndarray of shape (n_samples,)
+        ``argmax_k`` of the soft memberships.
+    memberships_ : ndarray of shape (n_samples, n_clusters)
+        ``w_ik = (Z_k 1)_i``; rows sum to one.
+    means_ : ndarray of shape (n_clusters, n_features)
+        Membership-weighted means.
+    covariances_ : ndarray
+        ``(K, d, d)``, ``(K, d)`` or ``(K,)`` by ``covariance_type``.
+    weights_ : ndarray of shape (n_clusters,)
+        Cluster proportions ``n_k / n``.
+    objective_history_ : ndarray of shape (n_iter_ + 1,)
+        ``F`` (with the shrinkage term, without ``n p log(2 pi) / 2``) at the start and
+        after every step; it never increases.
+    init_labels_ : ndarray of shape (n_samples,)
+    solver_ : str
+    n_iter_ : int
+    converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from clusterlab.sdp import ILASDP
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.vstack([rng.normal(0, 0.5, (50, 2)),
+    ...                rng.normal([2.5, 0], [0.5, 3.0], (50, 2))])
+    >>> model = ILASDP(n_clusters=2, solver="lowrank", random_state=0).fit(X)
+    >>> np.bincount(model.labels_).tolist()
+    [50, 50]
+    >>> bool(np.all(np.diff(model.objective_history_) <= 0))
+    True
+    """
+
+    _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "covariance_type": [StrOptions({"full", "diag", "spherical"})],
+        "shrinkage": [Interval(Real, 0, None, closed="left")],
+        "init": [StrOptions({"sdp", "k-means++"}), "array-like"],
+        "solver": [StrOptions(_SOLVERS)],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "solver_options": [None, dict],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        covariance_type="full",
+        shrinkage=0.1,
+        init="sdp",
+        solver="auto",
+        max_iter=50,
+        tol=1e-4,
+        solver_options=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_clusters = n_clusters
+        self.covariance_type = covariance_type
+        self.shrinkage = shrinkage
+        self.init = init
+        self.solver = solver
+        self.max_iter = max_iter
+        self.tol = tol
+        self.solver_options = solver_options
+        self.random_state = random_state
+        self.verbose = verbose
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Run iLA-SDP on ``X``; ``y`` is ignored.
+
+        Returns
+        -------
+        self
+        """
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        n = X.shape[0]
+        check_n_clusters(self.n_clusters, n)
+        X64 = np.asarray(X, dtype=np.float64)
+        if n < 2:
+            raise ValueError(
+                "ILASDP needs at least 2 samples to estimate covariances, got 1 sample."
+            )
+        if np.unique(X64, axis=0).shape[0] < self.n_clusters:
+            raise ValueError(f"X has fewer distinct samples than n_clusters={self.n_clusters}.")
+        ridge = self.shrinkage * float(X64.var(axis=0).mean())
+        if not ridge > 0 and np.ptp(X64, axis=0).max() == 0:
+            raise ValueError("X is constant: there is no covariance to estimate.")
+        rng = _generator(self.random_state)
+        self.solver_ = _resolve_solver(self.solver, n)
+        init_labels = self._initial_labels(X64, rng)
+        exact_options = {"solver_options": self.solver_options}
+        try:
+            result = ila_sdp(
+                X64,
+                init_labels,
+                self.n_clusters,
+                covariance_type=self.covariance_type,
+                ridge=ridge,
+                solver=self.solver_,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                rng=rng,
+                exact_options=exact_options,
+                callback=self._progress if self.verbose else None,
+            )
+        except np.linalg.LinAlgError as exc:
+            raise ValueError(
+                "a cluster covariance is singular (a cluster of identical or collinear "
+                f"samples); raise shrinkage (now {self.shrinkage})."
+            ) from exc
+        self.init_labels_ = init_labels
+        self.labels_ = result.labels
+        self.memberships_ = result.weights
+        self.means_ = result.means
+        self.covariances_ = result.covariances
+        self.weights_ = result.weights.sum(axis=0) / n
+        self.objective_history_ = np.asarray(result.objective_history)
+        self.n_iter_ = result.n_iter
+        self.converged_ = result.converged
+        if not result.converged:
+            history = self.objective_history_
+            change = abs(history[-1] - history[-2]) / abs(history[-2]) if len(history) > 1 else 0
+            warnings.warn(
+                f"ILASDP stopped after {result.n_iter} steps (max_iter={self.max_iter}) "
+                f"with F changing by {change:.2e} relative (tol={self.tol}); last solver "
+                f"status {result.solver_statuses[-1:]}.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _initial_labels(self, X, rng):
+        n = X.shape[0]
+        if isinstance(self.init, str) and self.init == "sdp":
+            labels = peng_wei(
+                X, self.n_clusters, rng=rng, solver=self.solver_, solver_options=self.solver_options
+            ).labels
+        elif isinstance(self.init, str):
+            labels = seeded_kmeans(X, np.full(n, -1), self.n_clusters, rng=rng, n_init=10).labels
+        else:
+            labels = np.asarray(self.init)
+            if labels.shape != (n,) or labels.dtype.kind not in "iu":
+                raise ValueError(
+                    f"init labels must be integers of shape ({n},), got {labels.dtype} "
+                    f"{labels.shape}."
+                )
+        in_range = labels.min() >= 0 and labels.max() < self.n_clusters
+        counts = np.bincount(labels, minlength=self.n_clusters) if in_range else labels
+        if not in_range or np.any(counts == 0):
+            raise ValueError(
+                f"the initial partition must use every label in [0, {self.n_clusters}) "
+                "and no other."
+            )
+        return labels.astype(np.int64)
+
+    def _progress(self, step, value):
+        if step % self.verbose == 0:
+            print(f"[ILASDP] step {step}: F = {value:.6g}", flush=True)
+
+    def _log_density(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+        params = MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
+        return log_gaussian(np.asarray(X, dtype=np.float64), params)
+
+    def predict(self, X):
+        """Cluster of highest Gaussian likelihood under the fitted means and covariances."""
+        return np.argmax(self._log_density(X), axis=1)
+
+    def predict_proba(self, X):
+        """Likelihoods ``N(x | mean_k, Sigma_k)`` normalised over clusters.
+
+        Like ``F``, these carry no mixing proportions: every cluster is a priori equally
+        likely.
+        """
+        log_density = self._log_density(X)
+        return np.exp(log_density - logsumexp(log_density, axis=1, keepdims=True))

@@ -1,0 +1,5 @@
+"""Semidefinite programs for clustering: Peng–Wei K-means SDP, LA-SDP and iLA-SDP.
+
+``exact`` solves them with cvxpy (the reference); ``lowrank`` with nonnegative
+Burer–Monteiro factors; ``peng_wei`` and ``likelihood`` build the two problems on top.
+"""

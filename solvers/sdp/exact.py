@@ -1,0 +1,117 @@
+"""The clustering SDPs as cvxpy problems: the exact (interior/conic) reference path.
+
+Each problem is built once per shape with its cost matrices as cvxpy Parameters, so it is
+DPP and re-solving with new costs (across iLA-SDP iterations, or across fits of the same
+size) skips the compilation. A cost enters as ``c @ vec(Z)`` with ``c`` a parameter
+vector: written as ``sum(multiply(C, Z))`` cvxpy would build an ``n^2 x n^2`` parameter
+tensor.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cvxpy as cp
+import numpy as np
+
+__all__ = ["ExactResult", "SDPStatusError", "solve_exact"]
+
+DEFAULT_SOLVER = "SCS"
+DEFAULT_OPTIONS = {"SCS": {"eps_abs": 1e-5, "eps_rel": 1e-5}}
+
+
+class SDPStatusError(RuntimeError):
+    """The conic solver ended without a usable solution; ``status`` says how."""
+
+    def __init__(self, status, solver):
+        super().__init__(
+            f"the SDP solve with {solver} ended with status {status!r}; try another "
+            "solver, looser tolerances or solver='lowrank'"
+        )
+        self.status = status
+
+
+@dataclass
+class ExactResult:
+    """Outcome of :func:`solve_exact`.
+
+    Attributes
+    ----------
+    blocks : list of ndarray of shape (n, n)
+        The membership matrices ``Z_b``.
+    objective : float
+        ``sum_b <C_b, Z_b>`` at the returned matrices.
+    status : str
+        cvxpy's status: ``"optimal"`` or ``"optimal_inaccurate"``.
+    converged : bool
+        Whether the status is ``"optimal"``.
+    n_iter : int or None
+        The conic solver's iteration count when it reports one.
+    """
+
+    blocks: list
+    objective: float
+    status: str
+    converged: bool
+    n_iter: int | None
+
+
+@lru_cache(maxsize=4)
+def _program(n, traces):
+    """``min sum_b c_b . vec(Z_b)`` s.t. ``Z_b`` PSD, ``>= 0``, ``tr Z_b = t_b``, rows sum to 1."""
+    blocks = [cp.Variable((n, n), PSD=True) for _ in traces]
+    costs = [cp.Parameter(n * n) for _ in traces]
+    objective = sum(c @ cp.vec(Z, order="C") for c, Z in zip(costs, blocks, strict=True))
+    constraints = [sum(cp.sum(Z, axis=1) for Z in blocks) == 1]
+    for Z, t in zip(blocks, traces, strict=True):
+        constraints += [Z >= 0, cp.trace(Z) == t]
+    return cp.Problem(cp.Minimize(objective), constraints), costs, blocks
+
+
+def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm_start=False):
+    """Solve the block SDP of :mod:`.lowrank` exactly with a cvxpy conic solver.
+
+    Parameters
+    ----------
+    cost_matrices : list of ndarray of shape (n, n)
+        Symmetric ``C_b``.
+    traces : sequence of float
+        ``t_b``.
+    solver : str or None
+        A cvxpy solver name (default SCS).
+    solver_options : dict or None
+        Passed to ``Problem.solve`` (default for SCS: ``eps_abs = eps_rel = 1e-5``).
+    warm_start : bool
+        Start from the previous solution of a problem of the same shape.
+
+    Raises
+    ------
+    SDPStatusError
+        When the status is neither optimal nor optimal_inaccurate, or cvxpy's solver fails.
+    """
+    n = cost_matrices[0].shape[0]
+    solver = solver or DEFAULT_SOLVER
+    options = DEFAULT_OPTIONS.get(solver, {}) if solver_options is None else solver_options
+    problem, costs, blocks = _program(n, tuple(float(t) for t in traces))
+    for parameter, C in zip(costs, cost_matrices, strict=True):
+        parameter.value = np.ascontiguousarray(C, dtype=np.float64).ravel()
+    try:
+        with warnings.catch_warnings():
+            # cvxpy's own "may be inaccurate" warning: the status is returned instead
+            warnings.filterwarnings("ignore", "Solution may be inaccurate", UserWarning)
+            problem.solve(solver=solver, warm_start=warm_start, **options)
+    except cp.error.SolverError as exc:
+        raise SDPStatusError("solver_error", solver) from exc
+    if problem.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
+        raise SDPStatusError(problem.status, solver)
+    matrices = [0.5 * (Z.value + Z.value.T) for Z in blocks]
+    objective = sum(float(np.sum(C * Z)) for C, Z in zip(cost_matrices, matrices, strict=True))
+    return ExactResult(
+        blocks=matrices,
+        objective=objective,
+        status=problem.status,
+        converged=problem.status == cp.OPTIMAL,
+        n_iter=problem.solver_stats.num_iters,
+    )

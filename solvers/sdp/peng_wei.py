@@ -1,0 +1,190 @@
+r"""The Peng–Wei SDP relaxation of K-means, its two solvers, rounding and sketch-and-lift.
+
+.. math::
+    \max_Z\ \langle X X^T, Z \rangle \quad \text{s.t.}\quad Z \succeq 0,\ Z \ge 0,\
+    Z \mathbf 1 = \mathbf 1,\ \operatorname{tr} Z = K
+
+(Peng & Wei, SIAM J. Optim. 18(1), 2007). For a partition, ``Z = sum_k 1_k 1_k^T / n_k``
+and ``||X||_F^2 - <X X^T, Z>`` is its K-means cost, so that is the objective reported. The
+problem does not change when ``X`` is shifted (``Z 1 = 1``) or scaled, so it is solved on
+``X`` centred and scaled to unit mean squared row norm.
+
+Labels are read off a factor ``F`` of ``Z`` (``Z = F F^T``) by k-means on the rows of
+``F``: rows of one cluster coincide when ``Z`` is the partition matrix, and
+``||f_i - f_j||^2 = Z_ii + Z_jj - 2 Z_ij`` depends on ``Z`` alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..seeded_kmeans import seeded_kmeans
+from .exact import solve_exact
+from .lowrank import BlockCost, solve_lowrank
+
+__all__ = [
+    "PengWeiResult",
+    "cluster_means",
+    "factor_of",
+    "labels_from_factor",
+    "nearest_centre",
+    "peng_wei",
+    "sketch_and_lift",
+]
+
+_ROUNDING_INITS = 10
+# Relative weight of the random part of a k-means warm start for the low-rank factor.
+_START_NOISE = 0.1
+
+
+@dataclass
+class PengWeiResult:
+    """Outcome of :func:`peng_wei`.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (n,), int64
+        Rounded partition.
+    factor : ndarray of shape (n, r)
+        ``Z ~ factor @ factor.T`` (the low-rank solution, or the eigen-factor of cvxpy's Z).
+    objective : float
+        ``||X_c||_F^2 - <X_c X_c^T, Z>`` for the centred data ``X_c``: the K-means cost of
+        ``Z``, a lower bound on the cost of any partition.
+    primal_infeasibility : float
+        ``||Z 1 - 1||_2``.
+    n_iter : int or None
+    converged : bool
+    status : str
+        ``"optimal"``/``"optimal_inaccurate"`` (cvxpy) or ``"converged"``/``"max_iter"``.
+    """
+
+    labels: np.ndarray
+    factor: np.ndarray
+    objective: float
+    primal_infeasibility: float
+    n_iter: int | None
+    converged: bool
+    status: str
+
+
+def _normalised(X):
+    Xc = X - X.mean(axis=0)
+    total = float(np.sum(Xc * Xc))
+    scale = np.sqrt(total / X.shape[0]) if total > 0 else 1.0
+    return Xc, Xc / scale, total
+
+
+def peng_wei(
+    X,
+    n_clusters,
+    *,
+    rng,
+    solver="lowrank",
+    rank=None,
+    beta=10.0,
+    tol=1e-6,
+    max_iter=20000,
+    solver_name=None,
+    solver_options=None,
+):
+    """Solve the Peng–Wei SDP and round it to ``n_clusters`` labels.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p), float64
+    n_clusters : int
+    rng : numpy.random.Generator
+        For the k-means warm start of the low-rank factor and for the rounding.
+    solver : {"lowrank", "cvxpy"}
+    rank : int or None
+        Columns of the low-rank factor (default ``2 * n_clusters``, at most n).
+    beta, tol, max_iter
+        Passed to :func:`.lowrank.solve_lowrank`.
+    solver_name, solver_options
+        Passed to :func:`.exact.solve_exact`.
+    """
+    n = X.shape[0]
+    Xc, W, total = _normalised(np.asarray(X, dtype=np.float64))
+    if solver == "cvxpy":
+        result = solve_exact(
+            [-(W @ W.T)], [n_clusters], solver=solver_name, solver_options=solver_options
+        )
+        Z = result.blocks[0]
+        factor = factor_of(Z)
+        objective = total - float(np.sum((Xc @ Xc.T) * Z))
+        infeasibility = float(np.linalg.norm(Z.sum(axis=1) - 1.0))
+        n_iter, converged, status = result.n_iter, result.converged, result.status
+    else:
+        rank = min(n, rank or 2 * n_clusters)
+        start = _kmeans_start(W, n_clusters, rank, rng)
+        result = solve_lowrank(
+            [BlockCost(W)], [n_clusters], [start], beta=beta, tol=tol, max_iter=max_iter
+        )
+        factor = result.factors[0]
+        XtU = Xc.T @ factor
+        objective = total - float(np.sum(XtU * XtU))
+        infeasibility = result.primal_infeasibility
+        n_iter, converged = result.n_iter, result.converged
+        status = "converged" if converged else "max_iter"
+    return PengWeiResult(
+        labels=labels_from_factor(factor, n_clusters, rng),
+        factor=factor,
+        objective=objective,
+        primal_infeasibility=infeasibility,
+        n_iter=n_iter,
+        converged=converged,
+        status=status,
+    )
+
+
+def _kmeans_start(W, n_clusters, rank, rng):
+    """The partition factor of a k-means++ run, plus a small positive random part.
+
+    Random starts alone sometimes end at a spurious local minimum of the nonconvex
+    factorised problem; starting next to a K-means partition avoided that in our tests.
+    """
+    n = W.shape[0]
+    labels = seeded_kmeans(W, np.full(n, -1), n_clusters, rng=rng).labels
+    counts = np.bincount(labels, minlength=n_clusters)
+    U = _START_NOISE * np.abs(rng.standard_normal((n, rank))) / np.sqrt(n)
+    U[np.arange(n), labels] += 1.0 / np.sqrt(counts[labels])
+    return U * np.sqrt(n_clusters / np.sum(U * U))
+
+
+def factor_of(Z, rtol=1e-8):
+    """``F`` with ``Z ~ F F^T`` from the eigenvalues of ``Z`` above ``rtol`` times the largest."""
+    values, vectors = np.linalg.eigh(Z)
+    keep = values > rtol * max(values[-1], 0.0)
+    return np.ascontiguousarray(vectors[:, keep][:, ::-1] * np.sqrt(values[keep][::-1]))
+
+
+def labels_from_factor(factor, n_clusters, rng):
+    """K-means (best of 10 k-means++ starts) on the rows of the factor."""
+    n = factor.shape[0]
+    return seeded_kmeans(factor, np.full(n, -1), n_clusters, rng=rng, n_init=_ROUNDING_INITS).labels
+
+
+def sketch_and_lift(X, n_clusters, sketch_size, *, rng, **solve_options):
+    """Solve on ``sketch_size`` random samples, then give every sample its nearest centre.
+
+    The centres are the means of the sketch's clusters (Zhuang, Chen & Yang, AISTATS 2022).
+    Returns ``(labels, centres, result_on_the_sketch, sketch_indices)``.
+    """
+    sketch = np.sort(rng.choice(X.shape[0], size=sketch_size, replace=False))
+    result = peng_wei(X[sketch], n_clusters, rng=rng, **solve_options)
+    centres = cluster_means(X[sketch], result.labels, n_clusters)
+    return nearest_centre(X, centres), centres, result, sketch
+
+
+def cluster_means(X, labels, n_clusters):
+    counts = np.bincount(labels, minlength=n_clusters)
+    sums = np.zeros((n_clusters, X.shape[1]))
+    np.add.at(sums, labels, X)
+    return sums / np.maximum(counts, 1)[:, None]
+
+
+def nearest_centre(X, centres):
+    d2 = (centres**2).sum(axis=1) - 2.0 * (X @ centres.T)
+    return np.argmin(d2, axis=1).astype(np.int64)
