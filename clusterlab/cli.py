@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 
@@ -19,6 +20,131 @@ def _demo(args):
     else:
         print(format_report(report))
     return 0
+
+
+def _grid_values(text):
+    """A separation grid item: a number, or ``start:stop:step`` (both ends included)."""
+    parts = text.split(":")
+    try:
+        values = [float(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a number nor START:STOP:STEP"
+        ) from None
+    if len(values) == 1:
+        return values
+    if len(values) != 3 or values[2] <= 0 or values[1] < values[0]:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a range is START:STOP:STEP with STOP >= START and STEP > 0"
+        )
+    start, stop, step = values
+    count = math.floor((stop - start) / step + 1e-9) + 1  # stop is included when on the grid
+    return [round(start + i * step, 10) for i in range(count)]
+
+
+def _recovery(args):
+    import importlib.util
+    import itertools
+
+    from clusterlab import experiments
+
+    plot = not args.no_plot
+    if plot and importlib.util.find_spec("matplotlib") is None:
+        print('matplotlib is not installed, so no PNG plot is drawn (pip install '
+              '"clusterlab[plot]").', file=sys.stderr)
+        plot = False
+    try:
+        if args.experiment == "phase-transition":
+            configs = list(itertools.product(args.n, args.p, args.clusters))
+            grid = [value for item in args.grid for value in item]
+            result = experiments.phase_transition(
+                configs, grid, n_trials=args.trials, methods=args.methods,
+                sigma=args.sigma, sdp_solver=args.sdp_solver, random_state=args.seed,
+                verbose=not args.quiet,
+            )
+        else:
+            result = experiments.heterogeneous(
+                args.settings, n_replicates=args.replicates, methods=args.methods,
+                sdp_solver=args.sdp_solver, random_state=args.seed, verbose=not args.quiet,
+            )
+    except ValueError as error:
+        print(f"clusterlab recovery {args.experiment}: error: {error}", file=sys.stderr)
+        return 2
+    paths = result.save(args.out, plot=plot)
+    print(result.format_table())
+    print(f"\nFinished in {result.seconds:.1f} s; wrote")
+    for path in paths.values():
+        print(f"  {path}")
+    return 0
+
+
+def _add_recovery_parser(commands):
+    recovery = commands.add_parser(
+        "recovery",
+        help="statistical recovery experiments: SDP phase transition, heterogeneous mixtures",
+        description="Run a recovery experiment of clusterlab.experiments, print its table "
+        "and write CSV, JSON and PNG files to --out.",
+    )
+    experiments = recovery.add_subparsers(dest="experiment", metavar="EXPERIMENT",
+                                          required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="recovery_results", metavar="DIR",
+                        help="folder for the CSV/JSON/PNG files (default: recovery_results)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_argument("--sdp-solver", choices=("lowrank", "cvxpy", "auto"),
+                        default="lowrank",
+                        help="solver of the SDP methods (default: lowrank; cvxpy is exact "
+                        "but takes seconds per fit at n = 100 and grows about cubically)")
+    common.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
+    common.add_argument("--quiet", action="store_true",
+                        help="no progress lines on standard error")
+    method_names = ("sdp", "kmeans", "em", "em-spherical", "em-random", "ila-sdp")
+
+    phase = experiments.add_parser(
+        "phase-transition", parents=[common],
+        help="probability of exact recovery against separation / Θ²",
+        description="Equal-size spherical Gaussian clusters whose centres are at squared "
+        "distance separation * Θ², where Θ² is Chen & Yang's exact recovery threshold: the "
+        "fraction of trials each method clusters without a single error, per separation. "
+        "One configuration per combination of --n, --p and --clusters.",
+    )
+    phase.add_argument("--n", type=int, nargs="+", default=[100], metavar="N",
+                       help="numbers of samples (default: 100)")
+    phase.add_argument("--p", type=int, nargs="+", default=[10], metavar="P",
+                       help="numbers of features (default: 10)")
+    phase.add_argument("--clusters", type=int, nargs="+", default=[3], metavar="K",
+                       help="numbers of clusters, at most p + 1 (default: 3)")
+    phase.add_argument("--grid", type=_grid_values, nargs="+", default=[[0.25, 0.5, 0.75, 1.0,
+                       1.25, 1.5, 1.75, 2.0]], metavar="SEP",
+                       help="separations / Θ²: numbers or START:STOP:STEP ranges (default: "
+                       "0.25:2:0.25)")
+    phase.add_argument("--trials", type=int, default=10,
+                       help="data sets per separation (default: 10)")
+    phase.add_argument("--sigma", type=float, default=1.0,
+                       help="noise standard deviation (default: 1)")
+    phase.add_argument("--methods", nargs="+", choices=method_names, metavar="METHOD",
+                       default=["sdp", "kmeans", "em-spherical"],
+                       help=f"methods to compare, among {', '.join(method_names)} (default: "
+                       "sdp kmeans em-spherical)")
+    phase.set_defaults(handler=_recovery)
+
+    hetero = experiments.add_parser(
+        "heterogeneous", parents=[common],
+        help="mis-clustering error on mixtures with a covariance per cluster",
+        description="Mis-clustering error (mean ± sd over replicates) of each method on the "
+        "heterogeneous settings of clusterlab.datasets.make_heterogeneous_mixture: k2 (two "
+        "clusters, covariances 0.25 I and diag(0.25, 9)) and k3 (a pinwheel of three "
+        "elongated clusters).",
+    )
+    hetero.add_argument("--settings", nargs="+", choices=("k2", "k3"), default=["k2", "k3"],
+                        help="settings to run (default: k2 k3)")
+    hetero.add_argument("--replicates", type=int, default=10,
+                        help="data sets per setting (default: 10)")
+    hetero.add_argument("--methods", nargs="+", choices=method_names, metavar="METHOD",
+                        default=["kmeans", "sdp", "em", "em-random", "ila-sdp"],
+                        help=f"methods to compare, among {', '.join(method_names)} (default: "
+                        "kmeans sdp em em-random ila-sdp)")
+    hetero.set_defaults(handler=_recovery)
 
 
 def build_parser():
@@ -38,6 +164,7 @@ def build_parser():
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
     demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     demo.set_defaults(handler=_demo)
+    _add_recovery_parser(commands)
     return parser
 
 

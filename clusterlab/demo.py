@@ -19,11 +19,13 @@ from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
 
 from clusterlab.balanced import SinkhornKMeans
 from clusterlab.datasets import fewshot_tasks, load_dataset, make_gcd_split
 from clusterlab.metrics import clustering_accuracy, evaluate_fewshot, gcd_accuracy
 from clusterlab.mixture import SemiSupervisedGMM, SemiSupervisedKMeans, estimate_n_clusters
+from clusterlab.sdp import ILASDP, SDPKMeans
 from clusterlab.transductive import LaplacianKMeans, TransductiveFewShot
 
 
@@ -56,6 +58,16 @@ CASES = [
         "Laplacian k-means (10-NN graph, bound optimizer)", "digits", None, 10,
         lambda k, seed: LaplacianKMeans(n_clusters=k, random_state=seed),
         _kmeans,
+    ),
+    DemoCase(
+        "SDP k-means (Peng-Wei relaxation, low-rank solver)", "wine", "standardize", 3,
+        lambda k, seed: SDPKMeans(n_clusters=k, random_state=seed),
+        _kmeans,
+    ),
+    DemoCase(
+        "iLA-SDP (a covariance per cluster) vs EM", "wine", "standardize", 3,
+        lambda k, seed: ILASDP(n_clusters=k, random_state=seed),
+        lambda k, seed: GaussianMixture(n_components=k, n_init=10, random_state=seed),
     ),
 ]
 

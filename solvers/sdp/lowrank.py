@@ -11,18 +11,19 @@ Every SDP in this package has the form
 for free (Zhuang, Chen, Yang & Zhang, ICLR 2024), and no ``n x n`` matrix is formed: each
 cost ``<C_b, U_b U_b^T>`` is evaluated through ``X^T U_b`` in ``O(n p r)``.
 
-The two equality constraints go into an augmented Lagrangian,
+The trace holds exactly through ``U_b = sqrt(t_b) V_b / ||V_b||_F`` (the scaling the
+paper's projection applies); the row sums go into an augmented Lagrangian,
 
 .. math::
-    L_\beta(U; y, \mu) = \sum_b \langle C_b, U_b U_b^T \rangle + y^T \rho
-        + \tfrac\beta2 \|\rho\|^2 + \sum_b \big(\mu_b \tau_b + \tfrac\beta2 \tau_b^2\big),
-    \quad \rho = \sum_b U_b U_b^T \mathbf 1 - \mathbf 1,\ \tau_b = \|U_b\|_F^2 - t_b,
+    L_\beta(V; y) = \sum_b \langle C_b, U_b U_b^T \rangle + y^T \rho
+        + \tfrac\beta2 \|\rho\|^2, \qquad \rho = \sum_b U_b U_b^T \mathbf 1 - \mathbf 1,
 
-minimised over ``U >= 0`` by L-BFGS-B, followed by the multiplier steps
-``y += beta rho``, ``mu_b += beta tau_b``; ``beta`` doubles after a round that cut the
-constraint violation by less than a factor of four (Nocedal & Wright, Algorithm 17.4).
-The inner tolerance tightens geometrically to ``tol``; the solve stops when the
-constraints hold to ``tol`` (root mean square) at that tolerance.
+minimised over ``V >= 0`` by L-BFGS-B, followed by the multiplier step
+``y += beta rho``; ``beta`` doubles after a round that cut the constraint violation by
+less than a factor of four (Nocedal & Wright, Algorithm 17.4). ``y`` starts at the
+least-squares solution of the stationarity condition at the starting factors. The inner
+tolerance tightens geometrically to ``tol``; the solve stops when the row sums hold to
+``tol`` (root mean square) at that tolerance.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.sparse.linalg import LinearOperator, lsqr
 
 from .._backend import single_threaded_blas
 
@@ -43,6 +45,8 @@ _MAX_OUTER = 200
 # The penalty doubles when a round cut the constraint violation by less than 4x.
 _SLOW_PROGRESS = 0.25
 _PENALTY_GROWTH = 2.0
+# LSQR iterations for the starting multipliers.
+_MULTIPLIER_ITER = 200
 # Below this many flops per product BLAS threads cost more than they save.
 _THREADED_WORK = 1 << 21
 
@@ -92,10 +96,9 @@ class BlockCost:
 
 @dataclass(frozen=True)
 class Multipliers:
-    """Augmented-Lagrangian state: row-sum multipliers ``y``, trace multipliers ``mu``, ``beta``."""
+    """Augmented-Lagrangian state: the row-sum multipliers ``y`` and the penalty ``beta``."""
 
     y: np.ndarray
-    mu: np.ndarray
     beta: float
 
 
@@ -111,21 +114,18 @@ class LowRankResult:
         ``sum_b <C_b, U_b U_b^T>``.
     primal_infeasibility : float
         ``||sum_b U_b U_b^T 1 - 1||_2``.
-    trace_infeasibility : float
-        ``max_b |tr Z_b - t_b|``.
     n_iter : int
         L-BFGS-B iterations, summed over the augmented-Lagrangian rounds.
     n_outer : int
         Rounds of the augmented Lagrangian.
     converged : bool
     multipliers : Multipliers
-        The final ``y``, ``mu`` and ``beta``; ``y`` and ``mu`` warm-start a similar problem.
+        The final ``y`` and ``beta``; ``y`` warm-starts a similar problem.
     """
 
     factors: list
     objective: float
     primal_infeasibility: float
-    trace_infeasibility: float
     n_iter: int
     n_outer: int
     converged: bool
@@ -153,101 +153,129 @@ def solve_lowrank(
     max_iter : int
         Cap on L-BFGS-B iterations over all rounds.
     multipliers : Multipliers or None
-        Warm start for ``y`` and ``mu`` from a similar problem (``beta`` restarts at
-        ``beta``: a penalty grown for the last problem made the next one stiff).
+        Warm start for ``y`` from a similar problem (``beta`` restarts at ``beta``: a
+        penalty grown for the last problem made the next one stiff).
     """
     problem = _AugmentedLagrangian(costs, traces, factors0, beta, multipliers)
     work = problem.u0.size * max(cost.W.shape[1] for cost in costs)  # n * r * p
     with single_threaded_blas() if work < _THREADED_WORK else contextlib.nullcontext():
         u, n_iter, n_outer, converged = problem.solve(tol, max_iter)
     blocks = [np.ascontiguousarray(U) for U in problem.unpack(u)]
-    row, trace = problem.residuals(blocks)
+    row = problem.row_residual(blocks)
     objective = sum(cost.value_and_gradient(U)[0] for cost, U in zip(costs, blocks, strict=True))
     return LowRankResult(
         factors=blocks,
         objective=float(objective),
         primal_infeasibility=float(np.linalg.norm(row)),
-        trace_infeasibility=float(np.max(np.abs(trace))),
         n_iter=n_iter,
         n_outer=n_outer,
         converged=converged,
-        multipliers=Multipliers(problem.y, problem.mu, problem.beta),
+        multipliers=Multipliers(problem.y, problem.beta),
     )
 
 
 class _AugmentedLagrangian:
-    """``L_beta(U; y, mu)`` with its gradient, and the rounds of multiplier updates."""
+    """``L_beta(V; y)`` with its gradient, and the rounds of multiplier updates."""
 
     def __init__(self, costs, traces, factors0, beta, multipliers):
         self.costs = costs
-        self.traces = np.asarray(traces, dtype=np.float64)
+        self.roots = np.sqrt(np.asarray(traces, dtype=np.float64))
         self.n = factors0[0].shape[0]
         self.splits = np.cumsum([U.shape[1] for U in factors0])[:-1]
         self.u0 = np.hstack(factors0).ravel().astype(np.float64)
+        self.beta = float(beta)
         if multipliers is None:
-            self.y, self.mu, self.beta = np.zeros(self.n), np.zeros(len(costs)), float(beta)
+            self.y = self._estimate_multipliers(self.unpack(self.u0))
         else:
-            self.y, self.mu, self.beta = multipliers.y.copy(), multipliers.mu.copy(), float(beta)
+            self.y = multipliers.y.copy()
 
-    def unpack(self, u):
-        return np.split(u.reshape(self.n, -1), self.splits, axis=1)
+    def _estimate_multipliers(self, factors):
+        """Least-squares ``y`` for the stationarity condition at the starting factors.
 
-    def residuals(self, blocks):
-        row = sum(U @ U.sum(axis=0) for U in blocks) - 1.0
-        trace = np.array([np.sum(U * U) for U in blocks]) - self.traces
-        return row, trace
+        On each row's dominant entries (where ``U`` is at least half the row's largest
+        entry: the entries that stay positive) the gradient in ``U``,
+        ``G_b + y s_b^T + 1 (U_b^T y)^T``, should be a multiple ``-2 mu_b U_b`` of ``U_b``
+        (the trace constraint's share). Starting from this ``y`` rather than from zero cut
+        the iterations twentyfold on separated data.
+        """
+        sums = [U.sum(axis=0) for U in factors]
+        peak = np.max(np.hstack(factors), axis=1, keepdims=True)
+        masks = [0.5 * peak <= U for U in factors]
+        grads = [cost.value_and_gradient(U)[1] for cost, U in zip(self.costs, factors, strict=True)]
+        n, n_blocks = self.n, len(factors)
 
-    def value_and_gradient(self, u):
-        blocks = self.unpack(u)
-        row, trace = self.residuals(blocks)
-        y, mu, beta = self.y, self.mu, self.beta
-        v = y + beta * row
-        m = mu + beta * trace
-        value = y @ row + 0.5 * beta * (row @ row) + mu @ trace + 0.5 * beta * (trace @ trace)
+        def forward(x):
+            y, mu = x[:n], x[n:]
+            parts = [
+                ((np.outer(y, s) + y @ U + 2.0 * m * U) * mask).ravel()
+                for U, s, m, mask in zip(factors, sums, mu, masks, strict=True)
+            ]
+            return np.concatenate(parts)
+
+        def adjoint(r):
+            y, mu = np.zeros(n), np.zeros(n_blocks)
+            start = 0
+            for b, (U, s, mask) in enumerate(zip(factors, sums, masks, strict=True)):
+                R = r[start : start + U.size].reshape(U.shape) * mask
+                start += U.size
+                y += R @ s + U @ R.sum(axis=0)
+                mu[b] = 2.0 * np.sum(R * U)
+            return np.concatenate([y, mu])
+
+        size = sum(U.size for U in factors)
+        operator = LinearOperator((size, n + n_blocks), matvec=forward, rmatvec=adjoint)
+        target = -np.concatenate([(G * M).ravel() for G, M in zip(grads, masks, strict=True)])
+        return lsqr(operator, target, atol=1e-10, btol=1e-10, iter_lim=_MULTIPLIER_ITER)[0][:n]
+
+    def unpack(self, v):
+        """The factors ``U_b = sqrt(t_b) V_b / ||V_b||`` of the variables ``v``."""
+        blocks = np.split(v.reshape(self.n, -1), self.splits, axis=1)
+        return [root * V / np.linalg.norm(V) for root, V in zip(self.roots, blocks, strict=True)]
+
+    def row_residual(self, factors):
+        return sum(U @ U.sum(axis=0) for U in factors) - 1.0
+
+    def value_and_gradient(self, v):
+        variables = np.split(v.reshape(self.n, -1), self.splits, axis=1)
+        factors = self.unpack(v)
+        row = self.row_residual(factors)
+        weights = self.y + self.beta * row
+        value = self.y @ row + 0.5 * self.beta * (row @ row)
         grads = []
-        for U, cost, m_b in zip(blocks, self.costs, m, strict=True):
+        for V, U, cost, root in zip(variables, factors, self.costs, self.roots, strict=True):
             f, G = cost.value_and_gradient(U)
             value += f
-            # d/dU of v^T U U^T 1 is v (U^T 1)^T + 1 (U^T v)^T
-            G += np.outer(v, U.sum(axis=0))
-            G += v @ U
-            G += (2.0 * m_b) * U
-            grads.append(G)
+            # d/dU of w^T U U^T 1 is w (U^T 1)^T + 1 (U^T w)^T
+            G += np.outer(weights, U.sum(axis=0))
+            G += weights @ U
+            # chain rule through U = root * V / ||V||: drop the radial part, rescale
+            norm = np.linalg.norm(V)
+            G -= (np.sum(G * U) / root**2) * U
+            grads.append(G * (root / norm))
         return value, np.hstack(grads).ravel()
 
     def solve(self, tol, max_iter):
-        u = self.u0
-        bounds = [(0.0, None)] * u.size
+        v = self.u0
+        bounds = [(0.0, None)] * v.size
         inner_tol = max(_FIRST_INNER_TOL, tol)
         previous = np.inf
         n_iter = n_outer = 0
         while n_outer < _MAX_OUTER and n_iter < max_iter:
             n_outer += 1
+            options = {"maxiter": max_iter - n_iter, "gtol": inner_tol, "ftol": 0.0, "maxcor": 20}
             run = minimize(
-                self.value_and_gradient,
-                u,
-                jac=True,
-                method="L-BFGS-B",
-                bounds=bounds,
-                options={
-                    "maxiter": max_iter - n_iter,
-                    "gtol": inner_tol,
-                    "ftol": 0.0,
-                    "maxcor": 20,
-                },
+                self.value_and_gradient, v, jac=True, method="L-BFGS-B", bounds=bounds,
+                options=options,
             )
-            u = run.x
+            v = run.x
             n_iter += run.nit
-            row, trace = self.residuals(self.unpack(u))
-            infeasible = max(
-                np.linalg.norm(row) / np.sqrt(self.n), np.max(np.abs(trace / self.traces))
-            )
+            row = self.row_residual(self.unpack(v))
+            infeasible = np.linalg.norm(row) / np.sqrt(self.n)
             if infeasible <= tol and inner_tol <= tol:
-                return u, n_iter, n_outer, True
+                return v, n_iter, n_outer, True
             self.y += self.beta * row
-            self.mu += self.beta * trace
             if infeasible > _SLOW_PROGRESS * previous:
                 self.beta *= _PENALTY_GROWTH
             previous = infeasible
             inner_tol = max(inner_tol * _INNER_TOL_FACTOR, tol)
-        return u, n_iter, n_outer, False
+        return v, n_iter, n_outer, False
