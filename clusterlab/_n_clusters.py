@@ -83,7 +83,7 @@ def estimate_n_clusters(
     Six blobs, half of the samples of three of them labeled:
 
     >>> from sklearn.datasets import make_blobs
-    >>> from clusterlab._n_clusters import estimate_n_clusters
+    >>> from clusterlab.mixture import estimate_n_clusters
     >>> from clusterlab.datasets import make_gcd_split
     >>> X, y = make_blobs(n_samples=600, centers=6, n_features=10, random_state=2)
     >>> split = make_gcd_split(y, old_classes=[0, 1, 2], random_state=2)

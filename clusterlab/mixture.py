@@ -186,17 +186,20 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     Labeled samples belong to their class's component in every E-step; unlabeled samples
     get soft responsibilities (or hard ones with ``assignment="hard"``). The M-step is the
     MAP estimate under a normal-inverse-Wishart prior. With ``split_merge=True`` the
-    number of components is estimated: after a burn-in every sweep ends with a move,
-    alternately proposing to split each component along its two persistent sub-clusters
-    and to merge it with a neighbour, and
-    accepts by the Hastings ratio of NIW marginal likelihoods under a Dirichlet-process
-    prior (:mod:`clusterlab.solvers.split_merge`). A component holding a labeled class can
-    split off its unlabeled part (a new class), and two labeled classes never merge.
+    number of components is estimated: after ``burn_in`` sweeps, every sweep ends with one
+    move step, split and merge in turn (split first). A split step proposes to split each
+    component along its two persistent sub-clusters, a merge step to merge each component
+    with a near neighbour; proposals are accepted by the Hastings ratio of NIW marginal
+    likelihoods under a Dirichlet-process prior (:mod:`clusterlab.solvers.split_merge`).
+    A component holding a labeled class can split off its unlabeled part (a new class),
+    and two labeled classes never merge.
 
     The prior is calibrated on the labeled classes by default: the prior covariance is
     their pooled within-class covariance (what a class looks like), and the concentration
     ``alpha`` is chosen so that, on the labeled samples alone, no class would split and no
-    two classes would merge.
+    two classes would merge (the midpoint of the two bounds this sets on ``log alpha``),
+    capped at ``alpha = 1``, where the partition prior alone never favours a split. When
+    the bounds contradict each other a UserWarning says so.
 
     Parameters
     ----------
@@ -208,7 +211,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         Estimate the number of components with split/merge moves.
     alpha : float or "labeled"
         Dirichlet-process concentration of the moves; "labeled" calibrates it on the
-        labeled classes (``alpha = 1`` without labels).
+        labeled classes, at most 1 (``alpha = 1`` without labels;
+        :func:`clusterlab.solvers.split_merge.calibrated_log_alpha`).
     assignment : {"soft", "hard"}
         Soft EM or hard (classification) EM for the unlabeled samples.
     covariance_prior : float, array-like or None
@@ -264,13 +268,16 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         Log-likelihood of the data at every sweep (labeled samples count their own
         component).
     objective_history_ : ndarray of shape (n_sweeps,)
-        Log-likelihood plus log prior, which every EM sweep increases; moves change it in
-        either direction (values at different K are not comparable).
+        Log-likelihood plus log prior at every sweep's E-step. EM sweeps never decrease
+        it, but an accepted split or merge can move it either way (an accepted move
+        raises the marginal likelihood with its DP prior, not this objective), so the
+        history is not monotone across moves, and values at different K are not
+        comparable.
     n_components_history_ : ndarray of shape (n_sweeps,)
         K during every sweep.
     alpha_ : float or None
-        Concentration used by the moves (None without split/merge); may be tiny or huge
-        when calibrated, hence also ``log_alpha_``.
+        Concentration used by the moves (None without split/merge); may be tiny when
+        calibrated, hence also ``log_alpha_``.
     log_alpha_ : float or None
     n_splits_, n_merges_ : int
         Accepted moves.

@@ -3,7 +3,9 @@
 The products with the precision Cholesky factors of full covariances go through BLAS
 (:func:`.gaussian.log_gaussian`); these kernels do what is left per sample: squared
 norms, the normalisation of each row with labeled rows clamped, and weighted scatters.
-All accumulate in float64 whatever the input dtype.
+All accumulate in float64 whatever the input dtype. Diagonal and spherical densities and
+scatters of float64 data are BLAS products of the squared samples (:mod:`.gaussian`,
+:func:`.gmm.component_stats`); the per-sample diagonal kernels here serve float32 data.
 
 The per-component densities keep one running sum per component in the innermost loop
 (components contiguous, features outer), so LLVM vectorises across components without
@@ -23,8 +25,14 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from ._fastexp import exp_nonpositive
+
 # Inner-loop terms (one multiply-add each) below which a kernel runs on one thread.
 PARALLEL_MIN_WORK = 1 << 22
+# Rows per block of normalize_clamped, whose exponentials run over a block at once.
+_NORMALIZE_BLOCK_ROWS = 256
+# Shifted exponentials below this are set to zero (exact zeros, never denormals).
+_TINY_SCALED = 1e-300
 
 
 @contextmanager
@@ -100,38 +108,66 @@ def normalize_clamped(log_joint, clamp, hard, resp, row_loglik):
     (its argmax one-hot when ``hard``) and contributes its log-sum-exp (its maximum when
     ``hard``: the classification likelihood).
 
-    IN: log_joint (n, K) float64, overwritten on free rows with ``exp(log_joint - max)``
-        (one exponential per entry); clamp (n,) int64; hard bool.
+    The exponentials of a block of rows run at once through the vectorised
+    :func:`._fastexp.exp_nonpositive`; a term below ``_TINY_SCALED`` times its row's
+    largest is set to exactly zero (the full scatters skip zero responsibilities, and no
+    float64 denormals reach the products that follow).
+
+    IN: log_joint (n, K) float64, C-contiguous, overwritten (each row minus its maximum)
+        unless ``hard``; clamp (n,) int64; hard bool.
     OUT: resp (n, K) in the data dtype; row_loglik (n,) float64.
     """
     n, n_components = log_joint.shape
-    for i in prange(n):
-        c = clamp[i]
-        if c >= 0:
-            for k in range(n_components):
-                resp[i, k] = 0.0
-            resp[i, c] = 1.0
-            row_loglik[i] = log_joint[i, c]
-            continue
-        best = 0
-        for k in range(1, n_components):
-            if log_joint[i, k] > log_joint[i, best]:
-                best = k
-        top = log_joint[i, best]
-        if hard:
+    if hard:
+        for i in prange(n):
+            best = clamp[i]
+            if best < 0:
+                best = 0
+                for k in range(1, n_components):
+                    if log_joint[i, k] > log_joint[i, best]:
+                        best = k
             for k in range(n_components):
                 resp[i, k] = 0.0
             resp[i, best] = 1.0
-            row_loglik[i] = top
-            continue
-        total = 0.0
-        for k in range(n_components):
-            scaled = np.exp(log_joint[i, k] - top)
-            log_joint[i, k] = scaled
-            total += scaled
-        for k in range(n_components):
-            resp[i, k] = log_joint[i, k] / total
-        row_loglik[i] = top + np.log(total)
+            row_loglik[i] = log_joint[i, best]
+    else:
+        flat = log_joint.reshape(n * n_components)
+        n_blocks = (n + _NORMALIZE_BLOCK_ROWS - 1) // _NORMALIZE_BLOCK_ROWS
+        for b in prange(n_blocks):
+            start = b * _NORMALIZE_BLOCK_ROWS
+            stop = min(n, start + _NORMALIZE_BLOCK_ROWS)
+            size = (stop - start) * n_components
+            tops = np.empty(stop - start)
+            scaled = np.empty(size)  # not in place: aliasing would stop the vectorisation
+            work = np.empty(size, dtype=np.int64)
+            for i in range(start, stop):
+                if clamp[i] >= 0:
+                    row_loglik[i] = log_joint[i, clamp[i]]
+                top = log_joint[i, 0]
+                for k in range(1, n_components):
+                    top = max(top, log_joint[i, k])
+                tops[i - start] = top
+                for k in range(n_components):
+                    log_joint[i, k] -= top
+            exp_nonpositive(flat[start * n_components : stop * n_components], scaled, work)
+            for i in range(start, stop):
+                c = clamp[i]
+                if c >= 0:
+                    for k in range(n_components):
+                        resp[i, k] = 0.0
+                    resp[i, c] = 1.0
+                    continue
+                row = (i - start) * n_components
+                total = 0.0
+                for k in range(n_components):
+                    term = scaled[row + k]
+                    term = term if term >= _TINY_SCALED else 0.0
+                    scaled[row + k] = term
+                    total += term
+                inverse = 1.0 / total
+                for k in range(n_components):
+                    resp[i, k] = scaled[row + k] * inverse
+                row_loglik[i] = tops[i - start] + np.log(total)
 
 
 @njit(parallel=True, cache=True)

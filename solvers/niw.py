@@ -1,17 +1,18 @@
 """Normal-inverse-Wishart prior for Gaussian components: MAP estimates and evidence.
 
 A component's mean and covariance get the conjugate prior ``mu | Sigma ~ N(m, Sigma /
-kappa)``, ``Sigma ~ IW(psi I, nu)``. Everything here works from weighted sufficient
-statistics of a batch of point sets, so soft EM counts, hard member sets and pooled
-(merged) sets are treated alike.
+kappa)``, ``Sigma ~ IW(Psi, nu)``. The scale ``Psi`` may be any symmetric positive
+definite matrix (a float ``psi`` stands for ``psi I``). Everything here works from
+weighted sufficient statistics of a batch of point sets, so soft EM counts, hard member
+sets and pooled (merged) sets are treated alike.
 
 Three covariance structures share one family (``d`` is the number of features):
 
-- ``"full"``: one ``d``-dimensional inverse-Wishart.
+- ``"full"``: one ``d``-dimensional inverse-Wishart with scale matrix ``Psi``.
 - ``"diag"``: an independent one-dimensional inverse-Wishart (a scaled inverse-chi-square)
-  per feature.
+  per feature ``j``, with scale ``Psi_j`` (a vector of positive scales).
 - ``"spherical"``: one variance shared by every feature, with a one-dimensional
-  inverse-Wishart prior.
+  inverse-Wishart prior of scale ``Psi`` (a positive float).
 
 With posterior parameters ``kappa_N = kappa + N``, ``nu_N = nu + N`` and
 ``Psi_N = Psi + S + kappa N / kappa_N (xbar - m)(xbar - m)^T`` (``S`` the scatter about the
@@ -125,9 +126,9 @@ class NIWPrior:
         Degrees of freedom of the inverse-Wishart; must exceed ``d - 1`` where ``d`` is
         the covariance block size (``n_features`` for "full", 1 otherwise).
     psi : float or ndarray
-        Scale ``Psi``: a (d, d) positive definite matrix for "full", a (d,) positive
-        vector for "diag", a positive float for "spherical"; a float is read as
-        ``psi * I`` for every type.
+        Scale ``Psi``: for "full" any symmetric positive definite (d, d) matrix (not
+        necessarily diagonal), for "diag" a (d,) positive vector, for "spherical" a
+        positive float; a float is read as ``psi * I`` for every type.
     covariance_type : {"full", "diag", "spherical"}
     """
 

@@ -25,6 +25,7 @@ A move is accepted when ``log H > 0`` ("threshold") or with probability ``min(1,
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,8 @@ __all__ = [
     "MoveConfig",
     "MoveOutcome",
     "SubClusters",
+    "calibrated_log_alpha",
+    "labeled_gain_bounds",
     "merge_step",
     "resolve_log_alpha",
     "split_step",
@@ -82,21 +85,54 @@ class MoveConfig:
 
 @dataclass
 class SubClusters:
-    """Two sub-centres per component; ``valid[k]`` is False until component k is seeded."""
+    """The persistent two-way sub-clusters of every component, which propose its split.
 
-    centres: np.ndarray  # (K, 2, d)
-    valid: np.ndarray  # (K,)
+    Each split step refines them by a few two-Gaussian iterations started from these
+    centres, so they improve from step to step; a merge sets the merged component's
+    sub-clusters to its two former parts.
+
+    Attributes
+    ----------
+    centres : ndarray of shape (K, 2, d)
+        The two sub-centres of each component (side 0 holds a component's labeled
+        samples, if it has any).
+    valid : ndarray of shape (K,), bool
+        False until component k is seeded (new components, and both parts of a split).
+    """
+
+    centres: np.ndarray
+    valid: np.ndarray
 
     @classmethod
     def empty(cls, n_components, n_features):
+        """Sub-clusters of ``n_components`` components, none seeded yet."""
         return cls(np.zeros((n_components, 2, n_features)), np.zeros(n_components, dtype=bool))
 
     def take(self, index):
+        """The sub-clusters of the components ``index`` (an integer array)."""
         return SubClusters(self.centres[index], self.valid[index])
 
 
 @dataclass
 class MoveOutcome:
+    """The mixture after a split or merge step (:func:`split_step`, :func:`merge_step`).
+
+    Attributes
+    ----------
+    params : MixtureParams
+        Parameters after the step: split components replaced by their first part, with
+        the second parts appended; merged pairs pooled into the first component, the
+        second removed; empty components without a class removed (merge step).
+    component_class : ndarray of shape (K,)
+        Class index held by each component, -1 for none (new components hold none).
+    subclusters : SubClusters
+        The sub-clusters, updated and aligned with ``params``.
+    n_splits, n_merges : int
+        Accepted moves of this step.
+    changed : bool
+        Whether the components changed (a move accepted or an empty component removed).
+    """
+
     params: MixtureParams
     component_class: np.ndarray
     subclusters: SubClusters
@@ -116,7 +152,14 @@ def _accept(log_h, config, rng):
 def resolve_log_alpha(X, clamp, prior, config, rng):
     """``log alpha``: the configured value, or read off the labeled classes.
 
-    With ``alpha="labeled"``, alpha is 1 when the labeled classes give no bound.
+    With ``alpha="labeled"`` this is :func:`calibrated_log_alpha`, or 0 (``alpha = 1``)
+    where that returns None. By the number of labeled classes:
+
+    - none: 0;
+    - one: ``min(-G_split(c), 0)``, or 0 if the class has fewer than 4 labeled samples or
+      no two-way split of them is found;
+    - two or more: the midpoint of the merge and split bounds, capped at 0 (the merge
+      bound alone, capped, if no class can be split).
     """
     if config.alpha != "labeled":
         return float(np.log(config.alpha))
@@ -202,15 +245,19 @@ def _merge_gains(stats, evidence, pooled, first, second, prior):
     )
 
 
-def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
-    """A log concentration read off the labeled classes; None if no bound can be computed.
+def labeled_gain_bounds(X, clamp, prior, rng, n_iter):
+    """The two bounds on ``log alpha`` that the labeled classes set; either may be None.
 
-    Known classes must neither split nor merge: with ``G`` the gain (``log H`` without
-    ``log alpha``) computed on labeled samples only, every class split needs
-    ``log alpha < -G_split(c)`` and every pair of classes needs
-    ``log alpha > G_merge(c, c')``. The midpoint of the tightest two bounds is returned
-    (one class: the split bound alone). If the bounds contradict each other the midpoint
-    breaks both by half the gap.
+    With ``G`` the gain (``log H`` without ``log alpha``) computed on labeled samples only:
+    no labeled class splits when ``log alpha < upper = -max_c G_split(c)`` (over the
+    classes with at least 4 labeled samples whose two-way split the sub-cluster procedure
+    finds), and no two labeled classes merge when ``log alpha > lower = max G_merge(c,
+    c')`` (over the pairs; at least two classes).
+
+    Returns
+    -------
+    lower, upper : float or None
+        None where no class pair (``lower``) or no splittable class (``upper``) exists.
     """
     classes = np.unique(clamp[clamp >= 0])
     members = [np.flatnonzero(clamp == k) for k in classes]
@@ -223,17 +270,58 @@ def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
         side, _ = _two_gaussians(points, pinned, _seed(points, pinned, rng), prior, n_iter)
         if 0 < side.sum() < rows.shape[0]:
             split_gains.append(_split_gain(X, rows, side, prior)[0])
-    upper = -max(split_gains) if split_gains else None
+    upper = -float(max(split_gains)) if split_gains else None
     if len(members) < 2:
-        return upper
+        return None, upper
     stats = _hard_stats(X, members, prior)
     first, second = np.triu_indices(len(members), 1)
     pooled = stats.pooled(first, second)
     evidence = prior.log_marginal(stats)
-    lower = _merge_gains(stats, evidence, pooled, first, second, prior).max()
-    if upper is None:
-        return lower
-    return 0.5 * (lower + upper)
+    lower = float(_merge_gains(stats, evidence, pooled, first, second, prior).max())
+    return lower, upper
+
+
+def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
+    """A log concentration read off the labeled classes, never above 0.
+
+    Known classes must neither split nor merge: :func:`labeled_gain_bounds` gives the
+    ``lower`` (merge) and ``upper`` (split) bounds on ``log alpha``. Returns, capped at 0:
+
+    - no labeled class: None (no bound; :func:`resolve_log_alpha` then uses 0);
+    - one labeled class: ``min(upper, 0)``, or None if the class has fewer than 4
+      labeled samples or no two-way split of them is found;
+    - two or more: ``min((lower + upper) / 2, 0)``, or ``min(lower, 0)`` if no class
+      can be split.
+
+    The cap keeps ``alpha <= 1``, where the partition prior alone never favours a split:
+    its part of the split ratio, ``alpha Gamma(N1) Gamma(N2) / Gamma(N) <= alpha / (N -
+    1)``, is then at most 1, so every accepted split is paid for by the marginal
+    likelihood. A larger ``alpha`` makes small splits free (an even split of fewer than
+    about ``log(alpha) / log(2)`` members), and the fit shreds the unlabeled samples into
+    many small components; the uncapped calibration asks for that when the labeled
+    classes overlap (their merge bound is above 0) or when only the split bound exists.
+
+    If the bounds contradict each other (``lower > upper``: the features do not separate
+    the labeled classes as the model sees them), no value keeps every class whole and
+    apart; a UserWarning gives both numbers, and the capped midpoint is used.
+    """
+    lower, upper = labeled_gain_bounds(X, clamp, prior, rng, n_iter)
+    if lower is None and upper is None:
+        return None
+    if lower is None or upper is None:
+        return min(upper if lower is None else lower, 0.0)
+    value = min(0.5 * (lower + upper), 0.0)
+    if lower > upper:
+        warnings.warn(
+            "The labeled classes give contradictory bounds on log(alpha): two of them "
+            f"would merge unless log(alpha) > {lower:.6g}, and one would split unless "
+            f"log(alpha) < {upper:.6g}. Using log(alpha) = {value:.6g} (the midpoint, "
+            "capped at 0); the number of new components found is unreliable. Features "
+            "that separate the known classes better, or a numeric alpha, avoid this.",
+            UserWarning,
+            stacklevel=2,
+        )
+    return value
 
 
 def split_step(

@@ -5,15 +5,22 @@ weighted loops, the NIW MAP formulas of :mod:`clusterlab.solvers.niw`), independ
 the Cholesky/BLAS/Numba code paths it checks.
 """
 
+import warnings
+
 import numba
 import numpy as np
 import pytest
 from clusterlab.solvers import _gmm_kernels, gaussian, gmm
 from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
-from clusterlab.solvers.gmm import component_stats, e_step, fit_mixture, m_step
+from clusterlab.solvers.gmm import component_stats, e_step, fit_mixture, m_step, squares_for
 from clusterlab.solvers.niw import NIWPrior, SetStats
 from clusterlab.solvers.seeded_kmeans import seeded_kmeans
-from clusterlab.solvers.split_merge import MoveConfig
+from clusterlab.solvers.split_merge import (
+    MoveConfig,
+    calibrated_log_alpha,
+    labeled_gain_bounds,
+    resolve_log_alpha,
+)
 from scipy import stats
 from scipy.special import logsumexp
 
@@ -282,6 +289,35 @@ def test_e_step_zero_weight_component_gets_no_mass():
     np.testing.assert_allclose(loglik, ref_loglik, rtol=1e-10)
 
 
+def test_e_step_in_several_row_blocks_matches_reference():
+    """600 rows: the exponentials run in blocks of 256 rows, the last one partial."""
+    rng = np.random.default_rng(6)
+    n, d, K = 600, 3, 4
+    params = _random_params("diag", K, d, rng)
+    X = params.means[rng.integers(0, K, n)] + 1.5 * rng.standard_normal((n, d))
+    clamp = np.where(rng.random(n) < 0.2, rng.integers(0, K, n), -1).astype(np.int64)
+    resp, loglik = e_step(X, params, clamp)
+    ref_resp, ref_loglik, _ = _ref_e_step(X, params, clamp)
+    np.testing.assert_allclose(resp, ref_resp, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(loglik, ref_loglik, rtol=1e-12)
+
+
+def test_normalize_sets_negligible_terms_to_exact_zeros():
+    """Terms below 1e-300 of their row's largest are 0, never denormal; the rest are the
+    softmax to full precision."""
+    log_joint = np.array([[0.0, -1.0, -680.0, -720.0, -800.0, -np.inf]])
+    expected = np.exp(log_joint[0] - np.logaddexp.reduce(log_joint[0]))
+    expected[3:] = 0.0  # exp(-720) ~ 1e-313 would be denormal
+    resp = np.empty_like(log_joint)
+    row_loglik = np.empty(1)
+    clamp = np.full(1, -1, dtype=np.int64)
+    _gmm_kernels.normalize_clamped(log_joint.copy(), clamp, False, resp, row_loglik)
+    np.testing.assert_allclose(resp[0], expected, rtol=1e-13, atol=0)
+    np.testing.assert_array_equal(resp[0, 3:], 0.0)
+    assert resp[0, 2] > 0.0  # exp(-680) ~ 5e-296 is kept
+    np.testing.assert_allclose(row_loglik[0], np.logaddexp(0.0, -1.0), rtol=1e-15)
+
+
 # -- component_stats ---------------------------------------------------------------------
 
 
@@ -312,6 +348,57 @@ def test_component_stats_match_weighted_loops(cov_type, dtype, monkeypatch, thre
         np.testing.assert_array_equal(st.scatter[3], 0.0)
         if cov_type == "full":
             np.testing.assert_array_equal(st.scatter, np.swapaxes(st.scatter, 1, 2))
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_squares_passed_in_give_the_same_results(cov_type):
+    """float64 diagonal and spherical covariances use X * X (squares_for); passing it in
+    (data near the means) agrees with letting e_step and component_stats centre and
+    square the samples themselves."""
+    X, params, clamp = _e_step_problem(cov_type, np.float64, seed=8)
+    squares = squares_for(X, cov_type)
+    if cov_type == "full":
+        assert squares is None
+    else:
+        np.testing.assert_array_equal(squares, X * X)
+    assert squares_for(X.astype(np.float32), cov_type) is None  # float32: exact Numba pass
+    resp, loglik = e_step(X, params, clamp, squares=squares)
+    resp_own, loglik_own = e_step(X, params, clamp)
+    np.testing.assert_allclose(resp, resp_own, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(loglik, loglik_own, rtol=1e-13)
+    given = component_stats(X, resp, cov_type, squares=squares)
+    own = component_stats(X, resp, cov_type)
+    np.testing.assert_allclose(given.scatter, own.scatter, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", ["diag", "spherical"])
+def test_diagonal_paths_are_accurate_far_from_the_origin(cov_type):
+    """Without given squares, log_gaussian and component_stats centre float64 samples
+    before squaring them: moving data and means by 1e6 changes nothing (the squared raw
+    samples would lose the densities and variances to cancellation)."""
+    X, params, clamp = _e_step_problem(cov_type, np.float64, seed=10)
+    shift = 1e6
+    moved = MixtureParams(params.weights, params.means + shift, params.covariances, cov_type)
+    np.testing.assert_allclose(
+        log_gaussian(X + shift, moved), log_gaussian(X, params), rtol=0, atol=1e-6
+    )
+    resp, _ = e_step(X, params, clamp)
+    far = component_stats(X + shift, resp, cov_type)
+    near = component_stats(X, resp, cov_type)
+    np.testing.assert_allclose(far.mean - shift, near.mean, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(far.scatter, near.scatter, rtol=1e-6)
+
+
+def test_diagonal_scatter_of_a_constant_feature_is_not_negative():
+    """``resp^T X^2 - N mean^2`` is clamped at 0 where the exact scatter is 0."""
+    rng = np.random.default_rng(9)
+    X = np.column_stack([np.full(50, 0.1), rng.standard_normal(50)])
+    resp = np.zeros((50, 2))
+    resp[:, 0] = 1.0 / 3.0  # weights that do not sum exactly in binary
+    resp[:, 1] = 2.0 / 3.0
+    stats = component_stats(X, resp, "diag")
+    assert np.all(stats.scatter[:, 0] >= 0.0)
+    np.testing.assert_allclose(stats.scatter[:, 0], 0.0, atol=1e-14)
 
 
 # -- one EM sweep -----------------------------------------------------------------------
@@ -402,6 +489,38 @@ def test_fit_mixture_first_objective_is_loglik_plus_log_prior():
     expected = loglik + prior.log_density(start.means, start.covariances).sum()
     np.testing.assert_allclose(result.loglik_history[0], loglik, rtol=1e-10)
     np.testing.assert_allclose(result.objective_history[0], expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_fit_mixture_far_from_the_origin_matches_the_centred_fit(cov_type):
+    """The sweeps run on data centred on the prior mean: a fit of X + 1e6 is the fit of X
+    moved by 1e6 (without the centring, cancellation in the squared-sample products of
+    the diagonal path makes errors of 10-30 % here)."""
+    X, sample_class = _three_blobs()
+    offset = 1e6
+    results = []
+    for shift in (0.0, offset):
+        Xs = X + shift
+        rng = np.random.default_rng(0)
+        init_labels, init_class = _fit_inputs(X, sample_class, 4, rng)
+        results.append(
+            fit_mixture(
+                Xs,
+                sample_class,
+                init_labels,
+                init_class,
+                _prior(Xs, cov_type),
+                moves=None,
+                max_iter=10,
+                tol=0.0,
+                rng=rng,
+            )
+        )
+    base, far = results
+    np.testing.assert_allclose(far.params.means - offset, base.params.means, atol=1e-7)
+    np.testing.assert_allclose(far.params.covariances, base.params.covariances, rtol=1e-7)
+    np.testing.assert_allclose(far.resp, base.resp, atol=1e-7)
+    np.testing.assert_allclose(far.loglik_history, base.loglik_history, rtol=1e-9)
 
 
 # -- fit_mixture with split/merge moves ---------------------------------------------------
@@ -508,3 +627,76 @@ def test_read_only_inputs_work_and_are_not_modified():
         np.testing.assert_array_equal(clamp, np.where(sample_class >= 0, sample_class, -1))
     for a, b in zip(inputs, copies, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+# -- calibration of alpha on the labeled classes -----------------------------------------
+
+
+def _labeled_pair(kind, seed=0):
+    """Two labeled classes of 100 points in 2-D.
+
+    "separated": unit blobs 10 apart. "same bimodal": both classes drawn from one
+    two-clump distribution, so each class splits and the two would merge.
+    """
+    rng = np.random.default_rng(seed)
+    if kind == "separated":
+        X = np.vstack([rng.standard_normal((100, 2)), rng.standard_normal((100, 2)) + 10.0])
+    else:
+        clumps = np.where(rng.random(200) < 0.5, -4.0, 4.0)
+        X = rng.standard_normal((200, 2)) + np.column_stack([clumps, np.zeros(200)])
+    return np.ascontiguousarray(X), np.repeat(np.arange(2), 100).astype(np.int64)
+
+
+def _bounds_and_value(X, clamp, prior):
+    bounds = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(0), 3)
+    value = calibrated_log_alpha(X, clamp, prior, np.random.default_rng(0), 3)
+    return bounds, value
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_calibrated_log_alpha_is_the_midpoint_of_consistent_bounds(cov_type):
+    X, clamp = _labeled_pair("separated")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # consistent bounds: no warning
+        (lower, upper), value = _bounds_and_value(X, clamp, _prior(X, cov_type))
+    assert lower < 0.0 < upper
+    assert lower + upper < 0.0  # below the cap
+    assert value == 0.5 * (lower + upper)
+
+
+@pytest.mark.parametrize("cov_type", COV_TYPES)
+def test_contradictory_labeled_bounds_warn_with_the_numbers(cov_type):
+    X, clamp = _labeled_pair("same bimodal")
+    prior = _prior(X, cov_type)
+    with pytest.warns(UserWarning, match="contradictory bounds") as record:
+        (lower, upper), value = _bounds_and_value(X, clamp, prior)
+    assert lower > upper
+    assert [w.category for w in record] == [UserWarning]
+    message = str(record[0].message)
+    assert f"{lower:.6g}" in message
+    assert f"{upper:.6g}" in message
+    assert value == min(0.5 * (lower + upper), 0.0)
+    assert f"log(alpha) = {value:.6g}" in message
+
+
+def test_calibrated_log_alpha_is_capped_at_zero_and_one_bound_is_used_alone():
+    X, clamp = _labeled_pair("separated")
+    prior = _prior(X, "full")
+    rng = np.random.default_rng(0)
+    one_class = np.where(clamp == 0, 0, -1)
+    lower, upper = labeled_gain_bounds(X, one_class, prior, np.random.default_rng(0), 3)
+    assert lower is None
+    assert upper > 0.0  # uncapped, alpha = exp(upper) would make small splits free
+    assert calibrated_log_alpha(X, one_class, prior, np.random.default_rng(0), 3) == 0.0
+    # no class large enough to split: the merge bound alone, capped
+    tiny = np.full(X.shape[0], -1, dtype=np.int64)
+    tiny[[0, 1, 2, 100, 101, 102]] = [0, 0, 0, 1, 1, 1]
+    lower, upper = labeled_gain_bounds(X, tiny, prior, np.random.default_rng(0), 3)
+    assert upper is None
+    assert calibrated_log_alpha(X, tiny, prior, rng, 3) == min(lower, 0.0)
+    # no labeled class: no bound, alpha = 1
+    none = np.full(X.shape[0], -1, dtype=np.int64)
+    assert labeled_gain_bounds(X, none, prior, rng, 3) == (None, None)
+    assert calibrated_log_alpha(X, none, prior, rng, 3) is None
+    assert resolve_log_alpha(X, none, prior, MoveConfig(), rng) == 0.0
+    assert resolve_log_alpha(X, none, prior, MoveConfig(alpha=5.0), rng) == np.log(5.0)

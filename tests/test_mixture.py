@@ -127,6 +127,42 @@ def test_gmm_probabilities_and_densities_match_scipy(cov):
     )
 
 
+def test_gmm_does_not_over_split_with_one_labeled_class():
+    """Three unit Gaussians 4 apart in 4-D, half of one labeled. The labeled class alone
+    sets only the split bound, log alpha = 5-38 here; at that alpha the fit ended with
+    4-7 components on 4 of these 5 seeds. Capped at alpha = 1 it finds the 3 classes."""
+    n = 150
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y_true = np.repeat(np.arange(3), n)
+        X = 4.0 * np.eye(3, 4)[y_true] + rng.standard_normal((3 * n, 4))
+        y = np.full(3 * n, -1)
+        y[rng.choice(n, n // 2, replace=False)] = 0
+        model = SemiSupervisedGMM(n_components=3, random_state=seed).fit(X, y)
+        assert model.log_alpha_ == 0.0
+        assert model.n_components_ == 3, seed
+
+
+def test_gmm_warns_when_the_labeled_classes_contradict_the_calibration():
+    """Two labeled classes drawn from one two-clump distribution: each splits, and the
+    two would merge; no alpha keeps them whole and apart."""
+    rng = np.random.default_rng(0)
+    clumps = np.where(rng.random(200) < 0.5, -4.0, 4.0)
+    X = np.vstack([
+        rng.standard_normal((200, 2)) + np.column_stack([clumps, np.zeros(200)]),
+        rng.standard_normal((100, 2)) + np.array([0.0, 8.0]),
+    ])
+    y = np.full(300, -1)
+    y[:50], y[100:150] = 0, 1
+    with pytest.warns(UserWarning, match="contradictory bounds on log") as record:
+        model = SemiSupervisedGMM(4, random_state=0).fit(X, y)
+    assert [w.category for w in record] == [UserWarning]
+    assert model.log_alpha_ == 0.0
+    X_apart = X.copy()
+    X_apart[100:200, 0] += 30.0  # class 1 moved away: consistent bounds, no warning
+    SemiSupervisedGMM(4, random_state=0).fit(X_apart, y)
+
+
 def test_bad_input():
     X, y, _ = _four_blobs()
     with pytest.raises(ValueError, match="integer labels"):
