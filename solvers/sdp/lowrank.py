@@ -22,7 +22,8 @@ minimised over ``V >= 0`` by L-BFGS-B, followed by the multiplier step
 ``y += beta rho``; ``beta`` doubles after a round that cut the constraint violation by
 less than a factor of four (Nocedal & Wright, Algorithm 17.4). ``y`` starts at the
 least-squares solution of the stationarity condition at the starting factors. The inner
-tolerance tightens geometrically to ``tol``; the solve stops when the row sums hold to
+tolerance (on the projected gradient, relative to its scale ``sqrt(n / sum_b t_b)``)
+tightens geometrically to ``tol``; the solve stops when the row sums hold to
 ``tol`` (root mean square) at that tolerance.
 """
 
@@ -149,7 +150,8 @@ def solve_lowrank(
     beta : float
         Initial penalty weight of the augmented Lagrangian.
     tol : float
-        Root-mean-square constraint violation and inner projected-gradient tolerance.
+        Root-mean-square constraint violation, and inner projected-gradient tolerance
+        relative to the gradient's scale ``sqrt(n / sum_b t_b)``.
     max_iter : int
         Cap on L-BFGS-B iterations over all rounds.
     multipliers : Multipliers or None
@@ -256,19 +258,19 @@ class _AugmentedLagrangian:
 
     def solve(self, tol, max_iter):
         v = self.u0
-        bounds = [(0.0, None)] * v.size
         inner_tol = max(_FIRST_INNER_TOL, tol)
+        # Entries of U are O(sqrt(t / n)) and those of the gradient O(sqrt(n / t)): the
+        # projected-gradient test is made relative to that scale, so it means the same
+        # at every n.
+        gradient_scale = np.sqrt(self.n / np.sum(self.roots**2))
         previous = np.inf
         n_iter = n_outer = 0
         while n_outer < _MAX_OUTER and n_iter < max_iter:
             n_outer += 1
-            options = {"maxiter": max_iter - n_iter, "gtol": inner_tol, "ftol": 0.0, "maxcor": 20}
-            run = minimize(
-                self.value_and_gradient, v, jac=True, method="L-BFGS-B", bounds=bounds,
-                options=options,
+            v, nit = _lbfgsb(
+                self.value_and_gradient, v, inner_tol * gradient_scale, max_iter - n_iter
             )
-            v = run.x
-            n_iter += run.nit
+            n_iter += nit
             row = self.row_residual(self.unpack(v))
             infeasible = np.linalg.norm(row) / np.sqrt(self.n)
             if infeasible <= tol and inner_tol <= tol:
@@ -279,3 +281,11 @@ class _AugmentedLagrangian:
             previous = infeasible
             inner_tol = max(inner_tol * _INNER_TOL_FACTOR, tol)
         return v, n_iter, n_outer, False
+
+
+def _lbfgsb(fun, x, gtol, max_iter):
+    """Minimise ``fun`` over ``x >= 0`` to a projected-gradient max norm of ``gtol``."""
+    options = {"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 10}
+    bounds = [(0.0, None)] * x.size
+    run = minimize(fun, x, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
+    return run.x, run.nit
