@@ -60,3 +60,16 @@ def test_mixture_benchmark_quick_run(tmp_path):
     assert any("split_step" in m for m in methods)
     assert any("merge_step" in m for m in methods)
     assert {row["case"] for row in moves} == {"moves full", "moves diag"}
+
+
+def test_sdp_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/sdp.py", tmp_path / "sdp.json")
+    peng_wei = [row for row in rows if row["case"].startswith("peng-wei")]
+    assert {row["method"] for row in peng_wei} == {"cvxpy + SCS", "clusterlab lowrank"}
+    ours = [row for row in peng_wei if row["method"] == "clusterlab lowrank"]
+    assert all(row["same_labels"] for row in ours)  # separated data: one partition
+    assert all(abs(row["gap"]) <= 1e-3 for row in ours)
+    lowrank = [row for row in rows if row["case"].startswith("lowrank")]
+    assert lowrank
+    assert all(row["error"] == 0.0 for row in lowrank)  # above the threshold: exact recovery
+    assert any(row["method"] == "clusterlab ILASDP" for row in rows)

@@ -37,7 +37,7 @@ __all__ = [
 # k-means++ restarts of the warm start and of the rounding (the best inertia is kept).
 _KMEANS_INITS = 10
 # Relative weight of the random part of a k-means warm start for the low-rank factor.
-_START_NOISE = 0.01
+_START_NOISE = 0.1
 
 
 @dataclass
@@ -147,10 +147,11 @@ def _kmeans_start(W, n_clusters, rank, rng):
     Random starts alone sometimes end at a spurious local minimum of the nonconvex
     factorised problem; starting next to a K-means partition avoided that in our tests.
     The random part moves the start off the saddle point that the padding columns (zero
-    for a partition, with zero gradient) would make. One k-means++ run can land in a
-    poor partition (30 % of a 20,000-point, 5-cluster mixture misplaced, at 1.2 times
-    the recovery threshold), from which the solver needed 1,800 iterations to move whole
-    clusters; the restarts avoid that.
+    for a partition, with zero gradient) would make; at a tenth of this weight the solve
+    stayed near that saddle (15 times the iterations at n = 300). One k-means++ run can
+    land in a poor partition (30 % of a 20,000-point, 5-cluster mixture misplaced, at 1.2
+    times the recovery threshold), from which the solver needed 1,800 iterations to move
+    whole clusters; the restarts avoid that.
     """
     n = W.shape[0]
     labels = seeded_kmeans(W, np.full(n, -1), n_clusters, rng=rng, n_init=_KMEANS_INITS).labels

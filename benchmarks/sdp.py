@@ -1,0 +1,169 @@
+"""Benchmark the SDP solvers: cvxpy + SCS against the nonnegative low-rank solver.
+
+Run from the repository root::
+
+    python benchmarks/sdp.py            # the issue's sizes (about 5 minutes on 2 cores)
+    python benchmarks/sdp.py --quick    # tiny sizes, seconds
+    python benchmarks/sdp.py --out results.json
+
+Cases
+-----
+``peng-wei n=...``
+    The Peng–Wei SDP on ``make_isotropic_mixture(n, p=10, K=3)`` at 1.2 times the
+    exact-recovery threshold (``random_state=0``), solved by
+    ``SDPKMeans(solver="cvxpy")`` (SCS at its default here, ``eps = 1e-5``) and by
+    ``SDPKMeans(solver="lowrank")`` in this one process on the same data. Reported: the
+    time (best of 3 runs, one run when the first takes over 2 s), the SDP objective (the
+    K-means cost of ``Z``), the relative objective gap of the low-rank solution,
+    ``||Z 1 - 1||``, whether the two label vectors are the same partition (adjusted Rand
+    index 1), and the ratio cvxpy time / low-rank time.
+``lowrank n=20000``
+    The low-rank solver alone on ``make_isotropic_mixture(20000, 50, 5)`` at 1.2 times
+    the threshold: time and mis-clustering error (0 is exact recovery); then the same
+    with ``sketch_size=2000`` (sketch-and-lift: the SDP on 2,000 random samples, the
+    rest assigned to the nearest centre).
+``ila-sdp n=10000``
+    ``ILASDP(solver="lowrank")`` (Peng–Wei start on the low-rank solver) on the K = 2
+    heterogeneous setting of ``make_heterogeneous_mixture("k2", 10000)``; scikit-learn's
+    ``GaussianMixture(2, covariance_type="full")`` on the same data for reference.
+
+The table is printed and written as JSON (rows and metadata) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from sklearn.metrics import adjusted_rand_score
+from sklearn.mixture import GaussianMixture
+
+from clusterlab.datasets import make_heterogeneous_mixture, make_isotropic_mixture
+from clusterlab.metrics import misclustering_error
+from clusterlab.sdp import ILASDP, SDPKMeans
+
+# Run as a script, ``benchmarks`` is importable once the repository root is on the path.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks._report import base_metadata, format_table, quietly, timed, write_json
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sdp.json"
+SEPARATION = 1.2  # times the exact-recovery threshold
+FULL = {"peng_wei": (100, 200, 300), "lowrank": (20_000, 50, 5, 2_000), "ila": 10_000}
+QUICK = {"peng_wei": (40, 60), "lowrank": (2_000, 10, 3, 500), "ila": 500}
+
+COLUMNS = [
+    ("case", 26, "{}"),
+    ("method", 22, "{}"),
+    ("seconds", 9, "{:.3f}"),
+    ("objective", 12, "{:.6g}"),
+    ("gap", 9, "{:.1e}"),
+    ("infeasibility", 13, "{:.1e}"),
+    ("error", 7, "{:.4f}"),
+    ("same_labels", 11, "{}"),
+    ("ratio", 0, "{:.1f}"),
+]
+
+
+def _row(case, method, seconds, **values):
+    row = dict.fromkeys(name for name, _, _ in COLUMNS)
+    row.update(case=case, method=method, seconds=seconds, **values)
+    return row
+
+
+def peng_wei_rows(n):
+    X, y = make_isotropic_mixture(n, 10, 3, SEPARATION, random_state=0)
+    case = f"peng-wei n={n}"
+    t_exact, (exact, notes) = timed(quietly(lambda: SDPKMeans(3, solver="cvxpy").fit(X)))
+    t_fast, (fast, _) = timed(
+        quietly(lambda: SDPKMeans(3, solver="lowrank", random_state=0).fit(X))
+    )
+    same = bool(adjusted_rand_score(exact.labels_, fast.labels_) == 1.0)
+    return [
+        _row(
+            case,
+            "cvxpy + SCS",
+            t_exact,
+            objective=exact.objective_,
+            infeasibility=exact.primal_infeasibility_,
+            error=misclustering_error(y, exact.labels_),
+            note="; ".join(notes),
+        ),
+        _row(
+            case,
+            "clusterlab lowrank",
+            t_fast,
+            objective=fast.objective_,
+            gap=(fast.objective_ - exact.objective_) / exact.objective_,
+            infeasibility=fast.primal_infeasibility_,
+            error=misclustering_error(y, fast.labels_),
+            same_labels=same,
+            ratio=t_exact / t_fast,
+        ),
+    ]
+
+
+def lowrank_rows(n, p, K, sketch_size):
+    X, y = make_isotropic_mixture(n, p, K, SEPARATION, random_state=0)
+    rows = []
+    for method, sketch in (
+        ("clusterlab lowrank", None),
+        (f"lowrank, sketch {sketch_size}", sketch_size),
+    ):
+        seconds, model = timed(
+            lambda sketch=sketch: SDPKMeans(
+                K, solver="lowrank", sketch_size=sketch, random_state=0
+            ).fit(X)
+        )
+        rows.append(
+            _row(
+                f"lowrank n={n} p={p} K={K}",
+                method,
+                seconds,
+                objective=model.objective_,
+                infeasibility=model.primal_infeasibility_,
+                error=misclustering_error(y, model.labels_),
+                note=f"{model.n_iter_} iterations, converged={model.converged_}",
+            )
+        )
+    return rows
+
+
+def ila_rows(n):
+    X, y = make_heterogeneous_mixture("k2", n, random_state=0)
+    case = f"ila-sdp n={n}"
+    seconds, model = timed(lambda: ILASDP(2, solver="lowrank", random_state=0).fit(X))
+    t_em, em = timed(lambda: GaussianMixture(2, covariance_type="full", random_state=0).fit(X))
+    return [
+        _row(
+            case,
+            "clusterlab ILASDP",
+            seconds,
+            objective=model.objective_history_[-1],
+            error=misclustering_error(y, model.labels_),
+            note=f"{model.n_iter_} steps",
+        ),
+        _row(case, "sklearn GaussianMixture", t_em, error=misclustering_error(y, em.predict(X))),
+    ]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    rows = []
+    for n in sizes["peng_wei"]:
+        rows += peng_wei_rows(n)
+        print(f"done: peng-wei n={n}", flush=True)
+    rows += lowrank_rows(*sizes["lowrank"])
+    print("done: lowrank", flush=True)
+    rows += ila_rows(sizes["ila"])
+    print(format_table(rows, COLUMNS))
+    write_json(args.out, rows, base_metadata(args.quick))
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
