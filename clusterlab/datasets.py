@@ -557,8 +557,8 @@ def make_heterogeneous_mixture(setting, n_samples=None, *, shuffle=True, random_
     degrees: each cluster is the previous one turned by 120 degrees about the triangle's
     centre, a pinwheel. 120 samples. Tails cross the K-means (Voronoi) boundaries, so
     K-means misassigns about 1% of the points; EM started from K-means almost none, while
-    EM from random responsibilities often stops in a poor local maximum (about 20% error
-    on average).
+    EM from random responsibilities often stops in a poor local maximum (0.11 +- 0.15
+    error over 20 replicates in ``clusterlab recovery heterogeneous``).
 
     Parameters
     ----------

@@ -11,7 +11,8 @@ different covariances. Both run on one of two solvers from :mod:`clusterlab.solv
 - ``"lowrank"``: nonnegative Burer–Monteiro factors, ``O(n r)`` memory and ``O(n p r)``
   per iteration, for tens of thousands of samples.
 
-``solver="auto"`` takes cvxpy up to 100 samples and the low-rank solver beyond.
+``solver="auto"`` takes cvxpy up to 100 samples (:class:`ILASDP`: 50) and the low-rank
+solver beyond.
 """
 
 from __future__ import annotations
@@ -41,14 +42,15 @@ from clusterlab.solvers.seeded_kmeans import seeded_kmeans
 
 __all__ = ["ILASDP", "SDPKMeans", "SDPStatusError"]
 
-# solver="auto" solves exactly up to this many samples.
+# solver="auto" solves exactly up to this many samples (SDPKMeans, ILASDP).
 _EXACT_MAX_SAMPLES = 100
+_EXACT_MAX_SAMPLES_ILA = 50
 _SOLVERS = {"auto", "cvxpy", "lowrank"}
 
 
-def _resolve_solver(solver, n_samples):
+def _resolve_solver(solver, n_samples, exact_max_samples):
     if solver == "auto":
-        return "cvxpy" if n_samples <= _EXACT_MAX_SAMPLES else "lowrank"
+        return "cvxpy" if n_samples <= exact_max_samples else "lowrank"
     return solver
 
 
@@ -85,8 +87,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
     cvxpy_solver : str
         The conic solver cvxpy calls.
     solver_options : dict or None
-        Keyword arguments for ``cvxpy.Problem.solve`` (default for SCS:
-        ``eps_abs = eps_rel = 1e-5``).
+        Keyword arguments for ``cvxpy.Problem.solve``, added to the defaults (for SCS:
+        ``eps_abs = eps_rel = 1e-5``, which given values override).
     random_state : int, RandomState instance or None
         Seeds the k-means start of the low-rank factor, the rounding and the sketch.
 
@@ -97,8 +99,11 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         Means of the clusters (of the sketch's clusters with ``sketch_size``).
     objective_ : float
         K-means cost of the SDP solution, ``||X_c||^2 - <X_c X_c^T, Z>`` on centred data (on
-        the sketch with ``sketch_size``): a lower bound on the cost of every partition,
-        equal to it when ``Z`` is a partition matrix.
+        the sketch with ``sketch_size``). With ``solver="cvxpy"`` at optimality (to the
+        solver's tolerance) it is a lower bound on the cost of every partition, equal to
+        it when ``Z`` is a partition matrix. The low-rank solver returns a local solution
+        of the factorised problem, which certifies no bound (below the recovery threshold
+        it can sit above the SDP optimum).
     inertia_ : float
         K-means cost of ``labels_`` (squared distances to ``cluster_centers_``).
     membership_factor_ : ndarray of shape (n_solved, r)
@@ -190,7 +195,7 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         X64 = np.asarray(X, dtype=np.float64)
         rng = _generator(self.random_state)
         n_solved = self._sketch_count(n)
-        self.solver_ = _resolve_solver(self.solver, n_solved)
+        self.solver_ = _resolve_solver(self.solver, n_solved, _EXACT_MAX_SAMPLES)
         options = {
             "solver": self.solver_,
             "rank": self.rank,
@@ -269,13 +274,16 @@ class ILASDP(ClusterMixin, BaseEstimator):
         The starting partition: the Peng–Wei SDP (on the same solver), the best of 10
         k-means++ runs, or given labels in ``[0, n_clusters)``.
     solver : {"auto", "cvxpy", "lowrank"}
-        ``"auto"``: cvxpy up to 100 samples, the low-rank solver beyond.
+        ``"auto"``: cvxpy up to 50 samples, the low-rank solver beyond (every step
+        solves an SDP with ``n_clusters`` blocks: at 100 samples cvxpy took 13 s on the
+        K = 2 heterogeneous setting, the low-rank solver 2 s).
     max_iter : int
         LA-SDP steps at most.
     tol : float
         Stop when ``F`` decreases by less than ``tol`` relative.
     solver_options : dict or None
-        Keyword arguments for ``cvxpy.Problem.solve`` (default SCS at ``eps = 1e-5``).
+        Keyword arguments for ``cvxpy.Problem.solve`` with SCS, added to the defaults
+        (``eps_abs = eps_rel = 1e-5``, which given values override).
     random_state : int, RandomState instance or None
     verbose : int
         Print ``F`` after every ``verbose`` steps (0: silent).
@@ -292,9 +300,10 @@ class ILASDP(ClusterMixin, BaseEstimator):
         ``(K, d, d)``, ``(K, d)`` or ``(K,)`` by ``covariance_type``.
     weights_ : ndarray of shape (n_clusters,)
         Cluster proportions ``n_k / n``.
-    objective_history_ : ndarray of shape (n_iter_ + 1,)
+    objective_history_ : ndarray of shape ``(n_iter_ + 1,)``
         ``F`` (with the shrinkage term, without ``n p log(2 pi) / 2``) at the start and
-        after every step; it never increases.
+        after every accepted step; it never increases (a step that would raise ``F`` is
+        discarded and ends the fit).
     init_labels_ : ndarray of shape (n_samples,)
     solver_ : str
     n_iter_ : int
@@ -374,7 +383,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         if not ridge > 0 and np.ptp(X64, axis=0).max() == 0:
             raise ValueError("X is constant: there is no covariance to estimate.")
         rng = _generator(self.random_state)
-        self.solver_ = _resolve_solver(self.solver, n)
+        self.solver_ = _resolve_solver(self.solver, n, _EXACT_MAX_SAMPLES_ILA)
         init_labels = self._initial_labels(X64, rng)
         exact_options = {"solver_options": self.solver_options}
         try:
@@ -408,10 +417,15 @@ class ILASDP(ClusterMixin, BaseEstimator):
         if not result.converged:
             history = self.objective_history_
             change = abs(history[-1] - history[-2]) / abs(history[-2]) if len(history) > 1 else 0
+            reason = (
+                "a step that would have raised F by more than tol was discarded"
+                if result.stopped_on_increase
+                else f"max_iter={self.max_iter} reached"
+            )
             warnings.warn(
-                f"ILASDP stopped after {result.n_iter} steps (max_iter={self.max_iter}) "
-                f"with F changing by {change:.2e} relative (tol={self.tol}); last solver "
-                f"status {result.solver_statuses[-1:]}.",
+                f"ILASDP stopped after {result.n_iter} accepted steps ({reason}) with F "
+                f"changing by {change:.2e} relative at the last one (tol={self.tol}); last "
+                f"solver status {result.solver_statuses[-1:]}.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -452,7 +466,11 @@ class ILASDP(ClusterMixin, BaseEstimator):
         return log_gaussian(np.asarray(X, dtype=np.float64), params)
 
     def predict(self, X):
-        """Cluster of highest Gaussian likelihood under the fitted means and covariances."""
+        """Cluster of highest Gaussian likelihood under the fitted means and covariances.
+
+        No mixing proportions enter (as in ``F``), so on the training samples this can
+        differ from ``labels_``, the largest SDP membership.
+        """
         return np.argmax(self._log_density(X), axis=1)
 
     def predict_proba(self, X):

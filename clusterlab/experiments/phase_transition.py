@@ -83,6 +83,7 @@ class PhaseTransitionResult:
     seconds: float = 0.0
 
     def configs(self):
+        """The ``(n, p, n_clusters)`` configurations run, in order."""
         return [tuple(config) for config in self.parameters["configs"]]
 
     def rows(self, **match):

@@ -82,7 +82,8 @@ def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm
     solver : str or None
         A cvxpy solver name (default SCS).
     solver_options : dict or None
-        Passed to ``Problem.solve`` (default for SCS: ``eps_abs = eps_rel = 1e-5``).
+        Passed to ``Problem.solve``, on top of the defaults (for SCS:
+        ``eps_abs = eps_rel = 1e-5``; pass other values to override them).
     warm_start : bool
         Start from the previous solution of a problem of the same shape.
 
@@ -93,7 +94,7 @@ def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm
     """
     n = cost_matrices[0].shape[0]
     solver = solver or DEFAULT_SOLVER
-    options = DEFAULT_OPTIONS.get(solver, {}) if solver_options is None else solver_options
+    options = {**DEFAULT_OPTIONS.get(solver, {}), **(solver_options or {})}
     problem, costs, blocks = _program(n, tuple(float(t) for t in traces))
     for parameter, C in zip(costs, cost_matrices, strict=True):
         parameter.value = np.ascontiguousarray(C, dtype=np.float64).ravel()
