@@ -54,7 +54,7 @@ QUICK = {"peng_wei": (40, 60), "lowrank": (2_000, 10, 3, 500), "ila": 500}
 
 COLUMNS = [
     ("case", 26, "{}"),
-    ("method", 22, "{}"),
+    ("method", 24, "{}"),
     ("seconds", 9, "{:.3f}"),
     ("objective", 12, "{:.6g}"),
     ("gap", 9, "{:.1e}"),
