@@ -40,10 +40,27 @@ def write_json(path, payload):
     return path
 
 
-def output_folder(out_dir):
+def save_experiment(out_dir, name, summary, detail_name, details, payload, plot=None):
+    """Write an experiment's files into ``out_dir`` (created if missing).
+
+    ``{name}.csv`` (the summary rows), ``{name}_{detail_name}.csv`` (one row per trial or
+    replicate), ``{name}.json`` (``{"experiment": name, **payload}``) and, when ``plot``
+    (a callable taking the PNG path) is given, ``{name}.png``. The numbers are written
+    before the plot, so a missing matplotlib (an ImportError) loses none of them.
+
+    Returns a dict of the paths written, keyed ``csv``, ``{detail_name}_csv``, ``json``
+    and ``png``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return out_dir
+    paths = {
+        "csv": write_csv(out_dir / f"{name}.csv", summary),
+        f"{detail_name}_csv": write_csv(out_dir / f"{name}_{detail_name}.csv", details),
+        "json": write_json(out_dir / f"{name}.json", {"experiment": name, **payload}),
+    }
+    if plot is not None:
+        paths["png"] = plot(out_dir / f"{name}.png")
+    return paths
 
 
 def format_table(headers, rows):

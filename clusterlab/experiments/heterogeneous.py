@@ -17,7 +17,7 @@ from sklearn.utils import check_random_state
 from clusterlab._validation import check_count
 from clusterlab.datasets import HETEROGENEOUS_SETTINGS, make_heterogeneous_mixture
 from clusterlab.experiments._methods import check_methods, check_sdp_solver, run_method
-from clusterlab.experiments._output import format_table, output_folder, write_csv, write_json
+from clusterlab.experiments._output import format_table, save_experiment
 
 __all__ = ["HeterogeneousResult", "heterogeneous"]
 
@@ -79,30 +79,26 @@ class HeterogeneousResult:
         Returns a dict of the paths written. The CSV and JSON files are written before the
         plot, so a missing matplotlib (an ImportError) loses no numbers.
         """
-        out_dir = output_folder(out_dir)
-        paths = {
-            "csv": write_csv(out_dir / "heterogeneous.csv", self.summary),
-            "replicates_csv": write_csv(out_dir / "heterogeneous_replicates.csv", self.replicates),
-            "json": write_json(
-                out_dir / "heterogeneous.json",
-                {
-                    "experiment": "heterogeneous",
-                    "parameters": self.parameters,
-                    "settings": {
-                        name: HETEROGENEOUS_SETTINGS[name]["description"]
-                        for name in self.parameters["settings"]
-                    },
-                    "seconds": self.seconds,
-                    "summary": self.summary,
-                    "replicates": self.replicates,
-                },
-            ),
+        payload = {
+            "parameters": self.parameters,
+            "settings": {
+                name: HETEROGENEOUS_SETTINGS[name]["description"]
+                for name in self.parameters["settings"]
+            },
+            "seconds": self.seconds,
+            "summary": self.summary,
+            "replicates": self.replicates,
         }
+        draw = None
         if plot:
             from clusterlab.experiments._plots import plot_heterogeneous
 
-            paths["png"] = plot_heterogeneous(self, out_dir / "heterogeneous.png")
-        return paths
+            def draw(path):
+                return plot_heterogeneous(self, path)
+
+        return save_experiment(
+            out_dir, "heterogeneous", self.summary, "replicates", self.replicates, payload, draw
+        )
 
 
 def _check_settings(settings):

@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from clusterlab._validation import check_count, check_positive
 from clusterlab.datasets import make_isotropic_mixture
 from clusterlab.experiments._methods import check_methods, check_sdp_solver, run_method
-from clusterlab.experiments._output import format_table, output_folder, write_csv, write_json
+from clusterlab.experiments._output import format_table, save_experiment
 from clusterlab.experiments.threshold import exact_recovery_threshold
 
 __all__ = ["PhaseTransitionResult", "phase_transition", "recovery_crossing"]
@@ -131,27 +131,23 @@ class PhaseTransitionResult:
         Returns a dict of the paths written. The CSV and JSON files are written before the
         plot, so a missing matplotlib (an ImportError) loses no numbers.
         """
-        out_dir = output_folder(out_dir)
-        paths = {
-            "csv": write_csv(out_dir / "phase_transition.csv", self.summary),
-            "trials_csv": write_csv(out_dir / "phase_transition_trials.csv", self.trials),
-            "json": write_json(
-                out_dir / "phase_transition.json",
-                {
-                    "experiment": "phase_transition",
-                    "parameters": self.parameters,
-                    "seconds": self.seconds,
-                    "summary": self.summary,
-                    "transitions": self.transitions,
-                    "trials": self.trials,
-                },
-            ),
+        payload = {
+            "parameters": self.parameters,
+            "seconds": self.seconds,
+            "summary": self.summary,
+            "transitions": self.transitions,
+            "trials": self.trials,
         }
+        draw = None
         if plot:
             from clusterlab.experiments._plots import plot_phase_transition
 
-            paths["png"] = plot_phase_transition(self, out_dir / "phase_transition.png")
-        return paths
+            def draw(path):
+                return plot_phase_transition(self, path)
+
+        return save_experiment(
+            out_dir, "phase_transition", self.summary, "trials", self.trials, payload, draw
+        )
 
 
 def _check_configs(configs):
