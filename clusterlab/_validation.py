@@ -11,16 +11,17 @@ import numbers
 
 import numpy as np
 
-from clusterlab.solvers._backend import float_dtype, get_namespace
+from clusterlab.solvers._backend import float_dtype, get_namespace, is_array
 
 
 def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
     """A C-contiguous float32/float64 2-D array with finite entries (a copy only if needed).
 
     NumPy-compatible inputs (lists, ndarrays) come back as NumPy arrays; other array-API
-    arrays keep their namespace and device.
+    arrays (PyTorch tensors, CuPy arrays) keep their namespace and device, and a tensor
+    that is already float32/float64 comes back as it is, autograd graph included.
     """
-    if not hasattr(X, "__array_namespace__") or isinstance(X, np.ndarray):
+    if not is_array(X) or isinstance(X, np.ndarray):
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number):
             raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}.")
@@ -34,7 +35,8 @@ def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
             f"{name} has shape {X.shape}: at least {min_rows} row(s) and {min_cols} "
             "column(s) are needed."
         )
-    X = xp.asarray(X, dtype=float_dtype(xp, X.dtype))
+    if X.dtype != float_dtype(xp, X.dtype):
+        X = xp.astype(X, float_dtype(xp, X.dtype))
     if isinstance(X, np.ndarray):
         X = np.ascontiguousarray(X)
     _check_finite(xp, X, name)

@@ -1,22 +1,45 @@
-"""Array backends: pick the namespace and device from the input, keep float32 as float32.
+"""Array backends: the namespace, device and dtype of the input are those of the output.
 
-NumPy arrays run the Numba kernels; any other array-API namespace (CuPy on a GPU,
-``array_api_strict`` in the tests) runs code written against the standard. CuPy is never
-imported here: ``array_api_compat`` recognises its arrays when they are passed in.
+NumPy arrays run the Numba kernels. Any other array-API namespace (PyTorch on CPU or
+CUDA, CuPy, ``array_api_strict`` in the tests) runs code written against the standard,
+through :mod:`array_api_compat`. This module holds the few operations the standard lacks,
+each with a native branch only where a library's own call is faster:
+
+- :func:`logsumexp`, :func:`topk`, :func:`segment_sum` (scatter-add over row labels);
+- :func:`stop_gradient` (codes are targets, as SwAV and MGCA detach them);
+- :func:`host_floats`, the one place a device value is brought to the host, several at
+  a time so that a check costs one synchronisation;
+- :func:`has_float64`, :func:`accumulation_dtype` (Apple's MPS has no float64).
+
+CuPy and PyTorch are never imported here: :mod:`array_api_compat` recognises their arrays
+when they are passed in.
 """
 
 from __future__ import annotations
 
 import array_api_compat
 import numba
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 __all__ = [
+    "accumulation_dtype",
     "device",
     "float_dtype",
     "get_namespace",
+    "has_float64",
+    "host_floats",
+    "is_array",
     "is_numpy_namespace",
+    "is_torch_namespace",
+    "logsumexp",
     "n_threads",
+    "nearest_centers",
+    "segment_sum",
+    "squared_distances",
+    "stop_gradient",
+    "to_numpy",
+    "topk",
 ]
 
 
@@ -25,8 +48,17 @@ def get_namespace(*arrays):
     return array_api_compat.array_namespace(*arrays)
 
 
+def is_array(x) -> bool:
+    """Whether ``x`` is an array of a namespace the backends run (not a list, not None)."""
+    return array_api_compat.is_array_api_obj(x)
+
+
 def is_numpy_namespace(xp) -> bool:
     return array_api_compat.is_numpy_namespace(xp)
+
+
+def is_torch_namespace(xp) -> bool:
+    return array_api_compat.is_torch_namespace(xp)
 
 
 def device(x):
@@ -37,6 +69,104 @@ def device(x):
 def float_dtype(xp, dtype):
     """float32 stays float32; every other dtype computes in float64."""
     return xp.float32 if dtype == xp.float32 else xp.float64
+
+
+def has_float64(xp, where) -> bool:
+    """Whether the device ``where`` computes in float64 (Apple's MPS does not)."""
+    return not (is_torch_namespace(xp) and getattr(where, "type", None) == "mps")
+
+
+def accumulation_dtype(xp, where):
+    """float64 for sums and potentials where the device has it, else float32."""
+    return xp.float64 if has_float64(xp, where) else xp.float32
+
+
+def host_floats(xp, *values):
+    """Python floats of 0-d device arrays, fetched in one transfer (one host sync)."""
+    if is_numpy_namespace(xp):
+        return tuple(float(v) for v in values)
+    stacked = xp.stack([xp.astype(xp.reshape(v, ()), xp.float64
+                                  if has_float64(xp, device(v)) else xp.float32)
+                        for v in values])
+    return tuple(float(v) for v in to_numpy(stacked))
+
+
+def to_numpy(x):
+    """A NumPy copy of ``x`` (from any device; detached from an autograd graph)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if array_api_compat.is_torch_array(x):
+        return x.detach().cpu().numpy()
+    if array_api_compat.is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def logsumexp(xp, x, axis, *, keepdims=False):
+    """``log sum exp`` along ``axis``, shifted by the maximum (``-inf`` rows stay ``-inf``)."""
+    if is_torch_namespace(xp):
+        import torch  # the input is a tensor: torch is already imported
+
+        return torch.logsumexp(x, dim=axis, keepdim=keepdims)
+    if is_numpy_namespace(xp):
+        from scipy.special import logsumexp as scipy_logsumexp
+
+        return scipy_logsumexp(x, axis=axis, keepdims=keepdims)
+    top = xp.max(x, axis=axis, keepdims=True)
+    top = xp.where(xp.isfinite(top), top, xp.zeros_like(top))
+    out = xp.log(xp.sum(xp.exp(x - top), axis=axis, keepdims=True)) + top
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def topk(xp, x, k, *, axis=-1):
+    """The ``k`` largest entries along ``axis`` and their indices, largest first."""
+    if is_torch_namespace(xp):
+        values, indices = x.topk(k, dim=axis, largest=True, sorted=True)
+        return values, indices
+    order = xp.argsort(x, axis=axis, descending=True, stable=True)
+    indices = order[..., :k] if axis in (-1, x.ndim - 1) else xp.moveaxis(
+        xp.moveaxis(order, axis, -1)[..., :k], -1, axis)
+    return xp.take_along_axis(x, indices, axis=axis), indices
+
+
+def segment_sum(xp, values, segments, n_segments):
+    """Rows of ``values`` summed by segment: ``out[s] = sum_{i: segments[i] = s} values[i]``.
+
+    ``values`` has shape (n,) or (n, d); ``segments`` holds integers in
+    ``[0, n_segments)``. Differentiable on PyTorch (no in-place update of a graph tensor).
+    """
+    shape = (n_segments,) + tuple(values.shape[1:])
+    if is_torch_namespace(xp):
+        out = xp.zeros(shape, dtype=values.dtype, device=device(values))
+        return out.index_add(0, segments, values)
+    # a one-hot product: one BLAS/cuBLAS call, no scatter in the standard
+    members = xp.astype(
+        segments[None, :] == xp.arange(n_segments, device=device(values))[:, None],
+        values.dtype,
+    )
+    if values.ndim == 1:
+        return xp.sum(members * values[None, :], axis=1)
+    return members @ values
+
+
+def stop_gradient(xp, x):
+    """``x`` cut from the autograd graph (PyTorch); any other array as it is."""
+    return x.detach() if is_torch_namespace(xp) else x
+
+
+def squared_distances(xp, X, centers):
+    """``||x_i - c_k||^2`` of shape (n, K) by one matrix product, clipped at 0 against
+    rounding. Exact enough when ``X`` is centred near the centres (callers centre)."""
+    d = (xp.sum(X * X, axis=1)[:, None] - 2.0 * (X @ centers.T)
+         + xp.sum(centers * centers, axis=1)[None, :])
+    return xp.maximum(d, xp.zeros((), dtype=d.dtype, device=device(d)))
+
+
+def nearest_centers(xp, X, centers):
+    """Index of the nearest centre of each row (squared Euclidean distance)."""
+    # ||x||^2 is the same for every centre of a row: the argmin does not need it
+    d = xp.sum(centers * centers, axis=1)[None, :] - 2.0 * (X @ centers.T)
+    return xp.argmin(d, axis=1)
 
 
 def n_threads() -> int:

@@ -16,3 +16,89 @@ def cosine_scores(n, K, dim=16, n_groups=8, seed=0, dtype=np.float64):
 @pytest.fixture
 def scores():
     return cosine_scores(120, 7)
+
+
+class Backend:
+    """An array library the heads run on: how to move NumPy test data there and back."""
+
+    def __init__(self, name, module, device=None):
+        self.name = name
+        self.module = module
+        self.device = device
+
+    def asarray(self, x):
+        """``x`` (NumPy) as this library's array, same dtype, on this backend's device."""
+        x = np.asarray(x)
+        if self.name == "numpy":
+            return x.copy()
+        if self.name.startswith("torch"):
+            return self.module.as_tensor(x.copy(), device=self.device)
+        return self.module.asarray(x)
+
+    @staticmethod
+    def to_numpy(x):
+        from clusterlab.solvers._backend import to_numpy
+
+        return to_numpy(x)
+
+    def is_own(self, x):
+        """Whether ``x`` is an array of this library on this device."""
+        if self.name == "numpy":
+            return isinstance(x, np.ndarray)
+        if self.name.startswith("torch"):
+            return isinstance(x, self.module.Tensor) and x.device.type == self.device
+        return type(x).__module__.split(".")[0] == self.module.__name__.split(".")[0]
+
+    def __repr__(self):
+        return self.name
+
+
+def _cuda_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def _cuda_cupy():
+    try:
+        import cupy
+
+        return cupy if cupy.cuda.runtime.getDeviceCount() > 0 else None
+    except Exception:  # no CuPy, or CuPy without a driver
+        return None
+
+
+def _backend(name):
+    if name == "numpy":
+        return Backend("numpy", np)
+    if name == "array_api_strict":
+        return Backend(name, pytest.importorskip("array_api_strict"))
+    if name == "torch-cpu":
+        return Backend(name, pytest.importorskip("torch"), "cpu")
+    if name == "torch-cuda":
+        torch = _cuda_torch()
+        if torch is None:
+            pytest.skip("PyTorch with a CUDA device is not available")
+        return Backend(name, torch, "cuda")
+    cupy = _cuda_cupy()
+    if cupy is None:
+        pytest.skip("CuPy with a CUDA device is not available")
+    return Backend(name, cupy)
+
+
+BACKENDS = ["numpy", "array_api_strict", "torch-cpu", "torch-cuda", "cupy"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Every array library a head must take: NumPy, array_api_strict, PyTorch (CPU and
+    CUDA) and CuPy; the GPU ones skip without a device."""
+    return _backend(request.param)
+
+
+@pytest.fixture(params=BACKENDS[1:])
+def other_backend(request):
+    """The non-NumPy libraries, for comparisons against the NumPy path."""
+    return _backend(request.param)
