@@ -66,6 +66,27 @@ def swav_sinkhorn_numpy(scores, eps, n_iter):
     return (Q * B).T
 
 
+def swav_sinkhorn_torch(scores, eps, n_iter):
+    """SwAV's ``distributed_sinkhorn`` (one process) in PyTorch, as its algorithm reads.
+
+    The same steps as :func:`swav_sinkhorn_numpy` on a tensor, under ``no_grad``, with
+    in-place divisions: the peer for the PyTorch path of ``clusterlab.sinkhorn_codes``.
+    """
+    import torch
+
+    with torch.no_grad():
+        Q = torch.exp(scores / eps).t()
+        K, B = Q.shape
+        Q /= torch.sum(Q)
+        for _ in range(n_iter):
+            Q /= torch.sum(Q, dim=1, keepdim=True)  # prototype loads
+            Q /= K
+            Q /= torch.sum(Q, dim=0, keepdim=True)  # sample masses
+            Q /= B
+        Q *= B
+        return Q.t()
+
+
 def pot_plan(scores, eps, a=None, b=None, method="sinkhorn", **kw):
     """POT's entropic plan for similarity ``scores`` (cost ``M = -scores``, ``reg = eps``).
 

@@ -11,15 +11,23 @@ import numbers
 
 import numpy as np
 
-from clusterlab.solvers._backend import float_dtype, get_namespace, is_array
+from clusterlab.solvers._backend import (
+    extrema,
+    float_dtype,
+    get_namespace,
+    host_floats,
+    is_array,
+)
 
 
-def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
+def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1, finite=True):
     """A C-contiguous float32/float64 2-D array with finite entries (a copy only if needed).
 
     NumPy-compatible inputs (lists, ndarrays) come back as NumPy arrays; other array-API
     arrays (PyTorch tensors, CuPy arrays) keep their namespace and device, and a tensor
     that is already float32/float64 comes back as it is, autograd graph included.
+    ``finite=False`` leaves the NaN/inf check to the caller (one device sync fewer when
+    the caller's own check finds them, as :func:`check_score_range` does).
     """
     if not is_array(X) or isinstance(X, np.ndarray):
         X = np.asarray(X)
@@ -39,7 +47,8 @@ def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1):
         X = xp.astype(X, float_dtype(xp, X.dtype))
     if isinstance(X, np.ndarray):
         X = np.ascontiguousarray(X)
-    _check_finite(xp, X, name)
+    if finite:
+        _check_finite(xp, X, name)
     return X
 
 
@@ -69,16 +78,25 @@ def check_marginal(weights, size, name, xp, *, rtol=1e-6):
     return weights / total
 
 
-def check_score_range(scores, eps):
-    """The scores' spread, and the spread over eps, must be finite floating-point numbers."""
+def check_score_range(scores, eps, name="scores"):
+    """Finite scores whose spread, and spread over eps, are finite floating-point numbers.
+
+    One device sync (the maximum and minimum fetched together; NaN and inf show in them).
+    Returns the spread ``max - min`` as a Python float.
+    """
     xp = get_namespace(scores)
-    spread = float(xp.max(scores)) - float(xp.min(scores))  # Python floats: no overflow
+    high, low = host_floats(xp, *extrema(xp, scores))
+    if not (np.isfinite(high) and np.isfinite(low)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    spread = high - low  # Python floats: no overflow
     if spread > float(xp.finfo(scores.dtype).max):
         raise ValueError(
-            "scores span more than the floating-point range (max - min overflows): rescale them."
+            f"{name} span more than the floating-point range (max - min overflows): "
+            "rescale them."
         )
     if not np.isfinite(spread / eps):
-        raise ValueError(f"eps={eps:g} is too small for scores spanning {spread:g}.")
+        raise ValueError(f"eps={eps:g} is too small for {name} spanning {spread:g}.")
+    return spread
 
 
 def check_positive(value, name):
@@ -135,3 +153,130 @@ def check_partial_labels(y, n_samples, *, n_classes=None, name="y"):
             f"[0, {n_classes}) or be -1."
         )
     return y
+
+
+def check_class_labels(y, shape, name="y_support"):
+    """Integer class labels (any values; whole-number floats accepted) of the given shape.
+
+    Every support sample is labeled, so -1 is an ordinary class here. ``y`` may be any
+    array (a device array is copied to the host: labels are small); the result is a NumPy
+    int64 array.
+    """
+    if _is_foreign_array(y):
+        from clusterlab.solvers._backend import to_numpy
+
+        y = to_numpy(y)
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    if y.shape != shape or y.dtype.kind not in "iu":
+        raise ValueError(
+            f"{name} must hold integer class labels of shape {shape}, got "
+            f"{y.dtype} {y.shape}."
+        )
+    return y.astype(np.int64, copy=False)
+
+
+def _is_foreign_array(x):
+    """An array of a namespace other than NumPy (a PyTorch tensor, a CuPy array...)."""
+    return is_array(x) and not isinstance(x, np.ndarray)
+
+
+def check_fewshot_tasks(X_support, y_support, X_query):
+    """Stacked few-shot tasks: features of shape (n_tasks, n_samples, n_features).
+
+    NumPy-compatible inputs (lists, ndarrays) come back as NumPy float arrays. When either
+    feature array is an array of another namespace (PyTorch on any device, CuPy,
+    ``array_api_strict``), both must be arrays of that namespace on one device; they are
+    checked there (one host sync per array for the finiteness test) and come back in it.
+    Both feature arrays take the float dtype of ``X_support`` (float32 stays float32,
+    anything else becomes float64). The labels come back as a NumPy int64 array of shape
+    (n_tasks, n_support), whatever their kind.
+
+    Returns
+    -------
+    support, labels, queries
+    """
+    if _is_foreign_array(X_support) or _is_foreign_array(X_query):
+        support, queries, xp = _check_task_arrays_in_namespace(X_support, X_query)
+    else:
+        support, queries, xp = np.asarray(X_support), np.asarray(X_query), None
+        for name, array in (("X_support", support), ("X_query", queries)):
+            if array.ndim != 3:
+                raise ValueError(
+                    f"{name} must have shape (n_tasks, n_samples, n_features), "
+                    f"got {array.shape}."
+                )
+            if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} must hold finite real numbers.")
+    if support.shape[0] != queries.shape[0] or support.shape[2] != queries.shape[2]:
+        raise ValueError(
+            f"X_support {tuple(support.shape)} and X_query {tuple(queries.shape)} disagree "
+            "on the number of tasks or features."
+        )
+    if min(support.shape[:2]) == 0 or min(queries.shape[1:]) == 0:
+        raise ValueError(
+            f"X_support {tuple(support.shape)} and X_query {tuple(queries.shape)} must hold "
+            "at least one task, with support samples, queries and features."
+        )
+    labels = check_class_labels(y_support, tuple(support.shape[:2]))
+    if xp is None:
+        dtype = np.float32 if support.dtype == np.float32 else np.float64
+        return support.astype(dtype, copy=False), labels, queries.astype(dtype, copy=False)
+    dtype = float_dtype(xp, support.dtype)
+    if support.dtype != dtype:
+        support = xp.astype(support, dtype)
+    if queries.dtype != dtype:
+        queries = xp.astype(queries, dtype)
+    return support, labels, queries
+
+
+def _check_task_arrays_in_namespace(X_support, X_query):
+    from clusterlab.solvers._backend import device
+
+    try:
+        xp = get_namespace(X_support, X_query)
+    except TypeError as error:
+        raise ValueError(
+            "X_support and X_query must be arrays of the same library (both NumPy, both "
+            f"PyTorch tensors, ...), got {type(X_support).__name__} and "
+            f"{type(X_query).__name__}."
+        ) from error
+    if device(X_support) != device(X_query):
+        raise ValueError(
+            f"X_support and X_query must be on the same device, got {device(X_support)} "
+            f"and {device(X_query)}."
+        )
+    for name, array in (("X_support", X_support), ("X_query", X_query)):
+        if array.ndim != 3:
+            raise ValueError(
+                f"{name} must have shape (n_tasks, n_samples, n_features), "
+                f"got {tuple(array.shape)}."
+            )
+        numeric = xp.isdtype(array.dtype, ("real floating", "signed integer",
+                                           "unsigned integer"))
+        if not numeric or not bool(xp.all(xp.isfinite(array))):
+            raise ValueError(f"{name} must hold finite real numbers.")
+    return X_support, X_query, xp
+
+
+def encode_task_labels(support_y):
+    """Per-task class codes 0..n_way-1 and the classes, for NumPy labels of shape (T, s).
+
+    Returns
+    -------
+    codes : ndarray of shape (T, s)
+        Index of each support sample's class among its task's sorted classes.
+    classes : ndarray of shape (T, n_way)
+        Each task's classes, sorted.
+    """
+    order = np.argsort(support_y, axis=1, kind="stable")
+    ordered = np.take_along_axis(support_y, order, axis=1)
+    new_class = np.diff(ordered, axis=1, prepend=ordered[:, :1] - 1) != 0
+    n_way = new_class.sum(axis=1)
+    if np.any(n_way != n_way[0]):
+        raise ValueError("Every task must have the same number of classes in its support set.")
+    codes = np.empty_like(support_y)
+    np.put_along_axis(codes, order, np.cumsum(new_class, axis=1) - 1, axis=1)
+    classes = ordered[new_class].reshape(support_y.shape[0], n_way[0])
+    return codes, classes

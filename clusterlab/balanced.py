@@ -1,18 +1,20 @@
 """Balanced assignments: Sinkhorn transport, SwAV/SIGMA/SeLa codes, balanced k-means.
 
 The functions here check their input and call :mod:`clusterlab.solvers.sinkhorn`.
-``sinkhorn``, ``sinkhorn_codes`` and ``swapped_prediction_loss`` accept any array-API
-array (NumPy, CuPy on a GPU) and return arrays of the same kind; ``SinkhornKMeans``
-works on NumPy arrays.
+``sinkhorn``, ``sinkhorn_codes`` and ``swapped_prediction_loss`` accept NumPy arrays,
+PyTorch tensors (CPU or CUDA), CuPy arrays and any other array-API array, and return
+arrays of the same kind on the same device; so do ``SinkhornKMeans``'s ``fit``,
+``predict`` and ``transform``.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from numbers import Integral, Real
 
+import array_api_compat
 import numpy as np
-from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
@@ -28,8 +30,18 @@ from clusterlab._validation import (
     check_positive,
     check_score_range,
 )
+from clusterlab.solvers import balanced_kmeans as _bk
 from clusterlab.solvers import sinkhorn as _sk
-from clusterlab.solvers._backend import get_namespace
+from clusterlab.solvers._backend import (
+    accumulation_dtype,
+    device,
+    get_namespace,
+    host_floats,
+    is_array,
+    is_numpy_namespace,
+    stop_gradient,
+    to_numpy,
+)
 from clusterlab.solvers.assignment import round_to_proportions
 
 __all__ = ["SinkhornKMeans", "sinkhorn", "sinkhorn_codes", "swapped_prediction_loss"]
@@ -50,13 +62,15 @@ def _progress_printer(verbose, label):
 
 
 def _check_solver_arguments(scores, eps, tol, max_iter, n_iter):
-    """The checks every Sinkhorn entry point shares; returns them validated."""
-    scores = check_float_matrix(scores, "scores")
+    """The checks every Sinkhorn entry point shares; returns them validated, and the
+    spread of the scores (one device sync in all)."""
+    scores = check_float_matrix(scores, "scores", finite=False)  # the range check sees NaN
     eps = check_positive(eps, "eps")
-    check_score_range(scores, eps)
+    spread = check_score_range(scores, eps)
     return (
         scores,
         eps,
+        spread,
         check_positive(tol, "tol"),
         check_count(max_iter, "max_iter"),
         check_count(n_iter, "n_iter", allow_none=True),
@@ -138,7 +152,7 @@ def sinkhorn(
     >>> bool(np.allclose(result.plan.sum(axis=0), 1 / 3, rtol=1e-6))  # equal loads
     True
     """
-    scores, eps, tol, max_iter, n_iter = _check_solver_arguments(
+    scores, eps, _, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
     xp = get_namespace(scores)
@@ -164,8 +178,15 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
 
     Every prototype receives the same total mass and every sample's codes sum to one.
     Starting from ``exp(scores / eps)``, each iteration normalises the prototype loads,
-    then the samples, as SwAV's ``distributed_sinkhorn`` does (computed in log domain,
-    which gives the same numbers without overflow).
+    then the samples, as SwAV's ``distributed_sinkhorn`` does (computed so that it gives
+    the same numbers without overflow: in log domain on NumPy, and on other arrays in
+    the scaling domain after a log-domain first step, falling back to log domain where
+    ``scores`` spread over too many ``eps``).
+
+    PyTorch tensors (CPU or CUDA) and CuPy arrays are computed on their device and the
+    codes come back there, detached from the autograd graph (SwAV computes them under
+    ``no_grad``). With ``n_iter`` set, the only host synchronisation is the input check
+    (the scores' maximum and minimum, fetched together).
 
     ======  ===============================================================
     SwAV    ``sinkhorn_codes(S, eps=0.05, n_iter=3)``
@@ -204,11 +225,11 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     >>> np.allclose(codes.sum(axis=1), 1.0)
     True
     """
-    scores, eps, tol, max_iter, n_iter = _check_solver_arguments(
+    scores, eps, spread, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
     codes, result = _sk.sinkhorn_codes(
-        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter
+        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter, spread=spread
     )
     if n_iter is None and not result.converged:
         _warn_not_converged(result, tol, "sinkhorn_codes")
@@ -241,9 +262,12 @@ def swapped_prediction_loss(
 
     Returns
     -------
-    loss : float
+    loss : float, or 0-d array
+        A float for NumPy scores. For other arrays a 0-d array of their namespace on
+        their device: on PyTorch it carries the autograd graph of both scores, so
+        ``loss.backward()`` trains the model (the codes are detached).
     grad_a, grad_b : arrays like ``scores_a`` and ``scores_b``
-        ``dL/dscores`` with the codes held fixed.
+        ``dL/dscores`` with the codes held fixed (no autograd graph).
 
     Examples
     --------
@@ -254,9 +278,16 @@ def swapped_prediction_loss(
     >>> loss, grad_a, grad_b = swapped_prediction_loss(s, s + 0.01)
     >>> grad_a.shape
     (16, 5)
+
+    In a PyTorch training step (``z_a``, ``z_b``: normalised embeddings of two views,
+    ``C``: the prototypes)::
+
+        loss, _, _ = swapped_prediction_loss(z_a @ C.T, z_b @ C.T, tau=0.1)
+        loss.backward()
     """
-    scores_a = check_float_matrix(scores_a, "scores_a")
-    scores_b = check_float_matrix(scores_b, "scores_b")
+    # when the codes are computed here, their range check finds NaN or inf in the scores
+    scores_a = check_float_matrix(scores_a, "scores_a", finite=codes_a is not None)
+    scores_b = check_float_matrix(scores_b, "scores_b", finite=codes_b is not None)
     if scores_a.shape != scores_b.shape:
         raise ValueError(
             f"scores_a and scores_b must have the same shape, got {scores_a.shape} "
@@ -285,6 +316,21 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     scores are cosines (for embeddings). Hard labels round the final plan so that
     cluster ``k`` holds ``n * proportions[k]`` samples, to within one.
 
+    ``fit``, ``predict``, ``transform`` and ``fit_predict`` take NumPy arrays (and
+    anything scikit-learn's ``validate_data`` takes), PyTorch tensors on the CPU or a
+    GPU, CuPy arrays and other array-API arrays. Non-NumPy input is computed on its
+    device, and the results and the fitted ``cluster_centers_`` and ``labels_`` are
+    arrays of its namespace, on its device, in its dtype (float32 stays float32; tensors
+    are detached from any autograd graph). On such input, k-means++ runs on the device
+    with its uniform draws taken from ``random_state`` on the host, and each centroid
+    update brings three scalars to the host in one transfer (the convergence test and
+    the objective). The rounding to exact sizes runs on the host: the final plan is
+    copied there once, and the labels (int64) are copied back to the device.
+
+    A model predicts on, and transforms, arrays of any of these kinds, whatever it was
+    fitted on: the fitted centres are copied to the namespace and device of the input
+    (the input is computed in the fitted dtype).
+
     Parameters
     ----------
     n_clusters : int, default=8
@@ -297,6 +343,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         ``-||x - c||^2 / (2 v)`` with ``v`` the mean squared distance of the samples to
         their mean, so ``eps`` is unit-free in both cases.
     init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+        An array of any of the kinds ``fit`` takes; it is copied to the namespace,
+        device and dtype of ``X``.
     n_init : int, default=1
         Runs from different initial centroids; the one with the lowest objective wins.
     max_iter : int, default=100
@@ -315,9 +363,10 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     Attributes
     ----------
-    labels_ : ndarray of shape (n_samples,)
-        Rounded balanced labels.
-    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : array of shape (n_samples,), int64
+        Rounded balanced labels, in the namespace and on the device of ``X``.
+    cluster_centers_ : array of shape (n_clusters, n_features)
+        In the namespace, device and dtype of ``X``.
     objective_history_ : ndarray
         The entropic k-means objective ``n sum_ik Q_ik ||x_i - c_k||^2 - 2 v eps n H(Q)``
         after every centroid update; it does not increase (up to the transport tolerance).
@@ -347,6 +396,11 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     >>> model = SinkhornKMeans(n_clusters=3, random_state=0).fit(X)
     >>> np.bincount(model.labels_).tolist()
     [20, 20, 20]
+
+    A PyTorch tensor is clustered on its device, and the fitted arrays are tensors::
+
+        model = SinkhornKMeans(n_clusters=3).fit(embeddings)  # e.g. a CUDA tensor
+        model.cluster_centers_.device, model.labels_.dtype  # same device, torch.int64
     """
 
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
@@ -397,16 +451,22 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Fit balanced clusters to ``X`` (``y`` is ignored)."""
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
+        """Fit balanced clusters to ``X`` (``y`` is ignored).
+
+        ``X`` is a NumPy array (or array-like), a PyTorch tensor, a CuPy array or
+        another array-API array; the fitted arrays are of its kind, on its device.
+        """
+        X = self._validate_fit_data(X)
+        xp, where = get_namespace(X), device(X)
         check_n_clusters(self.n_clusters, X.shape[0])
         self.proportions_ = self._check_proportions()
         # Euclidean scores are translation-invariant: centring X keeps the expanded
         # squared distances free of cancellation (a float32 offset of 1e4 would swamp them)
-        self._offset = None if self.spherical else X.mean(axis=0, dtype=np.float64)
-        X = self._to_model_space(X)
+        self._offset = None if self.spherical else _feature_means(xp, X)
+        X = self._to_model_space(xp, X, self._offset)
         rng = check_random_state(self.random_state)
-        self._scale = self._score_scale(X)
+        self._scale = self._score_scale(xp, X)
+        proportions = self._proportions_on(xp, where)
         n_init = self.n_init
         if not isinstance(self.init, str) and n_init > 1:
             warnings.warn(
@@ -418,127 +478,151 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             n_init = 1
         best = None
         for _ in range(n_init):
-            run = self._single_run(X, self._initial_centers(X, rng))
-            if best is None or run[1][-1] < best[1][-1]:
+            run = _bk.single_run(
+                X, self._initial_centers(xp, X, rng), proportions,
+                spherical=self.spherical, scale=self._scale, eps=self.eps,
+                max_iter=self.max_iter, tol=self.tol, sinkhorn_tol=self.sinkhorn_tol,
+                sinkhorn_max_iter=self.sinkhorn_max_iter, verbose=self.verbose,
+            )
+            if best is None or run.objective < best.objective:
                 best = run
-        centers, history, n_iter, converged = best
-        if not converged:
+        if not best.converged:
             warnings.warn(
                 f"SinkhornKMeans stopped after max_iter={self.max_iter} centroid updates "
                 f"without reaching tol={self.tol:g}; raise max_iter.",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._centers = centers  # in the centred (or normalised) space the scores use
-        self.cluster_centers_ = self._from_model_space(centers)
-        self.objective_history_ = np.asarray(history)
-        self.objective_ = float(history[-1])
-        self.n_iter_ = n_iter
-        self.converged_ = converged
-        self.labels_ = self._balanced_labels(X)
+        self._centers = best.centers  # in the centred (or normalised) space of the scores
+        self.cluster_centers_ = self._from_model_space(xp, best.centers, self._offset)
+        self.objective_history_ = best.objective_history
+        self.objective_ = best.objective
+        self.n_iter_ = best.n_iter
+        self.converged_ = best.converged
+        self.labels_ = self._balanced_labels(xp, X, best.centers, proportions)
         return self
+
+    def _validate_fit_data(self, X):
+        if _takes_numpy_path(X):
+            return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                                 copy=False)
+        X = check_float_matrix(X, "X")
+        X = stop_gradient(get_namespace(X), X)
+        self.n_features_in_ = X.shape[1]
+        if hasattr(self, "feature_names_in_"):  # from an earlier fit on a DataFrame
+            del self.feature_names_in_
+        return X
 
     def _check_proportions(self):
         if self.proportions is None:
             return np.full(self.n_clusters, 1.0 / self.n_clusters)
-        return check_marginal(self.proportions, self.n_clusters, "proportions", np)
+        proportions = self.proportions
+        if is_array(proportions):
+            proportions = to_numpy(proportions)
+        return check_marginal(proportions, self.n_clusters, "proportions", np)
 
-    def _to_model_space(self, X):
+    def _proportions_on(self, xp, where):
+        """``proportions_`` as the transport's column marginals, on the data's device."""
+        if is_numpy_namespace(xp):
+            return self.proportions_
+        return xp.asarray(self.proportions_, dtype=accumulation_dtype(xp, where),
+                          device=where)
+
+    def _to_model_space(self, xp, X, offset):
         """Samples (or user centres) as the scores see them: centred, or unit-norm."""
         if not self.spherical:
-            return (X - self._offset).astype(X.dtype, copy=False)
-        norms = np.linalg.norm(X, axis=1, keepdims=True)
-        if np.any(norms == 0):
+            return xp.astype(X - offset, X.dtype, copy=False)
+        norms = xp.linalg.vector_norm(X, axis=1, keepdims=True)
+        if bool(xp.any(norms == 0)):
             raise ValueError("spherical=True needs nonzero samples: X has an all-zero row.")
         return X / norms
 
-    def _from_model_space(self, centers):
+    def _from_model_space(self, xp, centers, offset):
         if self.spherical:
             return centers
-        return (centers + self._offset).astype(centers.dtype, copy=False)
+        return xp.astype(centers + offset, centers.dtype, copy=False)
 
-    def _score_scale(self, X):
+    def _score_scale(self, xp, X):
         """``v``: mean squared distance to the mean (1 for spherical cosine scores)."""
         if self.spherical:
             return 1.0
-        v = float(np.mean(np.sum(X.astype(np.float64) ** 2, axis=1)))
+        v, top = host_floats(
+            xp,
+            xp.mean(xp.sum(xp.astype(X, accumulation_dtype(xp, device(X))) ** 2, axis=1)),
+            xp.max(xp.abs(X)),
+        )
+        finfo = xp.finfo(X.dtype)
         # squared distances are formed in X's dtype: they must fit there
-        if not np.isfinite(v) or 4 * float(np.max(np.abs(X))) ** 2 > float(np.finfo(X.dtype).max):
+        if not math.isfinite(v) or 4 * top * top > float(finfo.max):
             raise ValueError(
                 f"X is too large for {X.dtype}: squared distances overflow; rescale X."
             )
-        if v < np.finfo(X.dtype).tiny:
+        if v < float(finfo.smallest_normal):
             return 1.0  # (numerically) identical samples: any balanced split is optimal
         return v
 
-    def _initial_centers(self, X, rng):
+    def _initial_centers(self, xp, X, rng):
+        numpy = is_numpy_namespace(xp)
         if isinstance(self.init, str) and self.init == "k-means++":
-            centers, _ = kmeans_plusplus(X, self.n_clusters, random_state=rng)
-        elif isinstance(self.init, str):
-            centers = X[rng.choice(X.shape[0], self.n_clusters, replace=False)]
-        else:
-            centers = check_float_matrix(self.init, "init")
-            if centers.shape != (self.n_clusters, X.shape[1]):
-                raise ValueError(
-                    f"init has shape {centers.shape}; expected ({self.n_clusters}, {X.shape[1]})."
-                )
-            return self._to_model_space(np.array(centers, dtype=X.dtype))
-        return np.array(centers, dtype=X.dtype)
+            if numpy:
+                centers, _ = kmeans_plusplus(X, self.n_clusters, random_state=rng)
+                return np.array(centers, dtype=X.dtype)
+            return _bk.kmeans_plusplus(X, self.n_clusters, rng)
+        if isinstance(self.init, str):
+            index = rng.choice(X.shape[0], self.n_clusters, replace=False)
+            if numpy:
+                return np.array(X[index], dtype=X.dtype)
+            return xp.take(X, xp.asarray(index, device=device(X)), axis=0)
+        centers = check_float_matrix(self.init, "init")
+        if tuple(centers.shape) != (self.n_clusters, X.shape[1]):
+            raise ValueError(
+                f"init has shape {tuple(centers.shape)}; expected "
+                f"({self.n_clusters}, {X.shape[1]})."
+            )
+        centers = xp.astype(_to_namespace(xp, centers, device(X)), X.dtype)  # a copy
+        return self._to_model_space(xp, centers, self._offset)
 
-    def _scores(self, X, centers):
-        if self.spherical:
-            return np.ascontiguousarray(X @ centers.T)
-        return (-0.5 / self._scale) * _squared_distances(X, centers)
-
-    def _transport(self, X, centers, init=None, plan_mass=None, warn=True):
-        result = _sk.sinkhorn(
-            self._scores(X, centers), self.eps, None, self.proportions_,
-            tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter, init=init,
+    def _transport(self, X, centers, proportions, plan_mass=None):
+        result = _bk.transport(
+            X, centers, proportions, spherical=self.spherical, scale=self._scale,
+            eps=self.eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
             plan_mass=plan_mass,
         )
-        if warn and not result.converged:
+        if not result.converged:
             _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
         return result
 
-    def _single_run(self, X, centers):
-        history, g = [], None
-        for n_iter in range(1, self.max_iter + 1):
-            # inner solves only steer the centroids: the final assignment is checked
-            result = self._transport(X, centers, init=g, warn=False)
-            plan, g = result.plan, result.g
-            mass = plan.sum(axis=0)
-            new_centers = ((plan.T @ X) / mass[:, None]).astype(X.dtype, copy=False)
-            if self.spherical:
-                new_centers = _renormalised(new_centers, centers)
-            shift = float(np.sum((new_centers - centers) ** 2))
-            centers = new_centers
-            objective = self._objective(X, plan, centers)
-            history.append(objective)
-            if self.verbose:
-                print(f"[SinkhornKMeans] iteration {n_iter}: objective {objective:.6g}")
-            if shift <= self.tol * self._scale:
-                return centers, history, n_iter, True
-        return centers, history, self.max_iter, False
-
-    def _objective(self, X, plan, centers):
-        """``n <Q, D> - 2 v eps n H(Q)``: what the transport (over Q, at fixed centroids)
-        and the centroid update (over C, at fixed Q) both decrease, ``D`` holding the
-        squared distances (the scores are ``-D / (2 v)``, or ``1 - D / 2`` for cosines)."""
-        n = X.shape[0]
-        cost = float(np.sum(plan * _squared_distances(X, centers)))
-        entropy = -float(np.sum(xlogy(plan, plan)))
-        return n * (cost - 2.0 * self._scale * self.eps * entropy)
-
-    def _balanced_labels(self, X):
-        plan = self._transport(X, self._centers).plan
-        return round_to_proportions(plan, self.proportions_)
+    def _balanced_labels(self, xp, X, centers, proportions):
+        """Rounded labels of the final plan: computed on the host (the plan is copied
+        there once), returned as int64 on the device of ``X``."""
+        plan = self._transport(X, centers, proportions).plan
+        labels = round_to_proportions(to_numpy(plan), self.proportions_)
+        if is_numpy_namespace(xp):
+            return labels
+        return xp.asarray(labels, device=device(X))
 
     # -- inference -------------------------------------------------------------------
 
     def _check_new(self, X):
+        """``X`` in the model space, with the fitted centres and proportions in its
+        namespace and on its device."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return self._to_model_space(X.astype(self._centers.dtype, copy=False))
+        if _takes_numpy_path(X):
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                              reset=False)
+        else:
+            X = check_float_matrix(X, "X")
+            X = stop_gradient(get_namespace(X), X)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but {type(self).__name__} is "
+                    f"expecting {self.n_features_in_} features as input."
+                )
+        xp, where = get_namespace(X), device(X)
+        centers = _to_namespace(xp, self._centers, where)
+        offset = None if self._offset is None else _to_namespace(xp, self._offset, where)
+        X = self._to_model_space(xp, xp.astype(X, centers.dtype, copy=False), offset)
+        return xp, X, centers, self._proportions_on(xp, where)
 
     def predict(self, X, balanced=True):
         """Cluster labels of new samples.
@@ -549,18 +633,24 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         sample its nearest centroid. For batches smaller than ``n_clusters`` balance
         carries no information (one sample's transport plan is ``proportions`` itself):
         use ``balanced=False`` there.
+
+        The labels are int64, of the namespace and on the device of ``X`` (the balanced
+        rounding runs on the host, see the class description).
         """
-        X = self._check_new(X)
+        xp, X, centers, proportions = self._check_new(X)
         if not balanced:
-            return np.argmax(self._scores(X, self._centers), axis=1)
-        return self._balanced_labels(X)
+            scores = _bk.scores(X, centers, spherical=self.spherical, scale=self._scale)
+            return xp.argmax(scores, axis=1)
+        return self._balanced_labels(xp, X, centers, proportions)
 
     def transform(self, X):
         """Soft balanced codes of the batch ``X``: rows sum to 1, column loads follow
-        ``proportions``."""
-        X = self._check_new(X)
-        ones = np.ones(X.shape[0])
-        return self._transport(X, self._centers, plan_mass=ones).plan
+        ``proportions``. An array of the namespace and on the device of ``X``, in the
+        fitted dtype."""
+        xp, X, centers, proportions = self._check_new(X)
+        where = device(X)
+        ones = xp.ones(X.shape[0], dtype=accumulation_dtype(xp, where), device=where)
+        return self._transport(X, centers, proportions, plan_mass=ones).plan
 
     def fit_predict(self, X, y=None):
         """``fit(X).labels_``."""
@@ -572,17 +662,24 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-def _renormalised(centers, previous):
-    """Unit-norm centres; a centre whose weighted mean vanished keeps its previous value."""
-    norms = np.linalg.norm(centers, axis=1, keepdims=True)
-    return np.where(norms > 0, centers / np.where(norms > 0, norms, 1), previous)
+def _takes_numpy_path(X):
+    """NumPy arrays and what scikit-learn turns into them (lists, DataFrames, ...).
+
+    Dask arrays too, as before array-API support: scikit-learn computes them into
+    memory (the row-chunked Dask path of DESIGN.md is not written for this estimator).
+    """
+    return isinstance(X, np.ndarray) or not is_array(X) or array_api_compat.is_dask_array(X)
 
 
-def _squared_distances(X, centers):
-    """``||x_i - c_k||^2``, clipped at 0 against rounding."""
-    d = (
-        np.sum(X * X, axis=1)[:, None]
-        - 2.0 * (X @ centers.T)
-        + np.sum(centers * centers, axis=1)[None, :]
-    )
-    return np.ascontiguousarray(np.maximum(d, 0.0, out=d))
+def _feature_means(xp, X):
+    """Column means of ``X``, accumulated in float64 (where the device has it)."""
+    return xp.sum(X, axis=0, dtype=accumulation_dtype(xp, device(X))) / X.shape[0]
+
+
+def _to_namespace(xp, x, where):
+    """``x`` as an array of ``xp`` on the device ``where`` (a copy only if needed)."""
+    if is_numpy_namespace(xp) and isinstance(x, np.ndarray):
+        return x
+    if not isinstance(x, np.ndarray) and get_namespace(x) is xp and device(x) == where:
+        return x
+    return xp.asarray(to_numpy(x), device=where)

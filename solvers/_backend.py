@@ -25,6 +25,8 @@ from threadpoolctl import ThreadpoolController
 __all__ = [
     "accumulation_dtype",
     "device",
+    "exp_nonpositive",
+    "extrema",
     "float_dtype",
     "get_namespace",
     "has_float64",
@@ -91,6 +93,26 @@ def host_floats(xp, *values):
     return tuple(float(v) for v in to_numpy(stacked))
 
 
+def extrema(xp, x):
+    """``(max(x), min(x))`` as 0-d arrays on ``x``'s device (one pass on PyTorch)."""
+    if is_torch_namespace(xp):
+        low, high = x.aminmax()
+        return high, low
+    return xp.max(x), xp.min(x)
+
+
+def exp_nonpositive(xp, x):
+    """``exp(x)`` for ``x <= 0`` with results below the smallest normal number set to 0.
+
+    Subnormal results are exact zeros instead: CPUs compute them several times slower,
+    and they are negligible beside the entry 1 that every shifted row or column holds.
+    """
+    lowest = -87.0 if x.dtype == xp.float32 else -708.0  # log of the smallest normal
+    floor = xp.asarray(lowest, dtype=x.dtype, device=device(x))
+    e = xp.exp(xp.maximum(x, floor))
+    return xp.where(x > floor, e, xp.zeros_like(e))
+
+
 def to_numpy(x):
     """A NumPy copy of ``x`` (from any device; detached from an autograd graph)."""
     if isinstance(x, np.ndarray):
@@ -135,7 +157,7 @@ def segment_sum(xp, values, segments, n_segments):
     ``values`` has shape (n,) or (n, d); ``segments`` holds integers in
     ``[0, n_segments)``. Differentiable on PyTorch (no in-place update of a graph tensor).
     """
-    shape = (n_segments,) + tuple(values.shape[1:])
+    shape = (n_segments, *tuple(values.shape[1:]))
     if is_torch_namespace(xp):
         out = xp.zeros(shape, dtype=values.dtype, device=device(values))
         return out.index_add(0, segments, values)

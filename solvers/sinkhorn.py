@@ -22,8 +22,11 @@ reported is the relative L-inf error of its column sums.
 
 The functions here take validated arrays (see :mod:`clusterlab.balanced` for the public,
 validating entry points). NumPy input runs the fused Numba kernels of
-:mod:`._sinkhorn_kernels`; any other array-API namespace (CuPy, ``array_api_strict``) runs
-the same iteration written with that namespace's operations, on the input's device.
+:mod:`._sinkhorn_kernels`; any other array-API namespace (PyTorch, CuPy,
+``array_api_strict``) runs the same iteration written with that namespace's operations,
+on the input's device, fetching the marginal error to the host only every few
+iterations. SwAV's fixed-iteration codes there take the scaling-domain path of
+:func:`scaling_codes`: one exponential pass and matrix-vector products, no host sync.
 """
 
 from __future__ import annotations
@@ -36,11 +39,22 @@ from typing import Any
 import numpy as np
 
 from . import _sinkhorn_kernels as kernels
-from ._backend import device, get_namespace, is_numpy_namespace, n_threads
+from ._backend import (
+    accumulation_dtype,
+    device,
+    exp_nonpositive,
+    extrema,
+    get_namespace,
+    host_floats,
+    is_numpy_namespace,
+    n_threads,
+    stop_gradient,
+)
 from ._fastexp import work_dtype
 
 __all__ = [
     "SinkhornResult",
+    "scaling_codes",
     "sinkhorn",
     "sinkhorn_codes",
     "swapped_prediction_loss",
@@ -69,7 +83,8 @@ class SinkhornResult:
     marginal_error : float
         ``max_k |sum_i plan_ik / b_k - 1|`` for the returned plan.
     error_history : ndarray
-        ``marginal_error`` after every iteration (all stages).
+        ``marginal_error`` after every iteration (all stages) for NumPy scores; for
+        other namespaces after every checked iteration (every tenth, and the last).
     """
 
     plan: Any
@@ -118,30 +133,34 @@ class _NumbaPasses:
 
 
 class _ArrayAPIPasses:
-    """The same passes written with array-API operations (CuPy, array_api_strict, ...)."""
+    """The same passes written with array-API operations (PyTorch, CuPy, array_api_strict).
 
-    def __init__(self, xp):
+    Exponents and sums are formed in float64 where the device has it (as in the CPU
+    kernel: in float32, updates of g below the resolution of g / eps would be rounded
+    away and the iteration stall); the exponentials are taken in the scores' dtype.
+    """
+
+    def __init__(self, xp, S):
         self.xp = xp
+        self.acc = accumulation_dtype(xp, device(S))
 
     def column_lse(self, S, inv_eps):
         xp = self.xp
-        arg = xp.astype(S, xp.float64) * inv_eps  # float64, as in the CPU kernel
+        arg = xp.astype(S, self.acc) * inv_eps
         col_max = xp.max(arg, axis=0)
-        e = xp.exp(xp.astype(arg - col_max[None, :], S.dtype))
-        return col_max + xp.log(xp.sum(e, axis=0, dtype=xp.float64))
+        e = exp_nonpositive(xp, xp.astype(arg - col_max[None, :], S.dtype))
+        return col_max + xp.log(xp.sum(e, axis=0, dtype=self.acc))
 
     def row_pass(self, S, g_scaled, inv_eps, log_a, shift=None, plan_mass=None):
         # the row maxima are cheap here: ``shift`` (a CPU-kernel optimisation) is unused
         xp = self.xp
-        # the exponent is formed in float64, as in the CPU kernel: in float32, updates of g
-        # below the resolution of g / eps would be rounded away and the iteration stall
-        arg = xp.astype(S, xp.float64) * inv_eps + g_scaled[None, :]
+        arg = xp.astype(S, self.acc) * inv_eps + g_scaled[None, :]
         row_max = xp.max(arg, axis=1, keepdims=True)
-        e = xp.exp(xp.astype(arg - row_max, S.dtype))
-        total = xp.sum(e, axis=1, dtype=xp.float64)
+        e = exp_nonpositive(xp, xp.astype(arg - row_max, S.dtype))
+        total = xp.sum(e, axis=1, dtype=self.acc)
         f_scaled = log_a - row_max[:, 0] - xp.log(total)
         weight = xp.astype(xp.exp(log_a) / total, S.dtype)
-        col_sum = xp.sum(e * weight[:, None], axis=0, dtype=xp.float64)
+        col_sum = xp.sum(e * weight[:, None], axis=0, dtype=self.acc)
         plan = None
         if plan_mass is not None:
             plan = e * xp.astype(plan_mass / total, S.dtype)[:, None]
@@ -160,21 +179,32 @@ def _eps_schedule(eps, spread, factor=0.5):
     return stages
 
 
+# Iterations between two host checks of the marginal error (non-NumPy namespaces).
+_CHECK_EVERY = 10
+
+
 class _SinkhornLoop:
-    """Iterations at one eps, sharing buffers and the error history across stages."""
+    """Iterations at one eps, sharing buffers and the error history across stages.
+
+    The NumPy kernels measure the error for free in every pass; on other namespaces the
+    error is brought to the host (one sync) every ``_CHECK_EVERY`` iterations and at the
+    last one, so the history holds the checked iterations only.
+    """
 
     def __init__(self, scores, a, b, callback):
         self.xp = get_namespace(scores)
         self.scores = scores
         n, K = scores.shape
-        self.log_a = _log_marginal(self.xp, a, n)
-        self.log_b = _log_marginal(self.xp, b, K)
+        self.log_a = _log_marginal(self.xp, a, n, device(scores))
+        self.log_b = _log_marginal(self.xp, b, K, device(scores))
         self.b = self.xp.exp(self.log_b)
-        self.passes = (
-            _NumbaPasses(scores) if is_numpy_namespace(self.xp) else _ArrayAPIPasses(self.xp)
-        )
+        numpy = is_numpy_namespace(self.xp)
+        self.passes = _NumbaPasses(scores) if numpy else _ArrayAPIPasses(self.xp, scores)
+        self.check_every = 1 if numpy else _CHECK_EVERY
         self.callback = callback
         self.errors = []
+        self.n_iter = 0
+        self.n_accepted = 0  # iterations behind the last finite, checked iterate
 
     def initial_g(self, eps):
         """Column update from ``f = 0``: SwAV's first normalisation."""
@@ -193,7 +223,7 @@ class _SinkhornLoop:
         ``plan_mass`` writes the plan during the last allowed iteration. Returns
         ``(g, f_scaled, plan, error)``: the row potentials, the plan and the error all
         belong to the column potentials ``g`` returned. If an iterate turns non-finite,
-        the last finite one is returned with a ``RuntimeWarning``.
+        the last finite (checked) one is returned with a ``RuntimeWarning``.
         """
         xp = self.xp
         inv_eps = 1.0 / eps
@@ -207,23 +237,27 @@ class _SinkhornLoop:
                 self.scores, g * inv_eps, inv_eps, self.log_a, shift,
                 plan_mass if last else None,
             )
-            if not (_all_finite(xp, f_scaled) and _all_finite(xp, col_sum)):
-                self._warn_non_finite()
-                break
-            error = float(xp.max(xp.abs(col_sum / self.b - 1.0)))
-            state = (g, f_scaled, plan, error)
-            self.errors.append(error)
-            if self.callback is not None:
-                self.callback(len(self.errors), error)
-            if error <= tol or last:
-                break
-            g_new = g + eps * (self.log_b - xp.log(xp.maximum(col_sum, 1e-300)))
-            if not _all_finite(xp, g_new):
-                self._warn_non_finite()
-                break
-            # logsumexp_k((S_ik + g_k) / eps) grows by at most max_k(dg_k) / eps: a safe
-            # shift for the next pass that needs no row maximum
-            shift = (self.log_a - f_scaled) + float(xp.max(g_new - g)) * inv_eps
+            self.n_iter += 1
+            if last or (it + 1) % self.check_every == 0:
+                error = self._error(f_scaled, col_sum)
+                if error is None:
+                    self._roll_back(state)
+                    break
+                state = (g, f_scaled, plan, error)
+                self.n_accepted = self.n_iter
+                self.errors.append(error)
+                if self.callback is not None:
+                    self.callback(self.n_iter, error)
+                if error <= tol or last:
+                    break
+            g_new = g + eps * (self.log_b - xp.log(xp.maximum(col_sum, _tiny(xp, col_sum))))
+            if self.check_every == 1:
+                if not _all_finite(xp, g_new):
+                    self._roll_back(state)
+                    break
+                # logsumexp_k((S_ik + g_k) / eps) grows by at most max_k(dg_k) / eps: a
+                # safe shift for the next pass that needs no row maximum
+                shift = (self.log_a - f_scaled) + float(xp.max(g_new - g)) * inv_eps
             g = g_new
         if state is None:
             raise FloatingPointError(
@@ -232,13 +266,32 @@ class _SinkhornLoop:
             )
         return state
 
-    def _warn_non_finite(self):
+    def _error(self, f_scaled, col_sum):
+        """The relative column-marginal error, or None if the iterate is not finite."""
+        xp = self.xp
+        error = xp.max(xp.abs(col_sum / self.b - 1.0))
+        if self.check_every == 1:  # NumPy: checks on the host cost no transfer
+            finite = _all_finite(xp, f_scaled) and _all_finite(xp, col_sum)
+            return float(error) if finite else None
+        # NaN or inf in the column sums show in the error: one transfer checks both
+        error, finite = host_floats(xp, error, xp.all(xp.isfinite(f_scaled)))
+        return error if finite and math.isfinite(error) else None
+
+    def _roll_back(self, state):
+        """Back to the last finite iterate: its iterations are the ones counted."""
+        if state is not None:
+            self.n_iter = self.n_accepted
         warnings.warn(
-            f"Sinkhorn iterate became non-finite after {len(self.errors)} iterations; "
+            f"Sinkhorn iterate became non-finite after {self.n_iter} iterations; "
             "returning the last finite iterate.",
             RuntimeWarning,
             stacklevel=4,
         )
+
+
+def _tiny(xp, x):
+    return xp.asarray(1e-300 if x.dtype == xp.float64 else 1e-38, dtype=x.dtype,
+                      device=device(x))
 
 
 def _all_finite(xp, x):
@@ -302,13 +355,13 @@ def sinkhorn(
     g = init
     if n_iter is None:
         if eps_scaling and init is None:
-            spread = float(xp.max(scores)) - float(xp.min(scores))
-            for stage_eps in _eps_schedule(eps, spread):
-                if len(loop.errors) >= max_iter - 1:
+            high, low = host_floats(xp, *extrema(xp, scores))
+            for stage_eps in _eps_schedule(eps, high - low):
+                if loop.n_iter >= max_iter - 1:
                     break
-                limit = max_iter - 1 - len(loop.errors)
+                limit = max_iter - 1 - loop.n_iter
                 g = loop.run(stage_eps, g, max(tol, 1e-3), limit)[0]
-        final_tol, final_iter, write_mass = tol, max_iter - len(loop.errors), None
+        final_tol, final_iter, write_mass = tol, max_iter - loop.n_iter, None
     else:
         final_tol, final_iter = -1.0, n_iter
         write_mass = plan_mass if return_plan else None
@@ -320,39 +373,91 @@ def sinkhorn(
         f=eps * f_scaled,
         g=g,
         eps=eps,
-        n_iter=len(loop.errors),
+        n_iter=loop.n_iter,
         converged=error <= tol,
         marginal_error=error,
         error_history=np.asarray(loop.errors),
     )
 
 
-def _log_marginal(xp, weights, size):
+def _log_marginal(xp, weights, size, where):
+    dtype = accumulation_dtype(xp, where)
     if weights is None:
-        return xp.full(size, -math.log(size), dtype=xp.float64)
-    return xp.log(xp.astype(weights, xp.float64))
+        return xp.full(size, -math.log(size), dtype=dtype, device=where)
+    return xp.log(xp.astype(weights, dtype))
 
 
-def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000):
+def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000,
+                   spread=None):
     """Balanced soft assignments of samples to prototypes (SwAV, SIGMA, SeLa).
 
     Equal prototype loads, uniform sample weights; every sample's codes sum to one
     (``codes = n * plan``). With ``n_iter`` set this is SwAV's ``distributed_sinkhorn``
     exactly; with ``n_iter=None`` it iterates to ``tol`` (SeLa's full-dataset labels).
     ``hard=True`` returns the one-hot codes of each row's largest entry (SIGMA, SeLa).
-    Returns ``(codes, result)``.
+    ``spread`` is ``max(scores) - min(scores)`` when the caller knows it (it picks the
+    path of non-NumPy arrays; measured here otherwise, one host sync).
+
+    Returns ``(codes, result)``; ``result`` is None when :func:`scaling_codes` ran
+    (fixed iterations on a non-NumPy namespace), which measures no potentials.
     """
     xp = get_namespace(scores)
-    n = scores.shape[0]
-    ones = xp.ones(n, dtype=xp.float64, device=device(scores))
-    result = sinkhorn(
-        scores, eps, tol=tol, max_iter=max_iter, n_iter=n_iter,
-        eps_scaling=False, plan_mass=ones,
-    )
-    codes = result.plan
+    codes = result = None
+    if n_iter is not None and not is_numpy_namespace(xp):
+        if spread is None:
+            high, low = host_floats(xp, *extrema(xp, scores))
+            spread = high - low
+        codes = scaling_codes(scores, eps, n_iter, spread=spread)
+    if codes is None:
+        ones = xp.ones(scores.shape[0], dtype=accumulation_dtype(xp, device(scores)),
+                       device=device(scores))
+        result = sinkhorn(
+            stop_gradient(xp, scores), eps, tol=tol, max_iter=max_iter, n_iter=n_iter,
+            eps_scaling=False, plan_mass=ones,
+        )
+        codes = result.plan
     if hard:
         codes = one_hot(xp, xp.argmax(codes, axis=1), scores.shape[1], scores.dtype)
     return codes, result
+
+
+# Largest spread of the log-kernel, in units of eps, that the scaling domain takes: its
+# entries stay normal numbers and the scalings finite (log of the largest float32 and
+# float64: 88.7 and 709.8).
+_SCALING_RANGE = {4: 80.0, 8: 650.0}
+
+
+def scaling_codes(scores, eps, n_iter, *, spread):
+    """SwAV's fixed-iteration codes in the scaling domain; None where it is unsafe.
+
+    ``E = exp((S - max S) / eps)`` is formed once (the global shift is exact: it cancels
+    in the first normalisation), and the iterations are matrix-vector products with
+    column and row scalings: one exponential pass in all and no host sync. The
+    constant marginals ``1/n`` and ``1/K`` cancel in the row-normalised codes. The
+    entries of ``E`` lie in ``[exp(-spread / eps), 1]`` and the scalings within
+    ``n K exp(spread / eps)`` of one, so this runs only where
+    ``spread / eps + log n + log K`` stays below ``_SCALING_RANGE`` for the dtype
+    (entries normal numbers, scalings finite); it returns None otherwise, and the
+    caller takes the log-domain path.
+    """
+    xp = get_namespace(scores)
+    n, K = scores.shape
+    itemsize = 4 if scores.dtype == xp.float32 else 8
+    if spread / eps + math.log(n) + math.log(K) > _SCALING_RANGE[itemsize]:
+        return None
+    S = stop_gradient(xp, scores)
+    E = S * (1.0 / eps)  # a new array: updated in place below
+    E -= xp.max(E)
+    E = xp.exp(E)
+    row_sums = None  # the first row update follows a column update from unit scalings
+    v = 1.0 / xp.sum(E, axis=0)
+    for it in range(n_iter):
+        if it:
+            v = 1.0 / ((1.0 / row_sums) @ E)  # column update (prototype loads)
+        row_sums = E @ v  # the row update divides by these
+    E *= v[None, :]
+    E /= row_sums[:, None]
+    return E
 
 
 def one_hot(xp, labels, n_columns, dtype):
@@ -377,14 +482,18 @@ def swapped_prediction_loss(scores_a, scores_b, codes_a, codes_b, tau):
 
     The codes ``q`` are targets (no gradient flows through them, as in SwAV), so
     ``dL/dS^a = (p^a \cdot \operatorname{rowsum}(q^b) - q^b) / (2 n \tau)``.
-    Returns ``(loss, grad_a, grad_b)``.
+    Returns ``(loss, grad_a, grad_b)``: ``loss`` a float for NumPy input, else a 0-d
+    array of the input's namespace (on PyTorch carrying the autograd graph of the
+    scores); the gradients hold no graph.
     """
     xp = get_namespace(scores_a, scores_b)
     n = scores_a.shape[0]
+    codes_a, codes_b = stop_gradient(xp, codes_a), stop_gradient(xp, codes_b)
     log_p_a = log_softmax(xp, scores_a / tau)
     log_p_b = log_softmax(xp, scores_b / tau)
     loss = -(xp.sum(codes_b * log_p_a) + xp.sum(codes_a * log_p_b)) / (2 * n)
     scale = 1.0 / (2 * n * tau)
-    grad_a = (xp.exp(log_p_a) * xp.sum(codes_b, axis=1, keepdims=True) - codes_b) * scale
-    grad_b = (xp.exp(log_p_b) * xp.sum(codes_a, axis=1, keepdims=True) - codes_a) * scale
-    return float(loss), grad_a, grad_b
+    p_a, p_b = xp.exp(stop_gradient(xp, log_p_a)), xp.exp(stop_gradient(xp, log_p_b))
+    grad_a = (p_a * xp.sum(codes_b, axis=1, keepdims=True) - codes_b) * scale
+    grad_b = (p_b * xp.sum(codes_a, axis=1, keepdims=True) - codes_a) * scale
+    return (float(loss) if is_numpy_namespace(xp) else loss), grad_a, grad_b
