@@ -13,7 +13,8 @@ parallel, then the prototypes are recomputed from the hard labels.
 - :class:`LaplacianKMeans` clusters one feature matrix, optionally with some labels.
 - :class:`TransductiveFewShot` classifies the query set of a few-shot task jointly, from a
   labeled support set; :meth:`TransductiveFewShot.predict_tasks` runs thousands of tasks
-  as one batched problem.
+  as one batched problem, on NumPy arrays (Numba kernels, sparse graphs) or on arrays of
+  any array-API namespace and device (dense batched arrays, :mod:`.solvers.dense_bound`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, ClusterMixin
 from sklearn.cluster import KMeans, kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
@@ -30,11 +30,26 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
-from clusterlab._validation import check_n_clusters, check_partial_labels
-from clusterlab.solvers._backend import single_threaded_blas
-from clusterlab.solvers._feature_kernels import stack_tasks
+from clusterlab._validation import (
+    check_class_labels,
+    check_fewshot_tasks,
+    check_float_matrix,
+    check_n_clusters,
+    check_partial_labels,
+    encode_task_labels,
+)
+from clusterlab.solvers._backend import (
+    accumulation_dtype,
+    device,
+    get_namespace,
+    host_floats,
+    is_array,
+    nearest_centers,
+    to_numpy,
+)
 from clusterlab.solvers.bound import fit_prototypes
-from clusterlab.solvers.graph import WEIGHTS, batched_knn_affinity, check_neighbors, knn_affinity
+from clusterlab.solvers.fewshot import FewShotSettings, infer_tasks
+from clusterlab.solvers.graph import WEIGHTS, check_neighbors, knn_affinity
 from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
 
 __all__ = ["LaplacianKMeans", "TransductiveFewShot"]
@@ -47,6 +62,11 @@ _COMMON_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "max_bound_iter": [Interval(Integral, 1, None, closed="left")],
 }
+
+
+def _is_foreign(x):
+    """An array of a namespace other than NumPy (a PyTorch tensor, a CuPy array...)."""
+    return is_array(x) and not isinstance(x, np.ndarray)
 
 
 def _nearest(X, centers):
@@ -96,9 +116,11 @@ default="kmeans"
 
     Attributes
     ----------
-    labels_ : ndarray of shape (n_samples,)
-    cluster_centers_ : ndarray of shape (n_clusters, n_features)
-    assignments_ : ndarray of shape (n_samples, n_clusters)
+    labels_ : array of shape (n_samples,)
+        int64; in the namespace and on the device of the ``X`` given to :meth:`fit`
+        (NumPy for array-likes), as are ``cluster_centers_`` and ``assignments_``.
+    cluster_centers_ : array of shape (n_clusters, n_features)
+    assignments_ : array of shape (n_samples, n_clusters)
         Soft assignments ``Z`` of the last round.
     energy_history_ : ndarray of shape (n_rounds,)
         Relaxed energy at the end of each round's bound iterations, one value per round
@@ -143,7 +165,8 @@ default="kmeans"
 
     def _initial_prototypes(self, X, clamp, rng):
         if not isinstance(self.init, str):
-            init = np.asarray(self.init, dtype=X.dtype)
+            init = np.asarray(to_numpy(self.init) if is_array(self.init) else self.init,
+                              dtype=X.dtype)
             if init.shape != (self.n_clusters, X.shape[1]):
                 raise ValueError(
                     f"init must have shape ({self.n_clusters}, {X.shape[1]}), "
@@ -175,10 +198,29 @@ default="kmeans"
     def fit(self, X, y=None):
         """Cluster ``X``; ``y`` may give labels in ``[0, n_clusters)``, -1 for unlabeled.
 
+        The fit runs on the CPU (a sparse kNN graph from scikit-learn and the Numba
+        kernels). ``X`` may be an array of any array-API namespace (a PyTorch tensor on
+        any device, a CuPy array...): it is copied to the host once, fitted, and
+        ``labels_``, ``cluster_centers_`` and ``assignments_`` come back in its namespace
+        and on its device (``energy_history_`` stays a NumPy array).
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Array-like, or an array of any array-API namespace.
+        y : array of shape (n_samples,) or None, default=None
+            Partial labels, -1 for unlabeled (NumPy-compatible or any array).
+
         Returns
         -------
         self
         """
+        namespace = None
+        if _is_foreign(X):
+            namespace = (get_namespace(X), device(X))
+            X = to_numpy(X)
+        if _is_foreign(y):
+            y = to_numpy(y)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n_samples = X.shape[0]
         check_n_clusters(self.n_clusters, n_samples)
@@ -224,28 +266,50 @@ default="kmeans"
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        if namespace is not None:
+            xp, where = namespace
+            work = accumulation_dtype(xp, where)
+            self.labels_ = xp.asarray(self.labels_, device=where)
+            self.cluster_centers_ = xp.asarray(self.cluster_centers_, device=where)
+            self.assignments_ = xp.asarray(
+                self.assignments_.astype(np.float32 if work == xp.float32 else np.float64),
+                device=where)
         return self
 
     def predict(self, X):
         """Nearest prototype of each sample (the unary term alone: new samples have no
-        neighbours in the fitted graph)."""
+        neighbours in the fitted graph).
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Array-like (computed with NumPy), or an array of any array-API namespace:
+            computed there, on its device, with the fitted centres moved to it.
+
+        Returns
+        -------
+        labels : array of shape (n_samples,)
+            NumPy int64 for NumPy-compatible input, else int64 in ``X``'s namespace and
+            on its device.
+        """
         check_is_fitted(self)
+        if _is_foreign(X):
+            X = check_float_matrix(X)
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but LaplacianKMeans is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            xp = get_namespace(X)
+            centers = self.cluster_centers_
+            if _is_foreign(centers) and get_namespace(centers) is xp:
+                centers = xp.asarray(centers, device=device(X))
+            else:
+                centers = xp.asarray(to_numpy(centers), device=device(X))
+            return nearest_centers(xp, X, xp.astype(centers, X.dtype))
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return _nearest(X, self.cluster_centers_.astype(X.dtype, copy=False))
-
-
-def _encode_task_labels(support_y):
-    """Per-task class codes 0..n_way-1 and the classes, for labels of shape (T, s)."""
-    order = np.argsort(support_y, axis=1, kind="stable")
-    ordered = np.take_along_axis(support_y, order, axis=1)
-    new_class = np.diff(ordered, axis=1, prepend=ordered[:, :1] - 1) != 0
-    n_way = new_class.sum(axis=1)
-    if np.any(n_way != n_way[0]):
-        raise ValueError("Every task must have the same number of classes in its support set.")
-    codes = np.empty_like(support_y)
-    np.put_along_axis(codes, order, np.cumsum(new_class, axis=1) - 1, axis=1)
-    classes = ordered[new_class].reshape(support_y.shape[0], n_way[0])
-    return codes, classes
+        centers = to_numpy(self.cluster_centers_)
+        return _nearest(X, centers.astype(X.dtype, copy=False))
 
 
 class TransductiveFewShot(ClassifierMixin, BaseEstimator):
@@ -266,6 +330,14 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
     Laplacian K-modes       ``"modes"``            > 0
     ======================  =====================  =======
 
+    Arrays: :meth:`fit`, :meth:`predict` and :meth:`predict_proba` (one task) take
+    NumPy-compatible arrays. :meth:`predict_tasks` and :meth:`predict_proba_tasks` (many
+    tasks) also take PyTorch tensors (CPU or CUDA), CuPy arrays and other array-API
+    arrays: every task is then solved as dense batched arrays in that namespace, on that
+    device (:mod:`clusterlab.solvers.fewshot`), every prototype kind included, with the
+    same result as the NumPy path up to rounding. On a CPU the NumPy path (sparse graphs,
+    Numba kernels) is the faster one; the dense path is for data already on a GPU.
+
     Parameters
     ----------
     lam : float, default=0.7
@@ -279,9 +351,10 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
     preprocessing : {"cl2n", "l2n"} or None, default="cl2n"
         "cl2n": subtract ``base_mean`` then scale every sample to unit norm; "l2n": unit
         norm only.
-    base_mean : array-like of shape (n_features,) or None, default=None
-        Mean feature of the base (training) classes, for "cl2n". None uses the mean of
-        each task's support and query samples.
+    base_mean : array of shape (n_features,) or None, default=None
+        Mean feature of the base (training) classes, for "cl2n" (any array: it is moved
+        to the features' namespace and device). None uses the mean of each task's
+        support and query samples.
     shift_queries : bool, default=True
         Add ``mean(support) - mean(queries)`` to the queries after preprocessing.
     max_iter, tol, max_bound_iter
@@ -331,122 +404,192 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Store the support set ``X`` with its class labels ``y`` (integers; every support
-        sample is labeled, so -1 is an ordinary class)."""
+        """Store the support set of one task.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_support, n_features)
+            NumPy-compatible (converted to a NumPy array). For tensors or GPU arrays use
+            :meth:`predict_proba_tasks` / :meth:`predict_tasks` with one task.
+        y : array-like of shape (n_support,)
+            Integer class labels (every support sample is labeled, so -1 is an ordinary
+            class).
+
+        Returns
+        -------
+        self
+        """
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        y = _check_class_labels(y, (X.shape[0],))
+        y = check_class_labels(y, (X.shape[0],))
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.support_ = X
         self._support_codes = codes
         return self
 
-    def _preprocess(self, support, queries):
-        """Support and queries of each task, preprocessed and stacked: (T, s + q, D)."""
-        n_tasks, _, n_features = support.shape
-        if self.preprocessing != "cl2n":
-            center = np.zeros((n_tasks, n_features), dtype=support.dtype)
-        elif self.base_mean is None:
-            center = np.concatenate([support, queries], axis=1).mean(axis=1)
-        else:
-            center = np.asarray(self.base_mean, dtype=support.dtype)
-            if center.shape != (n_features,):
-                raise ValueError(
-                    f"base_mean must have shape ({n_features},), got {center.shape}."
-                )
-            center = np.broadcast_to(center, (n_tasks, n_features))
-        points = np.empty((n_tasks, support.shape[1] + queries.shape[1], n_features),
-                          dtype=support.dtype)
-        stack_tasks(support, queries, np.ascontiguousarray(center, dtype=support.dtype),
-                    self.preprocessing is not None, self.shift_queries, points)
-        return points
-
-    def _infer(self, support, codes, queries, n_way):
-        """Soft assignments (T, n_query, n_way) and the solver result for stacked tasks."""
-        points = self._preprocess(support, queries)
-        n_support = support.shape[1]
-        support = points[:, :n_support]
-        n_tasks, n_points, _ = points.shape
-        clamp = np.concatenate([codes, np.full((n_tasks, queries.shape[1]), -1)], axis=1)
-        if self.lam > 0 or self.prototypes in ("modes", "members"):
-            graph = batched_knn_affinity(points, self.n_neighbors, weights=self.weights)
-            affinity, sigma2 = graph.affinity, graph.sigma2
-        else:  # no pairwise term and no kernel bandwidth: the graph is not needed
-            affinity = _no_edges(n_tasks * n_points)
-            sigma2 = np.ones(n_tasks)
-        one_hot = codes[:, None, :] == np.arange(n_way)[None, :, None]
-        with single_threaded_blas():  # many tiny products
-            means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
-        result = fit_prototypes(
-            points, affinity, self.lam, means, clamp=clamp, kind=self.prototypes,
-            sigma2=np.where(sigma2 > 0, sigma2, 1.0), max_iter=self.max_iter, tol=self.tol,
-            max_bound_iter=self.max_bound_iter,
+    def _settings(self):
+        return FewShotSettings(
+            lam=self.lam, n_neighbors=self.n_neighbors, weights=self.weights,
+            prototypes=self.prototypes, preprocessing=self.preprocessing,
+            base_mean=self.base_mean, shift_queries=self.shift_queries,
+            max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
         )
-        return result.assignments[:, n_support:], result
 
-    def _warn_unsettled(self, results):
-        n_tasks = sum(result.converged.shape[0] for result in results)
-        unsettled = sum(np.count_nonzero(~result.converged) for result in results)
-        capped = sum(np.count_nonzero(~result.bound_converged) for result in results)
+    def _warn_unsettled(self, results, stacklevel):
+        counts = [_unsettled_counts(result) for result in results]
+        n_tasks, unsettled, capped = (sum(column) for column in zip(*counts, strict=True))
         if unsettled or capped:
             warnings.warn(
                 f"Of {n_tasks} tasks, {unsettled} stopped before their labels settled "
                 f"(max_iter={self.max_iter}, or a class lost all its points) and {capped} "
                 f"ended their last bound iterations at max_bound_iter={self.max_bound_iter}.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
 
     def predict_proba(self, X):
-        """Soft class assignments of the queries ``X``, inferred jointly."""
+        """Soft class assignments of the queries ``X`` of the fitted task, inferred jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_query, n_features)
+            NumPy-compatible (converted to a NumPy array, in the support's dtype).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_query, n_way), float64
+            Column ``j`` is class ``classes_[j]``.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         X = X.astype(self.support_.dtype, copy=False)  # one dtype for the stacked task
-        proba, result = self._infer(self.support_[None], self._support_codes[None], X[None],
-                                    self.classes_.shape[0])
-        self._warn_unsettled([result])
-        self.n_iter_ = int(result.n_iter[0])
-        return proba[0]
+        solution = infer_tasks(self.support_[None], self._support_codes[None], X[None],
+                               self.classes_.shape[0], self._settings())
+        self._warn_unsettled([solution.result], stacklevel=3)
+        self.n_iter_ = int(solution.result.n_iter[0])
+        return solution.proba[0]
 
     def predict(self, X):
-        """Classes of the queries ``X``, inferred jointly."""
+        """Classes of the queries ``X`` of the fitted task, inferred jointly.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_query, n_features)
+            NumPy-compatible, as in :meth:`predict_proba`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_query,)
+        """
         return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+    def _solve_tasks(self, X_support, y_support, X_query):
+        """Validated tasks solved chunk by chunk: the solutions, the classes (NumPy), and
+        whether the classes go back in the features' namespace."""
+        self._validate_params()
+        support, labels, queries = check_fewshot_tasks(X_support, y_support, X_query)
+        codes, classes = encode_task_labels(labels)
+        n_tasks, n_points = support.shape[0], support.shape[1] + queries.shape[1]
+        settings = self._settings()
+        if isinstance(support, np.ndarray):
+            # Tasks are independent: solving them in chunks keeps the working set in cache.
+            parts = _chunks(n_tasks, n_points)
+            labels_on_device = False
+        else:
+            # Dense (T, n, n) affinities: chunks bounded by memory.
+            on_cpu = "cpu" in str(device(support)).lower()
+            parts = _device_chunks(n_tasks, n_points, on_cpu=on_cpu)
+            xp = get_namespace(support)
+            codes = xp.asarray(codes, device=device(support))
+            labels_on_device = _is_foreign(y_support)
+        solutions = [
+            infer_tasks(support[part, ...], codes[part, ...], queries[part, ...],
+                        classes.shape[1], settings)
+            for part in parts
+        ]
+        self._warn_unsettled([solution.result for solution in solutions], stacklevel=4)
+        return solutions, classes, labels_on_device, support.shape[1]
 
     def predict_proba_tasks(self, X_support, y_support, X_query):
         """Soft assignments for many tasks at once, as one batched problem.
 
+        NumPy input runs the Numba kernels on sparse graphs. PyTorch tensors (CPU or
+        CUDA), CuPy arrays and other array-API arrays run every task as dense batched
+        arrays in their namespace and on their device (graphs of shape (T, n, n), no
+        loop over the tasks), with the same definitions and per-task stopping, so both
+        give the same assignments up to rounding.
+
         Parameters
         ----------
-        X_support : array-like of shape (n_tasks, n_support, n_features)
+        X_support : array of shape (n_tasks, n_support, n_features)
+            NumPy-compatible (array-like), or an array of another array-API namespace.
         y_support : array-like of shape (n_tasks, n_support)
-            Class labels; every task has the same number of classes.
-        X_query : array-like of shape (n_tasks, n_query, n_features)
+            Integer class labels; every task has the same number of classes. NumPy, a
+            list, or an array of any namespace (copied to the host: labels are small).
+        X_query : array of shape (n_tasks, n_query, n_features)
+            Same library and device as ``X_support``; converted to ``X_support``'s float
+            dtype.
 
         Returns
         -------
-        proba : ndarray of shape (n_tasks, n_query, n_way)
-            Column ``j`` of task ``t`` is class ``classes[t, j]``.
-        classes : ndarray of shape (n_tasks, n_way)
-            Each task's classes, sorted.
+        proba : array of shape (n_tasks, n_query, n_way)
+            Column ``j`` of task ``t`` is class ``classes[t, j]``. NumPy input: a float64
+            ndarray. Other namespaces: the features' namespace, device and float dtype
+            (the solver itself computes in float64 where the device has it).
+        classes : array of shape (n_tasks, n_way)
+            Each task's classes, sorted, int64. A NumPy array, unless ``y_support`` is a
+            non-NumPy array and the features are too: then in the features' namespace
+            and on their device.
         """
-        self._validate_params()
-        support, y_support, queries = _check_tasks(X_support, y_support, X_query)
-        codes, classes = _encode_task_labels(y_support)
-        # Tasks are independent: solving them in chunks keeps the working set in cache.
-        chunks = [
-            self._infer(support[part], codes[part], queries[part], classes.shape[1])
-            for part in _chunks(support.shape[0], support.shape[1] + queries.shape[1])
-        ]
-        self._warn_unsettled([result for _, result in chunks])
-        return np.concatenate([proba for proba, _ in chunks]), classes
+        solutions, classes, labels_on_device, _ = self._solve_tasks(
+            X_support, y_support, X_query)
+        if len(solutions) and isinstance(solutions[0].proba, np.ndarray):
+            return np.concatenate([solution.proba for solution in solutions]), classes
+        xp = get_namespace(solutions[0].proba)
+        proba = xp.concat([solution.proba for solution in solutions])
+        if labels_on_device:
+            classes = xp.asarray(classes, device=device(proba))
+        return proba, classes
 
     def predict_tasks(self, X_support, y_support, X_query):
         """Predicted classes of shape (n_tasks, n_query) for many tasks at once.
 
         Equal to calling ``fit(X_support[t], y_support[t]).predict(X_query[t])`` for each
-        task ``t``, computed as one batched problem.
+        task ``t``, computed as one batched problem; takes the arrays
+        :meth:`predict_proba_tasks` takes (NumPy, or any array-API namespace on any
+        device).
+
+        Returns
+        -------
+        labels : array of shape (n_tasks, n_query), int64
+            NumPy when ``y_support`` is NumPy-compatible (a list, an ndarray); in the
+            features' namespace and on their device when ``y_support`` and the features
+            are non-NumPy arrays. The argmax is taken on the solver's float64
+            assignments, as on the NumPy path.
         """
-        proba, classes = self.predict_proba_tasks(X_support, y_support, X_query)
-        return np.take_along_axis(classes, proba.argmax(axis=2), axis=1)
+        solutions, classes, labels_on_device, n_support = self._solve_tasks(
+            X_support, y_support, X_query)
+        assignments = [solution.result.assignments[:, n_support:, :] for solution in solutions]
+        if isinstance(assignments[0], np.ndarray):
+            return np.take_along_axis(classes, np.concatenate(assignments).argmax(axis=2),
+                                      axis=1)
+        xp = get_namespace(assignments[0])
+        best = xp.concat([xp.argmax(part, axis=2) for part in assignments])
+        if not labels_on_device:
+            return np.take_along_axis(classes, to_numpy(best), axis=1)
+        classes = xp.asarray(classes, device=device(best))
+        return xp.take_along_axis(classes, best, axis=1)
+
+
+def _unsettled_counts(result):
+    """Tasks, tasks whose labels did not settle, tasks whose last bound solve was capped."""
+    converged, bound_converged = result.converged, result.bound_converged
+    if isinstance(converged, np.ndarray):
+        return (converged.shape[0], int(np.count_nonzero(~converged)),
+                int(np.count_nonzero(~bound_converged)))
+    xp = get_namespace(converged)
+    unsettled, capped = host_floats(xp, xp.sum(xp.astype(~converged, xp.int64)),
+                                    xp.sum(xp.astype(~bound_converged, xp.int64)))
+    return converged.shape[0], int(unsettled), int(capped)
 
 
 # Points (support + queries) per chunk of tasks solved as one batched problem.
@@ -458,42 +601,14 @@ def _chunks(n_tasks, points_per_task):
     return [slice(start, start + size) for start in range(0, n_tasks, size)]
 
 
-def _no_edges(n_points):
-    return sp.csr_matrix((n_points, n_points))
+# Entries of the dense (T, n, n) affinity per chunk of tasks on the array-API path: on a
+# CPU, chunks whose arrays stay near the cache; on an accelerator, large batches bounded
+# by memory (a few arrays of this many float64 entries live at once: about 1.5 GB).
+_DEVICE_CHUNK_ENTRIES = 1 << 25
+_CPU_CHUNK_ENTRIES = 1 << 21
 
 
-def _check_tasks(X_support, y_support, X_query):
-    support = np.asarray(X_support)
-    queries = np.asarray(X_query)
-    y_support = np.asarray(y_support)
-    for name, array in (("X_support", support), ("X_query", queries)):
-        if array.ndim != 3:
-            raise ValueError(
-                f"{name} must have shape (n_tasks, n_samples, n_features), got {array.shape}."
-            )
-        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-            raise ValueError(f"{name} must hold finite real numbers.")
-    if support.shape[0] != queries.shape[0] or support.shape[2] != queries.shape[2]:
-        raise ValueError(
-            f"X_support {support.shape} and X_query {queries.shape} disagree on the number "
-            "of tasks or features."
-        )
-    y_support = _check_class_labels(y_support, support.shape[:2])
-    dtype = np.float32 if support.dtype == np.float32 else np.float64
-    return support.astype(dtype, copy=False), y_support, queries.astype(dtype, copy=False)
-
-
-def _check_class_labels(y, shape):
-    """Integer class labels (any values; whole-number floats accepted) of the given shape.
-
-    Every support sample is labeled, so -1 is an ordinary class here.
-    """
-    y = np.asarray(y)
-    if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-        y = y.astype(np.int64)
-    if y.shape != shape or y.dtype.kind not in "iu":
-        raise ValueError(
-            f"y_support must hold integer class labels of shape {shape}, got "
-            f"{y.dtype} {y.shape}."
-        )
-    return y.astype(np.int64, copy=False)
+def _device_chunks(n_tasks, points_per_task, *, on_cpu=False):
+    entries = _CPU_CHUNK_ENTRIES if on_cpu else _DEVICE_CHUNK_ENTRIES
+    size = max(1, entries // points_per_task**2)
+    return [slice(start, min(start + size, n_tasks)) for start in range(0, n_tasks, size)]
