@@ -10,6 +10,11 @@ is the baseline estimate of the number of classes.
 Labels follow scikit-learn's semi-supervised convention: ``y = -1`` marks unlabeled
 samples. In the output, samples of a labeled class keep its label; new clusters get new
 labels counting up from one past the largest labeled class.
+
+``fit`` runs on NumPy (and Numba): arrays of other libraries are copied to the host. A
+fitted model predicts and scores arrays of any array-API library (PyTorch on CPU or CUDA, CuPy, ...) on
+their own device: its parameters are moved there once, and the result is an array of the
+input's library on the input's device (see "Backends" in DESIGN.md).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import logsumexp
+from scipy import special
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -26,8 +31,24 @@ from sklearn.utils.validation import check_is_fitted
 
 from clusterlab._n_clusters import estimate_n_clusters
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
-from clusterlab._validation import check_n_clusters, check_partial_labels
-from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
+from clusterlab._validation import check_float_matrix, check_n_clusters, check_partial_labels
+from clusterlab.solvers._backend import (
+    accumulation_dtype,
+    device,
+    get_namespace,
+    has_float64,
+    host_floats,
+    is_array,
+    logsumexp,
+    nearest_centers,
+    to_numpy,
+)
+from clusterlab.solvers.gaussian import (
+    MixtureParams,
+    log_gaussian,
+    log_gaussian_array,
+    mixture_on,
+)
 from clusterlab.solvers.gmm import fit_mixture
 from clusterlab.solvers.niw import COVARIANCE_TYPES, NIWPrior
 from clusterlab.solvers.seeded_kmeans import seeded_kmeans
@@ -37,6 +58,67 @@ __all__ = ["SemiSupervisedGMM", "SemiSupervisedKMeans", "estimate_n_clusters"]
 
 # Ridge added to the prior covariance, relative to its mean variance (constant features).
 _PRIOR_RIDGE = 1e-3
+
+
+def _array_namespace(X):
+    """The namespace of ``X`` if it is an array of a library other than NumPy, else None.
+
+    NumPy arrays and NumPy-compatible input (lists, DataFrames, ...) get None: they take
+    the NumPy path through scikit-learn's validation.
+    """
+    if isinstance(X, np.ndarray) or not is_array(X):
+        return None
+    return get_namespace(X)
+
+
+def _on_host(X):
+    """``fit`` runs on NumPy: an array of another library is copied to the host."""
+    return X if _array_namespace(X) is None else to_numpy(X)
+
+
+class _ArrayCache:
+    """Fitted parameters moved to other namespaces and devices, one entry per (namespace,
+    device, dtype).
+
+    Kept in the private attribute ``_array_cache``, which ``fit`` removes and pickling
+    drops (``__getstate__``): device arrays are neither picklable everywhere nor needed
+    to restore a model.
+    """
+
+    _ATTRIBUTE = "_array_cache"
+
+    @classmethod
+    def reset(cls, estimator):
+        estimator.__dict__.pop(cls._ATTRIBUTE, None)
+
+    @classmethod
+    def get(cls, estimator, xp, X, build):
+        """The entry for ``X``'s namespace, device and dtype, made by
+        ``build(xp, device, dtype)`` the first time."""
+        where = device(X)
+        key = (xp.__name__, str(where), str(X.dtype))
+        cache = estimator.__dict__.setdefault(cls._ATTRIBUTE, {})
+        if key not in cache:
+            cache[key] = build(xp, where, X.dtype)
+        return cache[key]
+
+    @classmethod
+    def getstate(cls, state):
+        state = dict(state)
+        state.pop(cls._ATTRIBUTE, None)
+        return state
+
+
+def _check_array_input(estimator, X):
+    """``X`` of another library validated on its device: a finite float matrix with the
+    fitted number of features (float32 stays float32, other dtypes become float64)."""
+    X = check_float_matrix(X, "X")
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    return X
 
 
 class _PartialLabels:
@@ -140,10 +222,21 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
     def fit(self, X, y=None):
         """Cluster ``X``; ``y`` holds class labels of labeled samples, -1 elsewhere.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The fit runs on the CPU: arrays of other libraries (PyTorch tensors, CuPy
+            arrays, ...) are copied to the host, and the fitted attributes are NumPy
+            arrays. :meth:`predict` labels such arrays on their device.
+        y : array-like of shape (n_samples,) or None
+            Integer class labels, -1 for unlabeled samples; None: all unlabeled.
+
         Returns
         -------
         self
         """
+        X = _on_host(X)
+        _ArrayCache.reset(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         check_n_clusters(self.n_clusters, X.shape[0])
         partial = _PartialLabels(y, X.shape[0])
@@ -172,12 +265,41 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         return self
 
     def predict(self, X):
-        """Label of the nearest centre of each sample."""
+        """Label of the nearest centre of each sample.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            NumPy-compatible input, or an array of any array-API library (a PyTorch
+            tensor on CPU or CUDA, a CuPy array, ...), which is labeled on its device.
+
+        Returns
+        -------
+        labels : array of shape (n_samples,), int64
+            A NumPy array for NumPy-compatible input, else an array of ``X``'s library on
+            ``X``'s device. Distances are computed in float64 (where the device has it)
+            whatever the dtype of ``X``.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        centres = self.cluster_centers_.astype(np.float64)
-        d2 = -2.0 * X @ centres.T + (centres**2).sum(axis=1)
-        return self.cluster_labels_[np.argmin(d2, axis=1)]
+        xp = _array_namespace(X)
+        if xp is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+            centres = self.cluster_centers_.astype(np.float64)
+            return self.cluster_labels_[nearest_centers(get_namespace(X), X, centres)]
+        X = _check_array_input(self, X)
+        centres, labels = _ArrayCache.get(self, xp, X, self._centres_on)
+        nearest = nearest_centers(xp, xp.astype(X, centres.dtype, copy=False), centres)
+        return xp.take(labels, nearest, axis=0)
+
+    def _centres_on(self, xp, where, dtype):
+        acc = accumulation_dtype(xp, where)
+        acc_np = np.float64 if has_float64(xp, where) else np.float32
+        centres = xp.asarray(self.cluster_centers_.astype(acc_np), dtype=acc, device=where)
+        labels = xp.asarray(self.cluster_labels_, dtype=xp.int64, device=where)
+        return centres, labels
+
+    def __getstate__(self):
+        return _ArrayCache.getstate(super().__getstate__())
 
 
 class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
@@ -346,10 +468,22 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
 
         Without labels (``y=None`` or all -1) this is an unsupervised mixture.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The fit runs on NumPy and Numba: arrays of other libraries (PyTorch tensors,
+            CuPy arrays, ...) are copied to the host, and the fitted attributes are NumPy
+            arrays. :meth:`predict`, :meth:`predict_proba`, :meth:`score_samples` and
+            :meth:`score` compute on such arrays' device.
+        y : array-like of shape (n_samples,) or None
+            Integer class labels, -1 for unlabeled samples; None: all unlabeled.
+
         Returns
         -------
         self
         """
+        X = _on_host(X)
+        _ArrayCache.reset(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         check_n_clusters(self.n_components, X.shape[0])
         partial = _PartialLabels(y, X.shape[0])
@@ -461,26 +595,114 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
 
     def _log_joint(self, X):
+        """``log pi_k + log N(x_i | k)`` of shape (n, K), the namespace of ``X``, the float
+        dtype of the checked ``X`` and the component labels in that namespace.
+
+        NumPy-compatible input: a float64 ndarray and three None. Arrays of other
+        libraries: an array of their namespace on their device, in its accumulation dtype.
+        """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        params = MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
+        xp = _array_namespace(X)
+        if xp is None:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
+            params = self._params()
+            with np.errstate(divide="ignore"):
+                return log_gaussian(X, params, np.log(self.weights_)), None, None, None
+        X = _check_array_input(self, X)
+        mixture, labels = _ArrayCache.get(self, xp, X, self._mixture_on)
+        return log_gaussian_array(xp, X, mixture), xp, X.dtype, labels
+
+    def _params(self):
+        return MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
+
+    def _mixture_on(self, xp, where, dtype):
         with np.errstate(divide="ignore"):
-            return log_gaussian(X, params, np.log(self.weights_))
+            log_weights = np.log(self.weights_)
+        mixture = mixture_on(self._params(), log_weights, xp, where, dtype)
+        labels = xp.asarray(self.component_labels_, dtype=xp.int64, device=where)
+        return mixture, labels
+
+    def __getstate__(self):
+        return _ArrayCache.getstate(super().__getstate__())
 
     def predict(self, X):
-        """Label of the most probable component of each sample (no clamping)."""
-        log_joint = self._log_joint(X)
-        return self.component_labels_[np.argmax(log_joint, axis=1)]
+        """Label of the most probable component of each sample (no clamping).
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            NumPy-compatible input, or an array of any array-API library (a PyTorch
+            tensor on CPU or CUDA, a CuPy array, ...), which is scored on its device.
+
+        Returns
+        -------
+        labels : array of shape (n_samples,), int64
+            Values of ``component_labels_``: a NumPy array for NumPy-compatible input,
+            else an array of ``X``'s library on ``X``'s device.
+        """
+        log_joint, xp, _, labels = self._log_joint(X)
+        if xp is None:
+            return self.component_labels_[np.argmax(log_joint, axis=1)]
+        return xp.take(labels, xp.argmax(log_joint, axis=1), axis=0)
 
     def predict_proba(self, X):
-        """Posterior probability of every component; columns follow ``component_labels_``."""
-        log_joint = self._log_joint(X)
-        return np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+        """Posterior probability of every component; columns follow ``component_labels_``.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            NumPy-compatible input, or an array of any array-API library (a PyTorch
+            tensor on CPU or CUDA, a CuPy array, ...), which is scored on its device.
+
+        Returns
+        -------
+        proba : array of shape (n_samples, n_components_)
+            A float64 NumPy array for NumPy-compatible input; else an array of ``X``'s
+            library on ``X``'s device, in ``X``'s float dtype (float32 stays float32;
+            computed in float64 where the device has it).
+        """
+        log_joint, xp, dtype, _ = self._log_joint(X)
+        if xp is None:
+            return np.exp(log_joint - special.logsumexp(log_joint, axis=1, keepdims=True))
+        proba = xp.exp(log_joint - logsumexp(xp, log_joint, axis=1, keepdims=True))
+        return xp.astype(proba, dtype, copy=False)
 
     def score_samples(self, X):
-        """Log density ``log sum_k pi_k N(x | mu_k, Sigma_k)`` of each sample."""
-        return logsumexp(self._log_joint(X), axis=1)
+        """Log density ``log sum_k pi_k N(x | mu_k, Sigma_k)`` of each sample.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            NumPy-compatible input, or an array of any array-API library (a PyTorch
+            tensor on CPU or CUDA, a CuPy array, ...), which is scored on its device.
+
+        Returns
+        -------
+        log_density : array of shape (n_samples,)
+            A float64 NumPy array for NumPy-compatible input; else an array of ``X``'s
+            library on ``X``'s device, in ``X``'s float dtype.
+        """
+        log_joint, xp, dtype, _ = self._log_joint(X)
+        if xp is None:
+            return special.logsumexp(log_joint, axis=1)
+        return xp.astype(logsumexp(xp, log_joint, axis=1), dtype, copy=False)
 
     def score(self, X, y=None):
-        """Mean log density of the samples (``y`` is ignored)."""
-        return float(self.score_samples(X).mean())
+        """Mean log density of the samples (``y`` is ignored).
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            NumPy-compatible input, or an array of any array-API library, scored on its
+            device; only the mean comes to the host.
+        y : ignored
+
+        Returns
+        -------
+        float
+        """
+        log_joint, xp, _, _ = self._log_joint(X)
+        if xp is None:
+            return float(special.logsumexp(log_joint, axis=1).mean())
+        (mean,) = host_floats(xp, xp.mean(logsumexp(xp, log_joint, axis=1)))
+        return mean

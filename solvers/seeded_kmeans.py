@@ -94,6 +94,10 @@ def _plus_plus(free, centres, n_clusters, rng):
 
 
 def _assign(X, centres, clamp, sq_norms):
+    # Not ._backend.squared_distances: that one recomputes the squared norms of the rows
+    # on every call and clips the whole (n, K) matrix, which made seeded_kmeans 1.2-1.6x
+    # slower on low-dimensional data (n = 2,000-20,000, d = 2, K = 5). Same arithmetic
+    # otherwise: keep the two in step.
     d2 = sq_norms[:, None] - 2.0 * X @ centres.T + (centres**2).sum(axis=1)
     labels = np.where(clamp >= 0, clamp, np.argmin(d2, axis=1))
     return labels, np.maximum(d2[np.arange(X.shape[0]), labels], 0.0)

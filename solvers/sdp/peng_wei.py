@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._backend import get_namespace, nearest_centers
 from ..seeded_kmeans import seeded_kmeans
 from .exact import solve_exact
 from .lowrank import BlockCost, solve_lowrank
@@ -194,5 +195,5 @@ def cluster_means(X, labels, n_clusters):
 
 
 def nearest_centre(X, centres):
-    d2 = (centres**2).sum(axis=1) - 2.0 * (X @ centres.T)
-    return np.argmin(d2, axis=1).astype(np.int64)
+    """Index (int64) of the nearest of ``centres`` for every row of ``X``, NumPy arrays."""
+    return nearest_centers(get_namespace(X), X, centres).astype(np.int64, copy=False)
