@@ -13,7 +13,6 @@ import math
 import warnings
 from numbers import Integral, Real
 
-import array_api_compat
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
@@ -39,7 +38,9 @@ from clusterlab.solvers._backend import (
     host_floats,
     is_array,
     is_numpy_namespace,
+    is_other_array,
     stop_gradient,
+    to_namespace,
     to_numpy,
 )
 from clusterlab.solvers.assignment import round_to_proportions
@@ -503,7 +504,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _validate_fit_data(self, X):
-        if _takes_numpy_path(X):
+        if not is_other_array(X):
             return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                                  copy=False)
         X = check_float_matrix(X, "X")
@@ -579,7 +580,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"init has shape {tuple(centers.shape)}; expected "
                 f"({self.n_clusters}, {X.shape[1]})."
             )
-        centers = xp.astype(_to_namespace(xp, centers, device(X)), X.dtype)  # a copy
+        centers = xp.astype(to_namespace(xp, centers, device(X)), X.dtype)  # a copy
         return self._to_model_space(xp, centers, self._offset)
 
     def _transport(self, X, centers, proportions, plan_mass=None):
@@ -607,7 +608,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """``X`` in the model space, with the fitted centres and proportions in its
         namespace and on its device."""
         check_is_fitted(self)
-        if _takes_numpy_path(X):
+        if not is_other_array(X):
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
                               reset=False)
         else:
@@ -619,8 +620,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                     f"expecting {self.n_features_in_} features as input."
                 )
         xp, where = get_namespace(X), device(X)
-        centers = _to_namespace(xp, self._centers, where)
-        offset = None if self._offset is None else _to_namespace(xp, self._offset, where)
+        centers = to_namespace(xp, self._centers, where)
+        offset = None if self._offset is None else to_namespace(xp, self._offset, where)
         X = self._to_model_space(xp, xp.astype(X, centers.dtype, copy=False), offset)
         return xp, X, centers, self._proportions_on(xp, where)
 
@@ -662,24 +663,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-def _takes_numpy_path(X):
-    """NumPy arrays and what scikit-learn turns into them (lists, DataFrames, ...).
-
-    Dask arrays too, as before array-API support: scikit-learn computes them into
-    memory (the row-chunked Dask path of DESIGN.md is not written for this estimator).
-    """
-    return isinstance(X, np.ndarray) or not is_array(X) or array_api_compat.is_dask_array(X)
-
-
 def _feature_means(xp, X):
     """Column means of ``X``, accumulated in float64 (where the device has it)."""
     return xp.sum(X, axis=0, dtype=accumulation_dtype(xp, device(X))) / X.shape[0]
 
 
-def _to_namespace(xp, x, where):
-    """``x`` as an array of ``xp`` on the device ``where`` (a copy only if needed)."""
-    if is_numpy_namespace(xp) and isinstance(x, np.ndarray):
-        return x
-    if not isinstance(x, np.ndarray) and get_namespace(x) is xp and device(x) == where:
-        return x
-    return xp.asarray(to_numpy(x), device=where)

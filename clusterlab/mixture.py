@@ -12,9 +12,10 @@ samples. In the output, samples of a labeled class keep its label; new clusters 
 labels counting up from one past the largest labeled class.
 
 ``fit`` runs on NumPy (and Numba): arrays of other libraries are copied to the host. A
-fitted model predicts and scores arrays of any array-API library (PyTorch on CPU or CUDA, CuPy, ...) on
-their own device: its parameters are moved there once, and the result is an array of the
-input's library on the input's device (see "Backends" in DESIGN.md).
+fitted model predicts and scores arrays of any array-API library (PyTorch on CPU or
+CUDA, CuPy, ...) on their own device: its parameters are moved there once, and the
+result is an array of the input's library on the input's device (see "Backends" in
+DESIGN.md).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from clusterlab.solvers._backend import (
     get_namespace,
     has_float64,
     host_floats,
-    is_array,
+    is_other_array,
     logsumexp,
     nearest_centers,
     to_numpy,
@@ -66,9 +67,7 @@ def _array_namespace(X):
     NumPy arrays and NumPy-compatible input (lists, DataFrames, ...) get None: they take
     the NumPy path through scikit-learn's validation.
     """
-    if isinstance(X, np.ndarray) or not is_array(X):
-        return None
-    return get_namespace(X)
+    return get_namespace(X) if is_other_array(X) else None
 
 
 def _on_host(X):

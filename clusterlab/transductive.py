@@ -44,7 +44,9 @@ from clusterlab.solvers._backend import (
     get_namespace,
     host_floats,
     is_array,
+    is_other_array,
     nearest_centers,
+    to_namespace,
     to_numpy,
 )
 from clusterlab.solvers.bound import fit_prototypes
@@ -62,11 +64,6 @@ _COMMON_CONSTRAINTS = {
     "tol": [Interval(Real, 0, None, closed="left")],
     "max_bound_iter": [Interval(Integral, 1, None, closed="left")],
 }
-
-
-def _is_foreign(x):
-    """An array of a namespace other than NumPy (a PyTorch tensor, a CuPy array...)."""
-    return is_array(x) and not isinstance(x, np.ndarray)
 
 
 def _nearest(X, centers):
@@ -216,10 +213,10 @@ default="kmeans"
         self
         """
         namespace = None
-        if _is_foreign(X):
+        if is_other_array(X):
             namespace = (get_namespace(X), device(X))
             X = to_numpy(X)
-        if _is_foreign(y):
+        if is_other_array(y):
             y = to_numpy(y)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n_samples = X.shape[0]
@@ -293,7 +290,7 @@ default="kmeans"
             on its device.
         """
         check_is_fitted(self)
-        if _is_foreign(X):
+        if is_other_array(X):
             X = check_float_matrix(X)
             if X.shape[1] != self.n_features_in_:
                 raise ValueError(
@@ -302,7 +299,7 @@ default="kmeans"
                 )
             xp = get_namespace(X)
             centers = self.cluster_centers_
-            if _is_foreign(centers) and get_namespace(centers) is xp:
+            if is_other_array(centers) and get_namespace(centers) is xp:
                 centers = xp.asarray(centers, device=device(X))
             else:
                 centers = xp.asarray(to_numpy(centers), device=device(X))
@@ -409,18 +406,23 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_support, n_features)
-            NumPy-compatible (converted to a NumPy array). For tensors or GPU arrays use
-            :meth:`predict_proba_tasks` / :meth:`predict_tasks` with one task.
+            NumPy-compatible, or an array of another library (a PyTorch tensor on the CPU
+            or a GPU, a CuPy array...), kept as it is: the queries are then classified on
+            its device.
         y : array-like of shape (n_support,)
             Integer class labels (every support sample is labeled, so -1 is an ordinary
-            class).
+            class); an array of any library is copied to the host.
 
         Returns
         -------
         self
         """
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        y = check_class_labels(y, (X.shape[0],))
+        if is_other_array(X):
+            X = check_float_matrix(X, "X", min_rows=1)
+            self.n_features_in_ = X.shape[1]
+        else:
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
+        y = check_class_labels(to_numpy(y) if is_array(y) else y, (X.shape[0],))
         self.classes_, codes = np.unique(y, return_inverse=True)
         self.support_ = X
         self._support_codes = codes
@@ -452,21 +454,40 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_query, n_features)
-            NumPy-compatible (converted to a NumPy array, in the support's dtype).
+            NumPy-compatible, or an array of another library. When either the queries or
+            the fitted support are such an array, the task is solved on that array's
+            device (the queries' if both are), the other one copied there; the queries
+            are computed in the support's dtype.
 
         Returns
         -------
-        proba : ndarray of shape (n_query, n_way), float64
-            Column ``j`` is class ``classes_[j]``.
+        proba : array of shape (n_query, n_way)
+            Column ``j`` is class ``classes_[j]``. A float64 ndarray on NumPy; else in
+            the namespace and on the device where the task was solved.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        X = X.astype(self.support_.dtype, copy=False)  # one dtype for the stacked task
-        solution = infer_tasks(self.support_[None], self._support_codes[None], X[None],
+        support, codes = self.support_, self._support_codes
+        if not (is_other_array(X) or is_other_array(support)):
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                              reset=False)
+            X = X.astype(support.dtype, copy=False)  # one dtype for the stacked task
+        else:
+            where_from = X if is_other_array(X) else support
+            xp, where = get_namespace(where_from), device(where_from)
+            X = check_float_matrix(X if is_array(X) else np.asarray(X), "X")
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {X.shape[1]} features, but TransductiveFewShot is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            support = to_namespace(xp, support, where)
+            X = xp.astype(to_namespace(xp, X, where), support.dtype)
+            codes = xp.asarray(codes, device=where)
+        solution = infer_tasks(support[None, ...], codes[None, ...], X[None, ...],
                                self.classes_.shape[0], self._settings())
         self._warn_unsettled([solution.result], stacklevel=3)
-        self.n_iter_ = int(solution.result.n_iter[0])
-        return solution.proba[0]
+        self.n_iter_ = int(to_numpy(solution.result.n_iter)[0])
+        return solution.proba[0, ...]
 
     def predict(self, X):
         """Classes of the queries ``X`` of the fitted task, inferred jointly.
@@ -474,13 +495,20 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_query, n_features)
-            NumPy-compatible, as in :meth:`predict_proba`.
+            As in :meth:`predict_proba`.
 
         Returns
         -------
-        labels : ndarray of shape (n_query,)
+        labels : array of shape (n_query,)
+            Values of ``classes_``: a NumPy array, or, when the task was solved on
+            another library's device, an int64 array there.
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)
+        if isinstance(proba, np.ndarray):
+            return self.classes_[proba.argmax(axis=1)]
+        xp = get_namespace(proba)
+        classes = xp.asarray(self.classes_, dtype=xp.int64, device=device(proba))
+        return xp.take(classes, xp.argmax(proba, axis=1), axis=0)
 
     def _solve_tasks(self, X_support, y_support, X_query):
         """Validated tasks solved chunk by chunk: the solutions, the classes (NumPy), and
@@ -500,7 +528,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             parts = _device_chunks(n_tasks, n_points, on_cpu=on_cpu)
             xp = get_namespace(support)
             codes = xp.asarray(codes, device=device(support))
-            labels_on_device = _is_foreign(y_support)
+            labels_on_device = is_other_array(y_support)
         solutions = [
             infer_tasks(support[part, ...], codes[part, ...], queries[part, ...],
                         classes.shape[1], settings)

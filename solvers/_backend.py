@@ -33,6 +33,7 @@ __all__ = [
     "host_floats",
     "is_array",
     "is_numpy_namespace",
+    "is_other_array",
     "is_torch_namespace",
     "logsumexp",
     "n_threads",
@@ -40,6 +41,7 @@ __all__ = [
     "segment_sum",
     "squared_distances",
     "stop_gradient",
+    "to_namespace",
     "to_numpy",
     "topk",
 ]
@@ -53,6 +55,24 @@ def get_namespace(*arrays):
 def is_array(x) -> bool:
     """Whether ``x`` is an array of a namespace the backends run (not a list, not None)."""
     return array_api_compat.is_array_api_obj(x)
+
+
+def is_other_array(x) -> bool:
+    """Whether ``x`` is an array of a library other than NumPy that runs on its own
+    device (PyTorch, CuPy, array_api_strict...). Dask arrays are not: scikit-learn's
+    validation computes them into NumPy."""
+    return (is_array(x) and not isinstance(x, np.ndarray)
+            and not array_api_compat.is_dask_array(x))
+
+
+def to_namespace(xp, x, where):
+    """``x`` as an array of ``xp`` on the device ``where`` (a copy only if needed)."""
+    if is_numpy_namespace(xp) and isinstance(x, np.ndarray):
+        return x
+    if is_array(x) and not isinstance(x, np.ndarray) and get_namespace(x) is xp and \
+            device(x) == where:
+        return x
+    return xp.asarray(to_numpy(x), device=where)
 
 
 def is_numpy_namespace(xp) -> bool:

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each runs a whole benchmark script: CI's slow tier
+
 
 def run_quick(script, out):
     completed = subprocess.run(
@@ -73,3 +75,21 @@ def test_sdp_benchmark_quick_run(tmp_path):
     assert lowrank
     assert all(row["error"] == 0.0 for row in lowrank)  # above the threshold: exact recovery
     assert any(row["method"] == "clusterlab ILASDP" for row in rows)
+
+
+def test_gpu_benchmark_quick_run_on_the_cpu(tmp_path):
+    pytest.importorskip("torch")
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/gpu.py", "--quick", "--device", "cpu",
+         "--out", str(tmp_path / "gpu.json")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads((tmp_path / "gpu.json").read_text())["rows"]
+    torch_rows = [row for row in rows if row["backend"] == "torch-cpu"]
+    assert {row["case"].split()[0] for row in torch_rows} == {
+        "swav", "converged", "kmeans", "fewshot", "gmm"}
+    assert not any("failed" in row["note"] for row in rows)
+    assert all(row["max_diff"] <= 1e-4 for row in torch_rows if row["max_diff"] is not None)
+    assert all("equal to NumPy's: 1.0000" in row["note"]
+               for row in torch_rows if row["case"].startswith(("kmeans", "fewshot")))

@@ -6,6 +6,7 @@ from clusterlab.cli import main
 from clusterlab.demo import CASES, FEWSHOT_CASES, GCD_CASES, format_report, run_demo
 
 
+@pytest.mark.slow
 def test_demo_json_reports_every_case(capsys):
     assert main(["demo", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)

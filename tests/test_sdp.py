@@ -193,6 +193,7 @@ def test_ila_sdp_never_increases_f(covariance_type, solver):
     np.testing.assert_allclose(model.memberships_.sum(axis=1), 1.0, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_ila_sdp_fixes_what_kmeans_and_peng_wei_get_wrong():
     """sdp.md's K = 2 heterogeneous setting over 20 replicates (the issue's criterion)."""
     ila, pw, km = [], [], []

@@ -347,3 +347,27 @@ def test_laplacian_kmeans_fits_on_the_host_and_answers_in_the_namespace(other_ba
     np.testing.assert_array_equal(model.predict(new), expected)  # NumPy in, NumPy out
     with pytest.raises(ValueError, match="expecting 2 features"):
         model.predict(other_backend.asarray(np.zeros((3, 4), dtype=dtype)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_single_task_fit_and_predict_on_the_device(other_backend, digits, dtype):
+    tasks, base_mean = digits
+    support, labels = tasks.X_support[0].astype(dtype), tasks.y_support[0]
+    queries = tasks.X_query[0].astype(dtype)
+    model = TransductiveFewShot(base_mean=base_mean)
+    expected_proba = model.fit(support, labels).predict_proba(queries)
+    expected = model.predict(queries)
+    # fitted on the device, queried on the device
+    model.fit(other_backend.asarray(support), labels)
+    proba = model.predict_proba(other_backend.asarray(queries))
+    assert other_backend.is_own(proba)
+    assert proba.dtype == other_backend.asarray(support).dtype
+    np.testing.assert_allclose(other_backend.to_numpy(proba), expected_proba,
+                               rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    predicted = model.predict(other_backend.asarray(queries))
+    assert other_backend.is_own(predicted)
+    np.testing.assert_array_equal(other_backend.to_numpy(predicted), expected)
+    # fitted on the device, NumPy queries: solved on the support's device
+    np.testing.assert_array_equal(other_backend.to_numpy(model.predict(queries)), expected)
+    with pytest.raises(ValueError, match="features"):
+        model.predict(other_backend.asarray(queries[:, :10]))
