@@ -655,7 +655,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
 
         Returns
         -------
-        proba : array of shape (n_samples, n_components_)
+        proba : array of shape (n_samples, n_components)
             A float64 NumPy array for NumPy-compatible input; else an array of ``X``'s
             library on ``X``'s device, in ``X``'s float dtype (float32 stays float32;
             computed in float64 where the device has it).

@@ -5,7 +5,7 @@ CUDA, CuPy, ``array_api_strict`` in the tests) runs code written against the sta
 through :mod:`array_api_compat`. This module holds the few operations the standard lacks,
 each with a native branch only where a library's own call is faster:
 
-- :func:`logsumexp`, :func:`topk`, :func:`segment_sum` (scatter-add over row labels);
+- :func:`logsumexp`, :func:`topk`, :func:`exp_nonpositive` (no subnormals), :func:`extrema`;
 - :func:`stop_gradient` (codes are targets, as SwAV and MGCA detach them);
 - :func:`host_floats`, the one place a device value is brought to the host, several at
   a time so that a check costs one synchronisation;
@@ -38,7 +38,6 @@ __all__ = [
     "logsumexp",
     "n_threads",
     "nearest_centers",
-    "segment_sum",
     "squared_distances",
     "stop_gradient",
     "to_namespace",
@@ -169,26 +168,6 @@ def topk(xp, x, k, *, axis=-1):
     indices = order[..., :k] if axis in (-1, x.ndim - 1) else xp.moveaxis(
         xp.moveaxis(order, axis, -1)[..., :k], -1, axis)
     return xp.take_along_axis(x, indices, axis=axis), indices
-
-
-def segment_sum(xp, values, segments, n_segments):
-    """Rows of ``values`` summed by segment: ``out[s] = sum_{i: segments[i] = s} values[i]``.
-
-    ``values`` has shape (n,) or (n, d); ``segments`` holds integers in
-    ``[0, n_segments)``. Differentiable on PyTorch (no in-place update of a graph tensor).
-    """
-    shape = (n_segments, *tuple(values.shape[1:]))
-    if is_torch_namespace(xp):
-        out = xp.zeros(shape, dtype=values.dtype, device=device(values))
-        return out.index_add(0, segments, values)
-    # a one-hot product: one BLAS/cuBLAS call, no scatter in the standard
-    members = xp.astype(
-        segments[None, :] == xp.arange(n_segments, device=device(values))[:, None],
-        values.dtype,
-    )
-    if values.ndim == 1:
-        return xp.sum(members * values[None, :], axis=1)
-    return members @ values
 
 
 def stop_gradient(xp, x):

@@ -84,7 +84,8 @@ class SinkhornResult:
         ``max_k |sum_i plan_ik / b_k - 1|`` for the returned plan.
     error_history : ndarray
         ``marginal_error`` after every iteration (all stages) for NumPy scores; for
-        other namespaces after every checked iteration (every tenth, and the last).
+        other namespaces after the checked iterations (1, 2, 4, 8, then every tenth,
+        and the last of each stage).
     """
 
     plan: Any
@@ -179,16 +180,31 @@ def _eps_schedule(eps, spread, factor=0.5):
     return stages
 
 
-# Iterations between two host checks of the marginal error (non-NumPy namespaces).
+# Most iterations between two host checks of the marginal error (non-NumPy namespaces).
 _CHECK_EVERY = 10
+
+
+def _check_points(max_iter, tol, every):
+    """The iterations (1-based) after which the error is fetched: every one for NumPy
+    (``every == 1``); else after 1, 2, 4, 8, ... and then every ``every`` iterations, so a
+    quickly converging stage runs at most twice its iterations; the last one always, and
+    only the last in fixed-iteration mode (``tol < 0``)."""
+    if every == 1:
+        return range(1, max_iter + 1)
+    points, it = {max_iter}, 1
+    while tol >= 0 and it < max_iter:
+        points.add(it)
+        it = min(2 * it, it + every)
+    return points
+
 
 
 class _SinkhornLoop:
     """Iterations at one eps, sharing buffers and the error history across stages.
 
     The NumPy kernels measure the error for free in every pass; on other namespaces the
-    error is brought to the host (one sync) every ``_CHECK_EVERY`` iterations and at the
-    last one, so the history holds the checked iterations only.
+    error is brought to the host (one sync) at the iterations of :func:`_check_points`,
+    so the history holds the checked iterations only.
     """
 
     def __init__(self, scores, a, b, callback):
@@ -231,6 +247,7 @@ class _SinkhornLoop:
             g = self.initial_g(eps)
         shift = None  # the first pass at a new eps finds each row's maximum
         state = None
+        checks = _check_points(max_iter, tol, self.check_every)
         for it in range(max_iter):
             last = it == max_iter - 1
             f_scaled, col_sum, plan = self.passes.row_pass(
@@ -238,7 +255,7 @@ class _SinkhornLoop:
                 plan_mass if last else None,
             )
             self.n_iter += 1
-            if last or (it + 1) % self.check_every == 0:
+            if it + 1 in checks:
                 error = self._error(f_scaled, col_sum)
                 if error is None:
                     self._roll_back(state)
