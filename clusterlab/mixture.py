@@ -24,7 +24,6 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import special
 from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -661,10 +660,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             computed in float64 where the device has it).
         """
         log_joint, xp, dtype, _ = self._log_joint(X)
-        if xp is None:
-            return np.exp(log_joint - special.logsumexp(log_joint, axis=1, keepdims=True))
+        xp = xp or get_namespace(log_joint)
         proba = xp.exp(log_joint - logsumexp(xp, log_joint, axis=1, keepdims=True))
-        return xp.astype(proba, dtype, copy=False)
+        return proba if dtype is None else xp.astype(proba, dtype, copy=False)
 
     def score_samples(self, X):
         """Log density ``log sum_k pi_k N(x | mu_k, Sigma_k)`` of each sample.
@@ -682,9 +680,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             library on ``X``'s device, in ``X``'s float dtype.
         """
         log_joint, xp, dtype, _ = self._log_joint(X)
-        if xp is None:
-            return special.logsumexp(log_joint, axis=1)
-        return xp.astype(logsumexp(xp, log_joint, axis=1), dtype, copy=False)
+        xp = xp or get_namespace(log_joint)
+        log_density = logsumexp(xp, log_joint, axis=1)
+        return log_density if dtype is None else xp.astype(log_density, dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean log density of the samples (``y`` is ignored).
@@ -701,7 +699,6 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         float
         """
         log_joint, xp, _, _ = self._log_joint(X)
-        if xp is None:
-            return float(special.logsumexp(log_joint, axis=1).mean())
+        xp = xp or get_namespace(log_joint)
         (mean,) = host_floats(xp, xp.mean(logsumexp(xp, log_joint, axis=1)))
         return mean
