@@ -5,6 +5,8 @@ baseline it is compared with. Later capabilities add their cases to :data:`CASES
 :data:`FEWSHOT_CASES` run few-shot episodes (:class:`FewShotCase`) and report accuracy
 over tasks beside the SimpleShot baseline. :data:`GCD_CASES` run generalized category
 discovery (:class:`GCDCase`): the estimated number of classes and All/Old/New accuracy.
+:data:`HEAD_CASES` run the heads of the other papers (:class:`HeadCase`): each returns
+rows of named scores, the clusterlab method beside its peer.
 """
 
 from __future__ import annotations
@@ -180,6 +182,27 @@ def _run_gcd(case, seed):
             "true_k": true_k, "start_k": case.start_k, "rows": rows}
 
 
+@dataclass(frozen=True)
+class HeadCase:
+    """One head of another paper on bundled real data, beside its peer.
+
+    ``run(seed)`` returns rows ``{"method": str, "seconds": float, <score>: float, ...}``;
+    every row of a case has the same scores, printed in their order. Seconds exclude
+    Numba's one-time compilation (the case warms up first).
+    """
+
+    title: str
+    dataset: str
+    run: Callable[[int], list]
+
+
+# Each head adds its ``_<head>_rows(seed)`` function above this line and a HeadCase below.
+
+HEAD_CASES: list[HeadCase] = [
+    # one HeadCase per head, added above this line
+]
+
+
 def _evaluate(name, estimator, X, y):
     # one untimed fit on a slice first, so that seconds exclude Numba's one-time compile
     with warnings.catch_warnings():
@@ -201,11 +224,11 @@ def _evaluate(name, estimator, X, y):
     }
 
 
-def run_demo(seed=0, cases=None, fewshot_cases=None, gcd_cases=None):
+def run_demo(seed=0, cases=None, fewshot_cases=None, gcd_cases=None, head_cases=None):
     """Run the demo cases; returns a list of ``{case, kind, dataset, ..., rows}`` dicts.
 
-    ``kind`` is "clustering" (rows per estimator), "fewshot" (rows per method and shot) or
-    "gcd" (rows per method).
+    ``kind`` is "clustering" (rows per estimator), "fewshot" (rows per method and shot),
+    "gcd" (rows per method) or "head" (rows per method, with the case's own scores).
     """
     report = []
     for case in CASES if cases is None else cases:
@@ -225,7 +248,16 @@ def run_demo(seed=0, cases=None, fewshot_cases=None, gcd_cases=None):
     report.extend(_run_fewshot(case, seed)
                   for case in (FEWSHOT_CASES if fewshot_cases is None else fewshot_cases))
     report.extend(_run_gcd(case, seed) for case in (GCD_CASES if gcd_cases is None else gcd_cases))
+    report.extend(_run_head(case, seed)
+                  for case in (HEAD_CASES if head_cases is None else head_cases))
     return report
+
+
+def _run_head(case, seed):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning must not end the demo
+        rows = case.run(seed)
+    return {"case": case.title, "kind": "head", "dataset": case.dataset, "rows": rows}
 
 
 def format_report(report):
@@ -241,6 +273,9 @@ def format_report(report):
             continue
         if block["kind"] == "gcd":
             lines.extend(_format_gcd(block))
+            continue
+        if block["kind"] == "head":
+            lines.extend(_format_head(block))
             continue
         prep = f", {block['preprocessing']}" if block["preprocessing"] else ""
         lines.append(
@@ -282,6 +317,21 @@ def _format_gcd(block):
     lines.extend(
         f"{r['method']:<24}{r['k']:>4d}{r['all']:>7.3f}{r['old']:>7.3f}{r['new']:>7.3f}"
         f"{r['seconds']:>9.2f}"
+        for r in block["rows"]
+    )
+    lines.append("")
+    return lines
+
+
+def _format_head(block):
+    scores = [key for key in block["rows"][0] if key not in ("method", "seconds")]
+    lines = [
+        f"{block['case']} — {block['dataset']}",
+        f"{'method':<30}" + "".join(f"{name:>10}" for name in scores) + f"{'seconds':>9}",
+    ]
+    lines.extend(
+        f"{r['method']:<30}" + "".join(f"{r[name]:>10.3f}" for name in scores)
+        + f"{r['seconds']:>9.2f}"
         for r in block["rows"]
     )
     lines.append("")

@@ -3,7 +3,14 @@ import json
 import pytest
 
 from clusterlab.cli import main
-from clusterlab.demo import CASES, FEWSHOT_CASES, GCD_CASES, format_report, run_demo
+from clusterlab.demo import (
+    CASES,
+    FEWSHOT_CASES,
+    GCD_CASES,
+    HEAD_CASES,
+    format_report,
+    run_demo,
+)
 
 
 @pytest.mark.slow
@@ -11,7 +18,7 @@ def test_demo_json_reports_every_case(capsys):
     assert main(["demo", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [block["case"] for block in report] == [
-        case.title for case in [*CASES, *FEWSHOT_CASES, *GCD_CASES]
+        case.title for case in [*CASES, *FEWSHOT_CASES, *GCD_CASES, *HEAD_CASES]
     ]
     clustering = {block["case"]: block for block in report if block["kind"] == "clustering"}
     for block in clustering.values():
@@ -39,7 +46,7 @@ def test_demo_json_reports_every_case(capsys):
 
 
 def test_text_report_has_a_row_per_estimator():
-    text = format_report(run_demo(cases=CASES[:1], fewshot_cases=[], gcd_cases=[]))
+    text = format_report(run_demo(cases=CASES[:1], fewshot_cases=[], gcd_cases=[], head_cases=[]))
     assert "SinkhornKMeans" in text
     assert "KMeans" in text
     assert "largest" in text
@@ -56,3 +63,19 @@ def test_help(argv, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_head_cases_report_their_own_scores():
+    from clusterlab.demo import HeadCase
+
+    case = HeadCase("a head", "digits", lambda seed: [
+        {"method": "ours", "auroc": 0.9 + seed, "seconds": 0.5},
+        {"method": "peer", "auroc": 0.8, "seconds": 0.25},
+    ])
+    report = run_demo(seed=0, cases=[], fewshot_cases=[], gcd_cases=[], head_cases=[case])
+    assert report == [{"case": "a head", "kind": "head", "dataset": "digits",
+                       "rows": case.run(0)}]
+    text = format_report(report)
+    assert "auroc" in text
+    assert "0.900" in text
+    assert "0.800" in text
