@@ -152,8 +152,9 @@ def _short(message):
     return message.removeprefix("Warning: ").split(". ")[0].rstrip(".")[:70]
 
 
-def measure(case, method, S, fn, mass, *, warmup=False, reference=None, cap=None):
-    """Time ``fn`` (returning ``((plan, n_iter), messages)``); the table row and the plan.
+def measure(case, method, S, fn, mass, *, warmup=True, reference=None, cap=None):
+    """Time ``fn`` after one untimed call (returning ``((plan, n_iter), messages)``); the
+    table row and the plan.
 
     ``mass`` is each column's target sum; ``reference`` is compared with the output
     scaled to codes (``n * plan``); ``cap`` notes a run that stopped at an iteration cap.
@@ -203,7 +204,7 @@ def swav_case(S):
     fn = quietly(lambda: (clusterlab.sinkhorn_codes(S, EPS, SWAV_ITER), SWAV_ITER))
     rows.append(
         measure(
-            case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, warmup=True, reference=reference
+            case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, reference=reference
         )[0]
     )
     return rows
@@ -239,7 +240,7 @@ def converged_case(S):
     for scaling in (True, False):
         name = "clusterlab.sinkhorn" + ("" if scaling else " (eps_scaling=False)")
         fn = _clusterlab_runner(S, EPS, 1000, eps_scaling=scaling)
-        rows.append(measure(case, name, S, fn, 1 / K, warmup=True)[0])
+        rows.append(measure(case, name, S, fn, 1 / K)[0])
     return rows
 
 
@@ -256,7 +257,7 @@ def small_eps_case(S):
         fn = _clusterlab_runner(scores, SMALL_EPS, SMALL_EPS_MAX_ITER)
         rows.append(
             measure(
-                case, "clusterlab.sinkhorn", scores, fn, 1 / K, warmup=True, cap=SMALL_EPS_MAX_ITER
+                case, "clusterlab.sinkhorn", scores, fn, 1 / K, cap=SMALL_EPS_MAX_ITER
             )[0]
         )
     return rows

@@ -8,8 +8,10 @@ their device; nothing is modified in place.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
+from scipy.sparse import issparse
 
 from clusterlab.solvers._backend import (
     extrema,
@@ -29,6 +31,11 @@ def check_float_matrix(X, name="X", *, min_rows=1, min_cols=1, finite=True):
     ``finite=False`` leaves the NaN/inf check to the caller (one device sync fewer when
     the caller's own check finds them, as :func:`check_score_range` does).
     """
+    if issparse(X):
+        raise ValueError(
+            f"{name} is a SciPy sparse matrix; this function needs a dense array "
+            f"({name}.toarray())."
+        )
     if not is_array(X) or isinstance(X, np.ndarray):
         X = np.asarray(X)
         if X.dtype == object or not np.issubdtype(X.dtype, np.number):
@@ -82,7 +89,7 @@ def check_score_range(scores, eps, name="scores"):
     """Finite scores whose spread, and spread over eps, are finite floating-point numbers.
 
     One device sync (the maximum and minimum fetched together; NaN and inf show in them).
-    Returns the spread ``max - min`` as a Python float.
+    Returns ``(min, max)`` as Python floats.
     """
     xp = get_namespace(scores)
     high, low = host_floats(xp, *extrema(xp, scores))
@@ -96,7 +103,7 @@ def check_score_range(scores, eps, name="scores"):
         )
     if not np.isfinite(spread / eps):
         raise ValueError(f"eps={eps:g} is too small for {name} spanning {spread:g}.")
-    return spread
+    return low, high
 
 
 def check_positive(value, name):
@@ -113,6 +120,20 @@ def check_count(value, name, *, minimum=1, allow_none=False):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def count_runs(init, n_init):
+    """Runs to make: ``n_init``, or one (with a warning) when ``init`` gives the starting
+    centres, since every run would then be the same."""
+    if isinstance(init, str) or n_init == 1:
+        return n_init
+    warnings.warn(
+        "init gives the starting centres: one run replaces the n_init runs, which would "
+        "all be identical.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return 1
 
 
 def check_n_clusters(n_clusters, n_samples):

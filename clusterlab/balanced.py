@@ -20,6 +20,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
     check_count,
@@ -28,6 +29,7 @@ from clusterlab._validation import (
     check_n_clusters,
     check_positive,
     check_score_range,
+    count_runs,
 )
 from clusterlab.solvers import balanced_kmeans as _bk
 from clusterlab.solvers import sinkhorn as _sk
@@ -64,14 +66,14 @@ def _progress_printer(verbose, label):
 
 def _check_solver_arguments(scores, eps, tol, max_iter, n_iter):
     """The checks every Sinkhorn entry point shares; returns them validated, and the
-    spread of the scores (one device sync in all)."""
+    range ``(min, max)`` of the scores (one device sync in all)."""
     scores = check_float_matrix(scores, "scores", finite=False)  # the range check sees NaN
     eps = check_positive(eps, "eps")
-    spread = check_score_range(scores, eps)
+    score_range = check_score_range(scores, eps)
     return (
         scores,
         eps,
-        spread,
+        score_range,
         check_positive(tol, "tol"),
         check_count(max_iter, "max_iter"),
         check_count(n_iter, "n_iter", allow_none=True),
@@ -226,11 +228,12 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     >>> np.allclose(codes.sum(axis=1), 1.0)
     True
     """
-    scores, eps, spread, tol, max_iter, n_iter = _check_solver_arguments(
+    scores, eps, score_range, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
     codes, result = _sk.sinkhorn_codes(
-        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter, spread=spread
+        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter,
+        score_range=score_range
     )
     if n_iter is None and not result.converged:
         _warn_not_converged(result, tol, "sinkhorn_codes")
@@ -328,6 +331,12 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     the objective). The rounding to exact sizes runs on the host: the final plan is
     copied there once, and the labels (int64) are copied back to the device.
 
+    Scale: the fit runs on ``X`` centred and divided by a power of two ``scale``
+    (:func:`clusterlab._scaling.normalise_scale`; only divided with ``spherical=True``),
+    an exact operation, so ``X * s`` gives the partition of ``X`` for any ``s`` from
+    1e-200 to 1e200; ``cluster_centers_`` and the objectives are mapped back to ``X``'s
+    units, and new samples are mapped into the same frame.
+
     A model predicts on, and transforms, arrays of any of these kinds, whatever it was
     fitted on: the fitted centres are copied to the namespace and device of the input
     (the input is computed in the fitted dtype).
@@ -357,7 +366,10 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         centroids and is rounded to exact sizes, so 1e-4 is ample; on well-separated
         data near-hard plans converge slowly at small ``eps``, and a tighter tolerance
         mostly costs iterations.
-    sinkhorn_max_iter : int, default=1000
+    sinkhorn_max_iter : int, default=5000
+        Iteration cap of each transport solve. Each solve starts from the potentials of
+        the previous one and usually needs a few; the first ones on well-separated data
+        (near-hard plans) can need a few thousand.
     random_state : int, RandomState instance or None
     verbose : int, default=0
         Print the transport cost after every centroid update.
@@ -371,6 +383,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     objective_history_ : ndarray
         The entropic k-means objective ``n sum_ik Q_ik ||x_i - c_k||^2 - 2 v eps n H(Q)``
         after every centroid update; it does not increase (up to the transport tolerance).
+        Computed in the normalised frame and multiplied back by ``scale**2`` (Euclidean
+        scores; see the scale note above): ``inf`` where that leaves the float range.
     objective_ : float
         Its last value, used to pick the best of ``n_init`` runs.
     n_iter_ : int
@@ -431,7 +445,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         max_iter=100,
         tol=1e-4,
         sinkhorn_tol=1e-4,
-        sinkhorn_max_iter=1000,
+        sinkhorn_max_iter=5000,
         random_state=None,
         verbose=0,
     ):
@@ -461,22 +475,16 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         xp, where = get_namespace(X), device(X)
         check_n_clusters(self.n_clusters, X.shape[0])
         self.proportions_ = self._check_proportions()
-        # Euclidean scores are translation-invariant: centring X keeps the expanded
+        # The fit runs in X's normalised frame (clusterlab._scaling): scaled by a power
+        # of two (exact), so that X * 1e-200 and X * 1e200 give X's partition, and, for
+        # Euclidean scores (translation-invariant), centred, which keeps the expanded
         # squared distances free of cancellation (a float32 offset of 1e4 would swamp them)
-        self._offset = None if self.spherical else _feature_means(xp, X)
-        X = self._to_model_space(xp, X, self._offset)
+        X, self._frame = normalise_scale(X, centre=not self.spherical)
+        X = self._to_model_space(xp, X, None)
         rng = check_random_state(self.random_state)
         self._scale = self._score_scale(xp, X)
         proportions = self._proportions_on(xp, where)
-        n_init = self.n_init
-        if not isinstance(self.init, str) and n_init > 1:
-            warnings.warn(
-                "init is an array of centres: one run replaces the n_init runs, which "
-                "would all be identical.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            n_init = 1
+        n_init = count_runs(self.init, self.n_init)
         best = None
         for _ in range(n_init):
             run = _bk.single_run(
@@ -495,12 +503,17 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 stacklevel=3,
             )
         self._centers = best.centers  # in the centred (or normalised) space of the scores
-        self.cluster_centers_ = self._from_model_space(xp, best.centers, self._offset)
-        self.objective_history_ = best.objective_history
-        self.objective_ = best.objective
+        self.cluster_centers_ = self._from_model_space(xp, best.centers)
+        # squared distances of the frame, back in X's units (cosine objectives are unit-free)
+        power = 0 if self.spherical else 2
+        self.objective_history_ = self._frame.lengths(best.objective_history, power)
+        self.objective_ = self._frame.lengths(best.objective, power)
         self.n_iter_ = best.n_iter
         self.converged_ = best.converged
-        self.labels_ = self._balanced_labels(xp, X, best.centers, proportions)
+        # warm-started from the last inner solve: near-hard plans of well-separated data
+        # take thousands of iterations from a cold start
+        self.labels_ = self._balanced_labels(xp, X, best.centers, proportions,
+                                             init=best.potentials)
         return self
 
     def _validate_fit_data(self, X):
@@ -529,19 +542,22 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         return xp.asarray(self.proportions_, dtype=accumulation_dtype(xp, where),
                           device=where)
 
-    def _to_model_space(self, xp, X, offset):
-        """Samples (or user centres) as the scores see them: centred, or unit-norm."""
+    def _to_model_space(self, xp, X, frame):
+        """Samples (or user centres) as the scores see them: in the normalised frame
+        (skipped when ``frame`` is None: already there), and unit-norm for cosines."""
+        if frame is not None:
+            X = frame.to_frame(X)
         if not self.spherical:
-            return xp.astype(X - offset, X.dtype, copy=False)
+            return X
         norms = xp.linalg.vector_norm(X, axis=1, keepdims=True)
         if bool(xp.any(norms == 0)):
             raise ValueError("spherical=True needs nonzero samples: X has an all-zero row.")
         return X / norms
 
-    def _from_model_space(self, xp, centers, offset):
+    def _from_model_space(self, xp, centers):
         if self.spherical:
             return centers
-        return xp.astype(centers + offset, centers.dtype, copy=False)
+        return self._frame.points(centers)
 
     def _score_scale(self, xp, X):
         """``v``: mean squared distance to the mean (1 for spherical cosine scores)."""
@@ -581,22 +597,22 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 f"({self.n_clusters}, {X.shape[1]})."
             )
         centers = xp.astype(to_namespace(xp, centers, device(X)), X.dtype)  # a copy
-        return self._to_model_space(xp, centers, self._offset)
+        return self._to_model_space(xp, centers, self._frame)
 
-    def _transport(self, X, centers, proportions, plan_mass=None):
+    def _transport(self, X, centers, proportions, plan_mass=None, init=None):
         result = _bk.transport(
             X, centers, proportions, spherical=self.spherical, scale=self._scale,
             eps=self.eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
-            plan_mass=plan_mass,
+            plan_mass=plan_mass, init=init,
         )
         if not result.converged:
             _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
         return result
 
-    def _balanced_labels(self, xp, X, centers, proportions):
+    def _balanced_labels(self, xp, X, centers, proportions, init=None):
         """Rounded labels of the final plan: computed on the host (the plan is copied
         there once), returned as int64 on the device of ``X``."""
-        plan = self._transport(X, centers, proportions).plan
+        plan = self._transport(X, centers, proportions, init=init).plan
         labels = round_to_proportions(to_numpy(plan), self.proportions_)
         if is_numpy_namespace(xp):
             return labels
@@ -621,8 +637,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 )
         xp, where = get_namespace(X), device(X)
         centers = to_namespace(xp, self._centers, where)
-        offset = None if self._offset is None else to_namespace(xp, self._offset, where)
-        X = self._to_model_space(xp, xp.astype(X, centers.dtype, copy=False), offset)
+        X = self._to_model_space(xp, xp.astype(X, centers.dtype, copy=False), self._frame)
         return xp, X, centers, self._proportions_on(xp, where)
 
     def predict(self, X, balanced=True):
@@ -661,10 +676,5 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _feature_means(xp, X):
-    """Column means of ``X``, accumulated in float64 (where the device has it)."""
-    return xp.sum(X, axis=0, dtype=accumulation_dtype(xp, device(X))) / X.shape[0]
 
 

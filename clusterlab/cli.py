@@ -6,6 +6,8 @@ import argparse
 import json
 import math
 import sys
+import tempfile
+from pathlib import Path
 
 
 def _demo(args):
@@ -42,12 +44,42 @@ def _grid_values(text):
     return [round(start + i * step, 10) for i in range(count)]
 
 
+def _seed(text):
+    """A seed for NumPy's generators: an integer in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 2**32)")
+    return value
+
+
+def _writable_folder(path):
+    """The error that writing into folder ``path`` would raise, or None (checked up front,
+    so that a long experiment is not run only to lose its files)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        return f"--out {path}: exists and is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        return f"--out {path}: cannot write there ({error.strerror or error})"
+    return None
+
+
 def _recovery(args):
     import importlib.util
     import itertools
 
     from clusterlab import experiments
 
+    problem = _writable_folder(args.out)
+    if problem is not None:
+        print(f"clusterlab recovery {args.experiment}: error: {problem}", file=sys.stderr)
+        return 2
     plot = not args.no_plot
     if plot and importlib.util.find_spec("matplotlib") is None:
         print('matplotlib is not installed, so no PNG plot is drawn (pip install '
@@ -70,8 +102,13 @@ def _recovery(args):
     except ValueError as error:
         print(f"clusterlab recovery {args.experiment}: error: {error}", file=sys.stderr)
         return 2
-    paths = result.save(args.out, plot=plot)
     print(result.format_table())
+    try:
+        paths = result.save(args.out, plot=plot)
+    except OSError as error:  # the folder changed while the experiment ran
+        print(f"clusterlab recovery {args.experiment}: error: could not write to {args.out} "
+              f"({error}); the table above is the result", file=sys.stderr)
+        return 1
     print(f"\nFinished in {result.seconds:.1f} s; wrote")
     for path in paths.values():
         print(f"  {path}")
@@ -90,7 +127,7 @@ def _add_recovery_parser(commands):
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", default="recovery_results", metavar="DIR",
                         help="folder for the CSV/JSON/PNG files (default: recovery_results)")
-    common.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    common.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     common.add_argument("--sdp-solver", choices=("lowrank", "cvxpy", "auto"),
                         default="lowrank",
                         help="solver of the SDP methods (default: lowrank; cvxpy is exact "
@@ -162,7 +199,7 @@ def build_parser():
         "cluster size beside scikit-learn's KMeans on the same data.",
     )
     demo.add_argument("--json", action="store_true", help="print the report as JSON")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     demo.set_defaults(handler=_demo)
     _add_recovery_parser(commands)
     return parser

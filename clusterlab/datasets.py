@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
+from scipy import sparse
 from sklearn import datasets as _sk
 from sklearn.utils import check_random_state
 
@@ -31,6 +32,8 @@ __all__ = [
     "GCDSplit",
     "fewshot_tasks",
     "load_dataset",
+    "load_karate_club",
+    "make_attributed_sbm",
     "make_gaussian_mixture",
     "make_gcd_split",
     "make_heterogeneous_mixture",
@@ -121,6 +124,42 @@ def load_dataset(name, *, preprocessing=None, dtype=np.float64):
             f"preprocessing must be None, 'standardize' or 'l2', got {preprocessing!r}."
         )
     return np.ascontiguousarray(X, dtype=dtype), y.astype(np.int64)
+
+
+def load_karate_club():
+    """Zachary's karate club: the friendship graph of 34 members and the two factions the
+    club split into (W. W. Zachary, J. Anthropol. Res. 33, 452-473, 1977).
+
+    Read from a small file inside clusterlab (the 78 edges and the factions as networkx's
+    ``karate_club_graph`` gives them), so no graph library is needed.
+
+    Returns
+    -------
+    adjacency : scipy.sparse.csr_matrix of shape (34, 34)
+        Symmetric, unweighted (entries 1), no self-loops.
+    y : ndarray of shape (34,), int
+        0 for Mr. Hi's faction, 1 for the Officer's.
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import load_karate_club
+    >>> adjacency, y = load_karate_club()
+    >>> adjacency.shape, adjacency.nnz // 2, int(y.sum())
+    ((34, 34), 78, 17)
+    """
+    y, edges = {}, []
+    text = resources.files("clusterlab").joinpath("data", "karate_club.csv").read_text()
+    for line in text.splitlines():
+        kind, *fields = line.split(",")
+        if kind == "member":
+            y[int(fields[0])] = int(fields[1])
+        elif kind == "edge":
+            edges.append((int(fields[0]), int(fields[1])))
+    u, v = np.array(edges).T
+    n = len(y)
+    adjacency = sparse.coo_matrix((np.ones(2 * u.size), (np.r_[u, v], np.r_[v, u])),
+                                  shape=(n, n)).tocsr()
+    return adjacency, np.array([y[i] for i in range(n)], dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -594,3 +633,89 @@ def make_heterogeneous_mixture(setting, n_samples=None, *, shuffle=True, random_
         spec["means"], spec["covariances"], n_samples, shuffle=shuffle,
         random_state=random_state,
     )
+
+
+def make_attributed_sbm(n_samples, n_communities, p_in, p_out, n_features, *,
+                        separation=2.0, shuffle=True, random_state=None):
+    """An attributed stochastic block model: a graph with communities, and node features.
+
+    The nodes fall into ``n_communities`` communities of sizes that differ by at most one.
+    Each pair of distinct nodes is joined independently, with probability ``p_in`` inside
+    a community and ``p_out`` across. A node's features are its community's centre plus
+    ``N(0, I)`` noise; the centres are the vertices of a regular simplex, every pair at
+    distance ``separation`` (in noise standard deviations), so the features alone separate
+    the communities only partly when ``separation`` is small.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of nodes, at least ``n_communities``.
+    n_communities : int
+        At least 1 and at most ``n_features + 1``.
+    p_in, p_out : float in [0, 1]
+        Edge probabilities inside and across communities.
+    n_features : int
+    separation : float >= 0, default=2.0
+        Distance between community centres; 0 gives features with no information.
+    shuffle : bool
+        Shuffle the nodes; otherwise they come community by community.
+    random_state : int, RandomState instance or None
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+    adjacency : scipy.sparse.csr_matrix of shape (n_samples, n_samples)
+        Symmetric, binary (float64 ones), no self-loops.
+    y : ndarray of shape (n_samples,), int64
+        The community of every node.
+
+    Examples
+    --------
+    >>> from clusterlab.datasets import make_attributed_sbm
+    >>> X, A, y = make_attributed_sbm(300, 3, p_in=0.1, p_out=0.01, n_features=4,
+    ...                               random_state=0)
+    >>> X.shape, A.shape, np.bincount(y).tolist()
+    ((300, 4), (300, 300), [100, 100, 100])
+    >>> bool((A != A.T).nnz == 0 and A.diagonal().sum() == 0)
+    True
+    """
+    import scipy.sparse as sp
+
+    n_communities = check_count(n_communities, "n_communities")
+    n_samples = check_count(n_samples, "n_samples", minimum=n_communities)
+    n_features = check_count(n_features, "n_features")
+    for name, p in (("p_in", p_in), ("p_out", p_out)):
+        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0 <= p <= 1:
+            raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}.")
+    if not isinstance(separation, numbers.Real) or not 0 <= separation < np.inf:
+        raise ValueError(f"separation must be a finite number >= 0, got {separation!r}.")
+    if n_communities > n_features + 1:
+        raise ValueError(
+            f"n_communities={n_communities} equidistant centres need n_features >= "
+            f"{n_communities - 1}, got n_features={n_features}."
+        )
+    rng = check_random_state(random_state)
+    y = np.repeat(np.arange(n_communities), _balanced_sizes(n_samples, n_communities))
+    if shuffle:
+        y = y[rng.permutation(n_samples)]
+    y = y.astype(np.int64)
+    if n_communities > 1:
+        centres = _simplex_centres(n_communities, n_features, float(separation) ** 2)
+    else:
+        centres = np.zeros((1, n_features))
+    X = centres[y] + rng.standard_normal((n_samples, n_features))
+    rows, cols = [], []
+    chunk = max(1, 2**22 // n_samples)  # rows of uniforms drawn at once (32 MiB)
+    for start in range(0, n_samples, chunk):
+        stop = min(start + chunk, n_samples)
+        same = y[start:stop, None] == y[None, :]
+        draw = rng.random_sample((stop - start, n_samples)) < np.where(same, p_in, p_out)
+        i, j = np.nonzero(draw)
+        upper = j > i + start  # each pair once, no self-loops
+        rows.append(i[upper] + start)
+        cols.append(j[upper])
+    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    upper = sp.csr_matrix((np.ones(rows.shape[0]), (rows, cols)), shape=(n_samples,) * 2)
+    adjacency = (upper + upper.T).tocsr()
+    adjacency.sort_indices()
+    return np.ascontiguousarray(X), adjacency, y

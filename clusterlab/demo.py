@@ -171,6 +171,12 @@ def _run_gcd(case, seed):
     def given_k():
         return true_k, SemiSupervisedKMeans(true_k, random_state=seed).fit(X, y_partial).labels_
 
+    # untimed warm-up on a slice, so that seconds exclude Numba's one-time compile
+    warm = slice(0, 300)
+    _timed_fit(lambda: SemiSupervisedGMM(n_components=case.start_k, random_state=seed)
+               .fit(X[warm], y_partial[warm]))
+    _timed_fit(lambda: SemiSupervisedKMeans(true_k, random_state=seed)
+               .fit(X[warm], y_partial[warm]))
     rows = []
     for name, fit in [("SemiSupervisedGMM", gmm), ("K estimate + SS-KMeans", estimated_k),
                       ("SS-KMeans, true K", given_k)]:
@@ -196,9 +202,232 @@ class HeadCase:
     run: Callable[[int], list]
 
 
+def _ood_rows(seed):
+    """Digits, classes 0-6 in and 7-9 out (70/30 split of the inliers, PCA-32 fitted on the
+    inlier training part, L2 rows): the prototype detector beside Mahalanobis and 5-NN."""
+    from sklearn.covariance import EmpiricalCovariance
+    from sklearn.model_selection import train_test_split
+    from sklearn.neighbors import NearestNeighbors
+
+    from clusterlab.metrics import evaluate_ood
+    from clusterlab.ood import PrototypeOODDetector
+
+    X, y = load_dataset("digits")
+    inlier = y <= 6
+    X_train, X_test, y_train, _ = train_test_split(
+        X[inlier], y[inlier], test_size=0.3, stratify=y[inlier], random_state=seed)
+    pca = PCA(32, random_state=0).fit(X_train)
+    F_train, F_in, F_out = (
+        Z / np.linalg.norm(Z, axis=1, keepdims=True)
+        for Z in (pca.transform(A) for A in (X_train, X_test, X[~inlier]))
+    )
+
+    def prototypes(F, labels):
+        detector = PrototypeOODDetector(random_state=seed).fit(F, labels)
+        return detector.score_samples(F_in), detector.score_samples(F_out)
+
+    def mahalanobis(F, labels):
+        means = np.stack([F[labels == c].mean(axis=0) for c in np.unique(labels)])
+        index = np.searchsorted(np.unique(labels), labels)
+        cov = EmpiricalCovariance(assume_centered=True).fit(F - means[index])
+        return tuple(-np.min([cov.mahalanobis(A - m) for m in means], axis=0)
+                     for A in (F_in, F_out))
+
+    def knn(F, labels):
+        nn = NearestNeighbors(n_neighbors=5).fit(F)
+        return tuple(-nn.kneighbors(A)[0][:, -1] for A in (F_in, F_out))
+
+    rows = []
+    for name, method in [("PrototypeOODDetector (P=10)", prototypes),
+                         ("Mahalanobis, shared cov.", mahalanobis),
+                         ("5-NN distance", knn)]:
+        method(F_train[:150], y_train[:150])  # untimed warm-up (Numba's one-time compile)
+        start = time.perf_counter()
+        s_in, s_out = method(F_train, y_train)
+        seconds = time.perf_counter() - start
+        score = evaluate_ood(s_in, s_out)
+        rows.append({"method": name, "AUROC": score.auroc, "AUPR": score.aupr,
+                     "FPR95": score.fpr95, "seconds": seconds})
+    return rows
+
+
+def _pamc_rows(seed):
+    """Digits, PCA-10 embeddings and their 3-NN graph: PamC's linear-time meta-node loss
+    (true, k-means and random labels) beside the dense O(N²) loss it replaces."""
+    from clusterlab.contrastive import knn_graph, ncontrast_loss, pamc_loss
+
+    X, y = load_dataset("digits")
+    Z = PCA(10, random_state=0).fit_transform(X)
+    A = knn_graph(Z, 3)
+    kmeans = KMeans(10, n_init=10, random_state=seed).fit_predict(Z)
+    random = np.random.default_rng(seed).integers(0, 10, y.shape[0])
+    small = knn_graph(Z[:100], 3)
+    pamc_loss(Z[:100], small, y[:100])  # untimed warm-ups (Numba's one-time compile)
+    ncontrast_loss(Z[:100], small)
+    rows = []
+    for name, compute in [
+        ("pamc_loss, true labels", lambda: pamc_loss(Z, A, y)),
+        ("pamc_loss, k-means labels", lambda: pamc_loss(Z, A, kmeans)),
+        ("pamc_loss, random labels", lambda: pamc_loss(Z, A, random)),
+        ("ncontrast_loss, dense O(N^2)", lambda: ncontrast_loss(Z, A)),
+    ]:
+        start = time.perf_counter()
+        loss = float(compute())
+        rows.append({"method": name, "loss": loss, "seconds": time.perf_counter() - start})
+    return rows
+
+
+def _community_rows(seed):
+    """Zachary's karate club (identity features, truth the two factions): communities found
+    by group sparsity beside spectral clustering given the true K = 2; K, NMI and EDGE
+    (EDGE rewards fewer, larger communities: one community for all scores 0.924 here)."""
+    from sklearn.cluster import SpectralClustering
+
+    from clusterlab.community import GroupSparseCommunity
+    from clusterlab.datasets import load_karate_club
+    from clusterlab.metrics import edge_f1_score
+
+    A, y = load_karate_club()
+
+    def ours():
+        return GroupSparseCommunity(k_max=16, random_state=seed).fit_predict(
+            np.eye(A.shape[0]), adjacency=A)
+
+    def spectral():
+        return SpectralClustering(2, affinity="precomputed", random_state=seed).fit_predict(A)
+
+    rows = []
+    for name, method in [("GroupSparseCommunity", ours), ("spectral, true K", spectral)]:
+        method()  # untimed warm-up (Numba's one-time compile)
+        start = time.perf_counter()
+        labels = method()
+        seconds = time.perf_counter() - start
+        rows.append({"method": name, "K": float(np.unique(labels).shape[0]),
+                     "NMI": float(normalized_mutual_info_score(y, labels)),
+                     "EDGE": edge_f1_score(A, y, labels), "seconds": seconds})
+    return rows
+
+
+def _mlcd_rows(seed):
+    """Digits, centred and L2-normalised, K = 10: SphericalKMeans beside faiss' spherical
+    k-means (scikit-learn's KMeans on the normalised rows where faiss is not installed)."""
+    from clusterlab.spherical import SphericalKMeans
+
+    X, y = load_dataset("digits")
+    X = X - X.mean(axis=0)
+    X = (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+    def ours():
+        model = SphericalKMeans(10, n_init=10, random_state=seed).fit(X)
+        return model.labels_, model.cluster_centers_
+
+    try:
+        import faiss
+
+        def peer():
+            # one thread, as ours on a problem this small; OpenMP's spinning threads
+            # make faiss many times slower on a busy machine
+            threads = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            try:
+                kmeans = faiss.Kmeans(X.shape[1], 10, niter=100, nredo=10, spherical=True,
+                                      seed=seed)
+                kmeans.train(X)
+                return kmeans.index.search(X, 1)[1][:, 0], kmeans.centroids
+            finally:
+                faiss.omp_set_num_threads(threads)
+
+        peer_name = "faiss spherical (nredo=10)"
+    except ImportError:
+
+        def peer():
+            model = KMeans(10, n_init=10, random_state=seed).fit(X)
+            return model.labels_, model.cluster_centers_
+
+        peer_name = "sklearn KMeans (L2 rows)"
+    SphericalKMeans(10, random_state=seed).fit(X[:200])  # untimed warm-up (Numba's compile)
+    rows = []
+    for name, fit in [("SphericalKMeans (n_init=10)", ours), (peer_name, peer)]:
+        start = time.perf_counter()
+        labels, centers = fit()
+        seconds = time.perf_counter() - start
+        directions = centers / np.linalg.norm(centers, axis=1, keepdims=True)
+        rows.append({"method": name, "NMI": normalized_mutual_info_score(y, labels),
+                     "mean cos": float(np.mean(np.sum(X * directions[labels], axis=1))),
+                     "seconds": seconds})
+    return rows
+
+
+def _depict_rows(seed):
+    """Digits, PCA-32, K = 10: DEPICT's head (exact targets, from a k-means start with the
+    same seed) beside scikit-learn's KMeans (n_init=10); DEPICT's seconds include its
+    k-means start."""
+    from clusterlab.depict import DEPICTClustering
+
+    X, y = load_dataset("digits")
+    X = PCA(32, random_state=0).fit_transform(X)
+    rows = []
+    for name, model in [("DEPICTClustering (exact)", DEPICTClustering(10, random_state=seed)),
+                        ("sklearn KMeans (n_init=10)", KMeans(10, n_init=10,
+                                                              random_state=seed))]:
+        clone(model).fit(X[:300])  # untimed warm-up
+        start = time.perf_counter()
+        labels = model.fit_predict(X)
+        seconds = time.perf_counter() - start
+        rows.append({"method": name, "ACC": clustering_accuracy(y, labels),
+                     "NMI": float(normalized_mutual_info_score(y, labels)),
+                     "seconds": seconds})
+    return rows
+
+
+def _crossmodal_rows(seed):
+    """Digits halves (image columns 0-3 and 4-7, each view centred and L2-normalised),
+    K = 10: MGCA's swapped prototypes on both views (balanced labels_) beside
+    scikit-learn's KMeans (n_init=10) on each view and on the two views concatenated."""
+    from clusterlab.crossmodal import CrossModalPrototypeClustering
+
+    X, y = load_dataset("digits")
+    n = y.size
+    images = X.reshape(n, 8, 8)
+    views = []
+    for half in (images[:, :, :4], images[:, :, 4:]):
+        view = half.reshape(n, -1) - half.reshape(n, -1).mean(axis=0)
+        views.append(view / np.linalg.norm(view, axis=1, keepdims=True))
+    left, right = views
+    contenders = [
+        ("CrossModalPrototypes (both)",
+         CrossModalPrototypeClustering(10, n_init=10, random_state=seed), (left, right)),
+        ("KMeans, left half", KMeans(10, n_init=10, random_state=seed), (left,)),
+        ("KMeans, right half", KMeans(10, n_init=10, random_state=seed), (right,)),
+        ("KMeans, halves concatenated", KMeans(10, n_init=10, random_state=seed),
+         (np.hstack(views),)),
+    ]
+    rows = []
+    for name, model, data in contenders:
+        clone(model).fit(*(view[:300] for view in data))  # untimed warm-up
+        start = time.perf_counter()
+        labels = model.fit(*data).labels_
+        seconds = time.perf_counter() - start
+        rows.append({"method": name, "ARI": float(adjusted_rand_score(y, labels)),
+                     "NMI": float(normalized_mutual_info_score(y, labels)),
+                     "seconds": seconds})
+    return rows
+
+
 # Each head adds its ``_<head>_rows(seed)`` function above this line and a HeadCase below.
 
 HEAD_CASES: list[HeadCase] = [
+    HeadCase("MaxQuery OOD detection: classes 0-6 in, 7-9 out", "digits", _ood_rows),
+    HeadCase("PamC meta-node loss vs dense contrastive loss (PCA-10, 3-NN graph)", "digits",
+             _pamc_rows),
+    HeadCase("communities, K found by group sparsity (DAG) vs spectral given K", "karate club",
+             _community_rows),
+    HeadCase("MLCD clustering step: spherical k-means (centred + L2 rows)", "digits",
+             _mlcd_rows),
+    HeadCase("DEPICT head (soft targets, frequency prior) vs k-means, PCA-32", "digits",
+             _depict_rows),
+    HeadCase("MGCA swapped prototypes on two views (left/right image halves)", "digits",
+             _crossmodal_rows),
     # one HeadCase per head, added above this line
 ]
 

@@ -30,6 +30,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from clusterlab._n_clusters import estimate_n_clusters
+from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_float_matrix, check_n_clusters, check_partial_labels
 from clusterlab.solvers._backend import (
@@ -44,7 +45,7 @@ from clusterlab.solvers._backend import (
     to_numpy,
 )
 from clusterlab.solvers.gaussian import (
-    MixtureParams,
+    fix_far_rows,
     log_gaussian,
     log_gaussian_array,
     mixture_on,
@@ -163,6 +164,12 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
     samples never leave their class's cluster (Vaze et al., "Generalized Category
     Discovery", CVPR 2022). The run with the lowest inertia of ``n_init`` is kept.
 
+    Scale: the fit runs on ``X`` centred and divided by a power of two (an exact
+    operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
+    partition of ``X`` for any ``s`` from 1e-200 to 1e200. ``cluster_centers_`` and
+    ``inertia_`` are mapped back to ``X``'s units (``inertia_`` times ``scale**2``: ``inf``
+    beyond the float range). Predictions map new samples into the same frame.
+
     Parameters
     ----------
     n_clusters : int
@@ -240,6 +247,8 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         partial = _PartialLabels(y, X.shape[0])
         partial.check_n_clusters(self.n_clusters, "n_clusters")
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        dtype = X.dtype
+        X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
         result = seeded_kmeans(
             X, partial.clamp, self.n_clusters, rng=rng, n_init=self.n_init,
             max_iter=self.max_iter, tol=self.tol,
@@ -248,9 +257,10 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
             np.arange(partial.n_classes), np.full(self.n_clusters - partial.n_classes, -1)
         ]
         self.cluster_labels_ = partial.output_labels(component_class)
-        self.cluster_centers_ = result.centers.astype(X.dtype)
+        self._centers = np.asarray(result.centers, dtype=np.float64)  # in the frame
+        self.cluster_centers_ = self._frame.points(self._centers).astype(dtype)
         self.labels_ = self.cluster_labels_[result.labels]
-        self.inertia_ = result.inertia
+        self.inertia_ = self._frame.lengths(float(result.inertia), 2)
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         if not self.converged_:
@@ -282,9 +292,9 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         xp = _array_namespace(X)
         if xp is None:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-            centres = self.cluster_centers_.astype(np.float64)
-            return self.cluster_labels_[nearest_centers(get_namespace(X), X, centres)]
-        X = _check_array_input(self, X)
+            X = self._frame.to_frame(X)
+            return self.cluster_labels_[nearest_centers(get_namespace(X), X, self._centers)]
+        X = self._frame.to_frame(_check_array_input(self, X))
         centres, labels = _ArrayCache.get(self, xp, X, self._centres_on)
         nearest = nearest_centers(xp, xp.astype(X, centres.dtype, copy=False), centres)
         return xp.take(labels, nearest, axis=0)
@@ -292,7 +302,7 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
     def _centres_on(self, xp, where, dtype):
         acc = accumulation_dtype(xp, where)
         acc_np = np.float64 if has_float64(xp, where) else np.float32
-        centres = xp.asarray(self.cluster_centers_.astype(acc_np), dtype=acc, device=where)
+        centres = xp.asarray(self._centers.astype(acc_np), dtype=acc, device=where)
         labels = xp.asarray(self.cluster_labels_, dtype=xp.int64, device=where)
         return centres, labels
 
@@ -320,6 +330,17 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     two classes would merge (the midpoint of the two bounds this sets on ``log alpha``),
     capped at ``alpha = 1``, where the partition prior alone never favours a split. When
     the bounds contradict each other a UserWarning says so.
+
+    Scale: the fit runs on ``X`` centred and divided by a power of two ``scale`` (an exact
+    operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
+    partition of ``X`` for any ``s`` from 1e-200 to 1e200. ``covariance_prior`` is given
+    in ``X``'s units (divided by ``scale**2`` for the fit); ``tol`` applies to the
+    objective in the frame. The fitted parameters are mapped back: ``means_``,
+    ``covariances_`` times ``scale**2`` (``inf`` or 0 where that leaves the float range,
+    e.g. data at 1e200), ``precisions_cholesky_`` divided by ``scale``, and the
+    histories shifted by the log-Jacobian (see the attributes). Predictions and scores
+    run in the frame, whatever the range of the mapped-back arrays. float32 ``X`` gives
+    float32 arrays, probabilities and log densities (the solver works in float64).
 
     Parameters
     ----------
@@ -362,7 +383,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     max_iter : int
         Maximum number of EM sweeps.
     tol : float
-        Convergence threshold on the relative change of the MAP objective; with
+        Convergence threshold on the relative change of the MAP objective (in the
+        normalised frame, see "Scale"); with
         split/merge, K must also have stayed put for the last 4 move steps.
     random_state : int, RandomState instance or None
     verbose : int
@@ -386,13 +408,15 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         Soft memberships of the training samples after the last sweep.
     log_likelihood_history_ : ndarray of shape (n_sweeps,)
         Log-likelihood of the data at every sweep (labeled samples count their own
-        component).
+        component), in ``X``'s units: the frame's minus ``n d log(scale)``.
     objective_history_ : ndarray of shape (n_sweeps,)
         Log-likelihood plus log prior at every sweep's E-step. EM sweeps never decrease
         it, but an accepted split or merge can move it either way (an accepted move
         raises the marginal likelihood with its DP prior, not this objective), so the
         history is not monotone across moves, and values at different K are not
-        comparable.
+        comparable. In ``X``'s units: the frame's minus ``(n d + K m) log(scale)``, the
+        log-Jacobian of the data and of each component's mean and covariance
+        (``m = d + d (d + 1)`` full, ``3 d`` diag, ``d + 2`` spherical).
     n_components_history_ : ndarray of shape (n_sweeps,)
         K during every sweep.
     alpha_ : float or None
@@ -487,6 +511,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         partial = _PartialLabels(y, X.shape[0])
         partial.check_n_clusters(self.n_components, "n_components")
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
+        dtype = X.dtype
+        X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
+        self._n_fit_samples = X.shape[0]
         init = seeded_kmeans(X, partial.clamp, self.n_components, rng=rng, n_init=self.n_init)
         prior = self._prior(X, partial.clamp if partial.n_classes else init.labels)
         init_class = np.r_[
@@ -503,7 +530,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             hard=self.assignment == "hard", max_iter=self.max_iter, tol=self.tol, rng=rng,
             callback=self._progress if self.verbose else None,
         )
-        self._store(result, partial)
+        self._store(result, partial, X.shape, dtype)
         if not self.converged_:
             warnings.warn(
                 f"SemiSupervisedGMM did not converge in max_iter={self.max_iter} sweeps "
@@ -545,7 +572,14 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
                 )
             if not np.all(np.isfinite(given)) or np.any(np.linalg.eigvalsh(given) <= 0):
                 raise ValueError("covariance_prior must be finite and positive definite.")
-            return given
+            framed = self._frame.lengths(given, -2)  # X's units -> the frame's
+            if not np.all(np.isfinite(framed)) or np.any(np.linalg.eigvalsh(framed) <= 0):
+                raise ValueError(
+                    "covariance_prior is out of the floating-point range once divided by "
+                    f"scale**2 = 2**{2 * self._frame.exponent} (X's spread); give it in "
+                    "X's units, comparable to X's covariance."
+                )
+            return framed
         member = groups >= 0
         Xg, g = X[member].astype(np.float64), groups[member]
         sums = np.zeros((g.max() + 1, d))
@@ -563,21 +597,37 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         return pooled + _PRIOR_RIDGE * scale * np.eye(d)
 
     def _progress(self, sweep, n_components, objective):
+        objective -= self._log_jacobian(self._n_fit_samples, n_components)
         if sweep % self.verbose == 0:
             print(f"sweep {sweep:4d}  K={n_components:3d}  objective={objective:.6g}")
 
-    def _store(self, result, partial):
+    def _log_jacobian(self, n_samples, n_components):
+        """What the frame adds to a log-likelihood of ``n_samples`` plus the log prior of
+        ``n_components`` components: ``(n d + K m) log(scale)``, ``m`` the scaled
+        parameters of a component (``d`` for the mean, ``d (d + 1)`` for a full
+        covariance's ``d (d + 1) / 2`` entries each scaled by ``scale**2``, ``2 d``
+        diagonal, 2 spherical)."""
+        d = self.n_features_in_
+        m = d + {"full": d * (d + 1), "diag": 2 * d, "spherical": 2}[self.covariance_type]
+        return (n_samples * d + np.asarray(n_components) * m) * self._frame.log_scale
+
+    def _store(self, result, partial, shape, dtype):
         params = result.params
+        frame = self._frame
+        self._frame_params = params  # predictions run in the frame
         self.n_components_ = params.n_components
         self.component_labels_ = partial.output_labels(result.component_class)
-        self.weights_ = params.weights
-        self.means_ = params.means
-        self.covariances_ = params.covariances
-        self.precisions_cholesky_ = params.precisions_cholesky
-        self.responsibilities_ = result.resp
+        self.weights_ = params.weights.astype(dtype)
+        self.means_ = frame.points(params.means).astype(dtype)
+        self.covariances_ = frame.lengths(params.covariances, 2).astype(dtype)
+        self.precisions_cholesky_ = frame.lengths(params.precisions_cholesky, -1).astype(dtype)
+        self.responsibilities_ = result.resp.astype(dtype)
         self.labels_ = self.component_labels_[np.argmax(result.resp, axis=1)]
-        self.log_likelihood_history_ = result.loglik_history
-        self.objective_history_ = result.objective_history
+        n = shape[0]
+        self._frame_objective_history = result.objective_history
+        self.log_likelihood_history_ = result.loglik_history - self._log_jacobian(n, 0)
+        self.objective_history_ = result.objective_history - self._log_jacobian(
+            n, result.n_components_history)
         self.n_components_history_ = result.n_components_history
         self.log_alpha_ = result.log_alpha
         self.alpha_ = None if result.log_alpha is None else float(np.exp(result.log_alpha))
@@ -587,36 +637,55 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         self.converged_ = result.converged
 
     def _last_change(self):
-        history = self.objective_history_
+        history = self._frame_objective_history  # what tol is compared with
         if history.shape[0] < 2:
             return float("nan")
         return abs(history[-1] - history[-2]) / max(abs(history[-1]), 1e-300)
 
     def _log_joint(self, X):
-        """``log pi_k + log N(x_i | k)`` of shape (n, K), the namespace of ``X``, the float
-        dtype of the checked ``X`` and the component labels in that namespace.
+        """``log pi_k + log N(z_i | k)`` of the samples in the frame, shape (n, K); the
+        namespace of ``X`` (None for NumPy-compatible input), the float dtype of the
+        checked ``X``, the component labels in that namespace (None on NumPy) and the
+        rows whose log density lies below the float range (None: no such row).
 
-        NumPy-compatible input: a float64 ndarray and three None. Arrays of other
-        libraries: an array of their namespace on their device, in its accumulation dtype.
+        NumPy-compatible input: a float64 ndarray. Arrays of other libraries: an array of
+        their namespace on their device, in its accumulation dtype. Rows far from every
+        component (every squared distance overflows, e.g. a sample at 1e200) are redone
+        relative to their nearest component (:func:`~clusterlab.solvers.gaussian.fix_far_rows`),
+        so that their posteriors are finite; on a device, looking for them costs one host
+        synchronisation, and such rows are redone on the host.
         """
         check_is_fitted(self)
         xp = _array_namespace(X)
+        params = self._frame_params
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(params.weights)
         if xp is None:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-            params = self._params()
-            with np.errstate(divide="ignore"):
-                return log_gaussian(X, params, np.log(self.weights_)), None, None, None
+            Z = self._frame.to_frame(X)
+            with np.errstate(over="ignore", invalid="ignore"):
+                log_joint = log_gaussian(Z, params, log_weights)
+            below = fix_far_rows(Z, params, log_joint, log_weights)
+            return log_joint, None, X.dtype, None, below
         X = _check_array_input(self, X)
-        mixture, labels = _ArrayCache.get(self, xp, X, self._mixture_on)
-        return log_gaussian_array(xp, X, mixture), xp, X.dtype, labels
-
-    def _params(self):
-        return MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
+        Z = self._frame.to_frame(X)
+        mixture, labels = _ArrayCache.get(self, xp, Z, self._mixture_on)
+        with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
+            log_joint = log_gaussian_array(xp, Z, mixture)
+        below = None
+        if not bool(xp.all(xp.isfinite(xp.max(log_joint, axis=1)))):
+            host = np.array(to_numpy(log_joint), dtype=np.float64)
+            below = fix_far_rows(to_numpy(Z), params, host, log_weights)
+            where = device(log_joint)
+            log_joint = xp.asarray(host, dtype=log_joint.dtype, device=where)
+            below = xp.asarray(below, device=where)
+        return log_joint, xp, X.dtype, labels, below
 
     def _mixture_on(self, xp, where, dtype):
+        params = self._frame_params
         with np.errstate(divide="ignore"):
-            log_weights = np.log(self.weights_)
-        mixture = mixture_on(self._params(), log_weights, xp, where, dtype)
+            log_weights = np.log(params.weights)
+        mixture = mixture_on(params, log_weights, xp, where, dtype)
         labels = xp.asarray(self.component_labels_, dtype=xp.int64, device=where)
         return mixture, labels
 
@@ -638,7 +707,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             Values of ``component_labels_``: a NumPy array for NumPy-compatible input,
             else an array of ``X``'s library on ``X``'s device.
         """
-        log_joint, xp, _, labels = self._log_joint(X)
+        log_joint, xp, _, labels, _ = self._log_joint(X)
         if xp is None:
             return self.component_labels_[np.argmax(log_joint, axis=1)]
         return xp.take(labels, xp.argmax(log_joint, axis=1), axis=0)
@@ -655,14 +724,15 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         Returns
         -------
         proba : array of shape (n_samples, n_components)
-            A float64 NumPy array for NumPy-compatible input; else an array of ``X``'s
-            library on ``X``'s device, in ``X``'s float dtype (float32 stays float32;
-            computed in float64 where the device has it).
+            In ``X``'s float dtype (float32 stays float32; computed in float64 where the
+            device has it): a NumPy array for NumPy-compatible input, else an array of
+            ``X``'s library on ``X``'s device. Finite and summing to one for any finite
+            ``X``, however far from the components (see :meth:`score_samples`).
         """
-        log_joint, xp, dtype, _ = self._log_joint(X)
+        log_joint, xp, dtype, _, _ = self._log_joint(X)
         xp = xp or get_namespace(log_joint)
         proba = xp.exp(log_joint - logsumexp(xp, log_joint, axis=1, keepdims=True))
-        return proba if dtype is None else xp.astype(proba, dtype, copy=False)
+        return xp.astype(proba, dtype, copy=False)
 
     def score_samples(self, X):
         """Log density ``log sum_k pi_k N(x | mu_k, Sigma_k)`` of each sample.
@@ -676,13 +746,15 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         Returns
         -------
         log_density : array of shape (n_samples,)
-            A float64 NumPy array for NumPy-compatible input; else an array of ``X``'s
-            library on ``X``'s device, in ``X``'s float dtype.
+            In ``X``'s float dtype: a NumPy array for NumPy-compatible input, else an
+            array of ``X``'s library on ``X``'s device. A sample so far from every
+            component that its log density is below about -1e308 gets ``-inf``. Rows
+            whose every squared distance overflows are redone relative to their nearest
+            component (on a device this costs one host synchronisation per call to look
+            for them).
         """
-        log_joint, xp, dtype, _ = self._log_joint(X)
-        xp = xp or get_namespace(log_joint)
-        log_density = logsumexp(xp, log_joint, axis=1)
-        return log_density if dtype is None else xp.astype(log_density, dtype, copy=False)
+        log_density, dtype = self._log_density(X)
+        return get_namespace(log_density).astype(log_density, dtype, copy=False)
 
     def score(self, X, y=None):
         """Mean log density of the samples (``y`` is ignored).
@@ -698,7 +770,18 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         float
         """
-        log_joint, xp, _, _ = self._log_joint(X)
-        xp = xp or get_namespace(log_joint)
-        (mean,) = host_floats(xp, xp.mean(logsumexp(xp, log_joint, axis=1)))
+        log_density, _ = self._log_density(X)
+        xp = get_namespace(log_density)
+        (mean,) = host_floats(xp, xp.mean(log_density))
         return mean
+
+    def _log_density(self, X):
+        """Log densities in ``X``'s units (the frame's minus ``d log scale``), in the
+        accumulation dtype, and the dtype to return them in."""
+        log_joint, xp, dtype, _, below = self._log_joint(X)
+        xp = xp or get_namespace(log_joint)
+        log_density = logsumexp(xp, log_joint, axis=1) - (
+            self.n_features_in_ * self._frame.log_scale)
+        if below is not None:
+            log_density = xp.where(below, xp.full_like(log_density, -xp.inf), log_density)
+        return log_density, dtype

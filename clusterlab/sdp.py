@@ -27,10 +27,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_n_clusters
-from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
-from clusterlab.solvers.sdp.exact import SDPStatusError
+from clusterlab.solvers.gaussian import MixtureParams, fix_far_rows, log_gaussian
+from clusterlab.solvers.sdp.exact import SDPStatusError, exact_memory_estimate
 from clusterlab.solvers.sdp.likelihood import ila_sdp
 from clusterlab.solvers.sdp.peng_wei import (
     cluster_means,
@@ -42,15 +43,26 @@ from clusterlab.solvers.seeded_kmeans import seeded_kmeans
 
 __all__ = ["ILASDP", "SDPKMeans", "SDPStatusError"]
 
-# solver="auto" solves exactly up to this many samples (SDPKMeans, ILASDP).
+# solver="auto" solves exactly up to this many samples (SDPKMeans, ILASDP): a matter of
+# time, cvxpy's being roughly cubic in n; memory is far from the limit below at these sizes.
 _EXACT_MAX_SAMPLES = 100
 _EXACT_MAX_SAMPLES_ILA = 50
+# solver="cvxpy" is refused when its estimated peak memory is above this.
+_EXACT_MAX_BYTES = 4 * 2**30
 _SOLVERS = {"auto", "cvxpy", "lowrank"}
 
 
-def _resolve_solver(solver, n_samples, exact_max_samples):
+def _resolve_solver(solver, n_samples, exact_max_samples, n_blocks=1):
     if solver == "auto":
         return "cvxpy" if n_samples <= exact_max_samples else "lowrank"
+    if solver == "cvxpy":
+        needed = exact_memory_estimate(n_samples, n_blocks)
+        if needed > _EXACT_MAX_BYTES:
+            raise ValueError(
+                f'solver="cvxpy" on {n_samples} samples ({n_blocks} block(s) of '
+                f"{n_samples} x {n_samples}) would need about {needed / 2**30:.1f} GiB "
+                f'(limit {_EXACT_MAX_BYTES / 2**30:.0f} GiB) and hours: use solver="lowrank".'
+            )
     return solver
 
 
@@ -66,6 +78,13 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
     ``Z``. Unlike Lloyd's algorithm the relaxation has no local optima: above the exact
     recovery threshold its solution is the true partition matrix.
 
+    Scale: the SDP is solved on ``X`` centred and divided by a power of two (an exact
+    operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
+    partition of ``X`` for any ``s`` from 1e-200 to 1e200; ``cluster_centers_``,
+    ``objective_`` and ``inertia_`` are mapped back to ``X``'s units (the last two times
+    ``scale**2``: ``inf`` beyond the float range). float32 ``X`` gives float32
+    ``cluster_centers_`` and ``membership_factor_`` (the solvers work in float64).
+
     Parameters
     ----------
     n_clusters : int
@@ -74,8 +93,9 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
     rank : int or None
         Columns of the low-rank factor (default ``2 * n_clusters``).
     sketch_size : int, float or None
-        Solve on this many random samples (a float: this fraction of them) and give every
-        sample its nearest sketch centre (sketch-and-lift). None: solve on all samples.
+        Solve on this many random samples (a float in (0, 1]: this fraction of them; an
+        int is always a count) and give every sample its nearest sketch centre
+        (sketch-and-lift). None: solve on all samples.
     penalty : float
         Initial augmented-Lagrangian penalty of the low-rank solver (on data scaled to unit
         mean squared norm); it grows when the constraints converge slowly.
@@ -192,7 +212,14 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n = X.shape[0]
         check_n_clusters(self.n_clusters, n)
-        X64 = np.asarray(X, dtype=np.float64)
+        # the solve runs in X's normalised frame (clusterlab._scaling): see "Scale" above
+        X64, self._frame = normalise_scale(np.asarray(X, dtype=np.float64))
+        if self.rank is not None and self.rank < self.n_clusters:
+            raise ValueError(
+                f"rank={self.rank} is below n_clusters={self.n_clusters}: the membership "
+                "matrix of a partition into K clusters has rank K, so its factor needs at "
+                "least K columns (None: 2 * n_clusters)."
+            )
         rng = _generator(self.random_state)
         n_solved = self._sketch_count(n)
         self.solver_ = _resolve_solver(self.solver, n_solved, _EXACT_MAX_SAMPLES)
@@ -215,11 +242,13 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
             labels = result.labels
             centres = cluster_means(X64, labels, self.n_clusters)
             self.sketch_indices_ = None
+        frame = self._frame
         self.labels_ = labels
-        self.cluster_centers_ = centres
-        self.inertia_ = float(np.sum((X64 - centres[labels]) ** 2))
-        self.objective_ = result.objective
-        self.membership_factor_ = result.factor
+        self._centers = centres  # in the frame, for predict
+        self.cluster_centers_ = frame.points(centres).astype(X.dtype)
+        self.inertia_ = frame.lengths(float(np.sum((X64 - centres[labels]) ** 2)), 2)
+        self.objective_ = frame.lengths(float(result.objective), 2)
+        self.membership_factor_ = np.asarray(result.factor).astype(X.dtype)
         self.primal_infeasibility_ = result.primal_infeasibility
         self.status_ = result.status
         self.n_iter_ = result.n_iter
@@ -238,7 +267,9 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         size = self.sketch_size
         if size is None:
             return n
-        count = int(np.ceil(size * n)) if isinstance(size, Real) and size <= 1 else int(size)
+        # scikit-learn's convention (IsolationForest's max_samples): an int is a count, a
+        # float a fraction, so sketch_size=1 asks for one sample, not all of them
+        count = int(size) if isinstance(size, Integral) else int(np.ceil(size * n))
         if count < self.n_clusters:
             raise ValueError(
                 f"sketch_size gives {count} samples, fewer than n_clusters={self.n_clusters}."
@@ -249,7 +280,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         """Nearest cluster centre of each sample."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return nearest_centre(np.asarray(X, dtype=np.float64), self.cluster_centers_)
+        return nearest_centre(self._frame.to_frame(np.asarray(X, dtype=np.float64)),
+                              self._centers)
 
 
 class ILASDP(ClusterMixin, BaseEstimator):
@@ -260,6 +292,14 @@ class ILASDP(ClusterMixin, BaseEstimator):
     relaxes to an SDP over ``Z_1..Z_K`` (LA-SDP). iLA-SDP alternates that SDP with the
     closed-form covariance update, so ``F`` never increases (``objective_history_``). No
     centroid is estimated along the way. See :mod:`clusterlab.solvers.sdp.likelihood`.
+
+    Scale: the fit runs on ``X`` centred and divided by a power of two (an exact
+    operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
+    partition of ``X`` for any ``s`` from 1e-200 to 1e200; ``means_``, ``covariances_``
+    (times ``scale**2``: ``inf`` or 0 beyond the float range) and ``objective_history_``
+    are mapped back to ``X``'s units, and ``tol`` applies to ``F`` in the frame. float32
+    ``X`` gives float32 arrays and probabilities (cvxpy and the low-rank solver work in
+    float64).
 
     Parameters
     ----------
@@ -303,7 +343,8 @@ class ILASDP(ClusterMixin, BaseEstimator):
     objective_history_ : ndarray of shape ``(n_iter_ + 1,)``
         ``F`` (with the shrinkage term, without ``n p log(2 pi) / 2``) at the start and
         after every accepted step; it never increases (a step that would raise ``F`` is
-        discarded and ends the fit).
+        discarded and ends the fit). In ``X``'s units: the frame's plus
+        ``n d log(scale)`` (``log det Sigma_k`` gains ``2 d log(scale)``).
     init_labels_ : ndarray of shape (n_samples,)
     solver_ : str
     n_iter_ : int
@@ -372,7 +413,8 @@ class ILASDP(ClusterMixin, BaseEstimator):
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n = X.shape[0]
         check_n_clusters(self.n_clusters, n)
-        X64 = np.asarray(X, dtype=np.float64)
+        # the fit runs in X's normalised frame (clusterlab._scaling): see "Scale" above
+        X64, self._frame = normalise_scale(np.asarray(X, dtype=np.float64))
         if n < 2:
             raise ValueError(
                 "ILASDP needs at least 2 samples to estimate covariances, got 1 sample."
@@ -383,7 +425,9 @@ class ILASDP(ClusterMixin, BaseEstimator):
         if not ridge > 0 and np.ptp(X64, axis=0).max() == 0:
             raise ValueError("X is constant: there is no covariance to estimate.")
         rng = _generator(self.random_state)
-        self.solver_ = _resolve_solver(self.solver, n, _EXACT_MAX_SAMPLES_ILA)
+        self._frame_shift = n * X.shape[1] * self._frame.log_scale  # see objective_history_
+        self.solver_ = _resolve_solver(self.solver, n, _EXACT_MAX_SAMPLES_ILA,
+                                       n_blocks=self.n_clusters)
         init_labels = self._initial_labels(X64, rng)
         exact_options = {"solver_options": self.solver_options}
         try:
@@ -405,17 +449,23 @@ class ILASDP(ClusterMixin, BaseEstimator):
                 "a cluster covariance is singular (a cluster of identical or collinear "
                 f"samples); raise shrinkage (now {self.shrinkage})."
             ) from exc
+        frame, dtype = self._frame, X.dtype
+        weights = result.weights.sum(axis=0) / n
+        self._frame_params = MixtureParams(weights, result.means, result.covariances,
+                                           self.covariance_type)
         self.init_labels_ = init_labels
         self.labels_ = result.labels
-        self.memberships_ = result.weights
-        self.means_ = result.means
-        self.covariances_ = result.covariances
-        self.weights_ = result.weights.sum(axis=0) / n
-        self.objective_history_ = np.asarray(result.objective_history)
+        self.memberships_ = result.weights.astype(dtype)
+        self.means_ = frame.points(result.means).astype(dtype)
+        self.covariances_ = frame.lengths(result.covariances, 2).astype(dtype)
+        self.weights_ = weights.astype(dtype)
+        # F = (1/2) sum_k [tr(Sigma_k^-1 (S_k + ridge I)) + n_k log det Sigma_k]: the trace
+        # is unit-free, and log det Sigma_k gains 2 d log(scale), so F gains n d log(scale)
+        history = np.asarray(result.objective_history, dtype=np.float64)
+        self.objective_history_ = history + self._frame_shift
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
-        if not result.converged:
-            history = self.objective_history_
+        if not result.converged:  # relative changes of F in the frame: what tol sees
             change = abs(history[-1] - history[-2]) / abs(history[-2]) if len(history) > 1 else 0
             reason = (
                 "a step that would have raised F by more than tol was discarded"
@@ -456,14 +506,22 @@ class ILASDP(ClusterMixin, BaseEstimator):
         return labels.astype(np.int64)
 
     def _progress(self, step, value):
+        value += self._frame_shift  # F in X's units
         if step % self.verbose == 0:
             print(f"[ILASDP] step {step}: F = {value:.6g}", flush=True)
 
     def _log_density(self, X):
+        """Log likelihoods of the samples under each cluster, in the frame (the
+        normalisation over clusters does not see ``-d log scale``), and ``X``'s dtype.
+        Rows far from every cluster are redone relative to the nearest one
+        (:func:`~clusterlab.solvers.gaussian.fix_far_rows`): finite posteriors."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        params = MixtureParams(self.weights_, self.means_, self.covariances_, self.covariance_type)
-        return log_gaussian(np.asarray(X, dtype=np.float64), params)
+        Z = self._frame.to_frame(np.asarray(X, dtype=np.float64))
+        with np.errstate(over="ignore", invalid="ignore"):
+            log_density = log_gaussian(Z, self._frame_params)
+        fix_far_rows(Z, self._frame_params, log_density)
+        return log_density, X.dtype
 
     def predict(self, X):
         """Cluster of highest Gaussian likelihood under the fitted means and covariances.
@@ -471,7 +529,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         No mixing proportions enter (as in ``F``), so on the training samples this can
         differ from ``labels_``, the largest SDP membership.
         """
-        return np.argmax(self._log_density(X), axis=1)
+        return np.argmax(self._log_density(X)[0], axis=1)
 
     def predict_proba(self, X):
         """Likelihoods ``N(x | mean_k, Sigma_k)`` normalised over clusters.
@@ -479,5 +537,6 @@ class ILASDP(ClusterMixin, BaseEstimator):
         Like ``F``, these carry no mixing proportions: every cluster is a priori equally
         likely.
         """
-        log_density = self._log_density(X)
-        return np.exp(log_density - logsumexp(log_density, axis=1, keepdims=True))
+        log_density, dtype = self._log_density(X)
+        proba = np.exp(log_density - logsumexp(log_density, axis=1, keepdims=True))
+        return proba.astype(dtype, copy=False)

@@ -20,6 +20,7 @@ parallel, then the prototypes are recomputed from the hard labels.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,6 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._scaling import common_scale, normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
     check_class_labels,
@@ -83,6 +85,11 @@ class LaplacianKMeans(ClusterMixin, BaseEstimator):
     The squared distances are divided by ``sigma^2``, the mean squared distance between
     neighbours, so ``lam`` and the softness of the assignments do not depend on the scale
     of ``X``.
+
+    Scale: the fit runs on ``X`` centred and divided by a power of two (an exact
+    operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
+    partition of ``X`` for any ``s`` from 1e-200 to 1e200. ``cluster_centers_`` (and an
+    array ``init``) are in ``X``'s units. Predictions map new samples into the same frame.
 
     Parameters
     ----------
@@ -169,7 +176,9 @@ default="kmeans"
                     f"init must have shape ({self.n_clusters}, {X.shape[1]}), "
                     f"got {init.shape}."
                 )
-            return init
+            if not np.all(np.isfinite(init)):
+                raise ValueError("init holds NaN or infinite values.")
+            return self._frame.to_frame(init)  # given in X's units
         centers = np.empty((self.n_clusters, X.shape[1]), dtype=X.dtype)
         seeded = np.zeros(self.n_clusters, dtype=bool)
         for label in np.unique(clamp[clamp >= 0]):
@@ -224,6 +233,10 @@ default="kmeans"
         check_neighbors(self.n_neighbors, n_samples)  # before the labels: a clearer error
         clamp = check_partial_labels(y, n_samples, n_classes=self.n_clusters)
         rng = check_random_state(self.random_state)
+        # fit in X's normalised frame (clusterlab._scaling): centred and divided by a
+        # power of two, so X * 1e-200 or X * 1e200 gives X's partition
+        dtype = X.dtype
+        X, self._frame = normalise_scale(X)
 
         graph = knn_affinity(X, self.n_neighbors, weights=self.weights)
         sigma2 = graph.sigma2
@@ -235,7 +248,8 @@ default="kmeans"
             else None, max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
         )
         self.labels_ = result.labels[0]
-        self.cluster_centers_ = result.prototypes[0]
+        self._centers = result.prototypes[0]  # in the frame, for predict
+        self.cluster_centers_ = self._frame.points(self._centers).astype(dtype, copy=False)
         self.assignments_ = result.assignments[0]
         self.n_iter_ = int(result.n_iter[0])
         self.energy_history_ = result.energy_history[:self.n_iter_, 0]
@@ -298,15 +312,10 @@ default="kmeans"
                     f"{self.n_features_in_} features as input."
                 )
             xp = get_namespace(X)
-            centers = self.cluster_centers_
-            if is_other_array(centers) and get_namespace(centers) is xp:
-                centers = xp.asarray(centers, device=device(X))
-            else:
-                centers = xp.asarray(to_numpy(centers), device=device(X))
-            return nearest_centers(xp, X, xp.astype(centers, X.dtype))
+            centers = xp.asarray(self._centers, device=device(X))
+            return nearest_centers(xp, self._frame.to_frame(X), xp.astype(centers, X.dtype))
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        centers = to_numpy(self.cluster_centers_)
-        return _nearest(X, centers.astype(X.dtype, copy=False))
+        return _nearest(self._frame.to_frame(X), self._centers.astype(X.dtype, copy=False))
 
 
 class TransductiveFewShot(ClassifierMixin, BaseEstimator):
@@ -347,7 +356,12 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         "fixed" keeps the support means (SimpleShot, LaplacianShot).
     preprocessing : {"cl2n", "l2n"} or None, default="cl2n"
         "cl2n": subtract ``base_mean`` then scale every sample to unit norm; "l2n": unit
-        norm only.
+        norm only. With either, the result does not depend on the unit of the features:
+        the support, queries and ``base_mean`` are divided by one power of two (exact)
+        before the norms are taken, so features at 1e-200 or 1e200 classify as at 1.
+        With None the costs are raw squared distances (``lam`` in their units), and
+        features whose squared distances leave the float range are refused
+        (``ValueError``).
     base_mean : array of shape (n_features,) or None, default=None
         Mean feature of the base (training) classes, for "cl2n" (any array: it is moved
         to the features' namespace and device). None uses the mean of each task's
@@ -462,7 +476,8 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : array of shape (n_query, n_way)
-            Column ``j`` is class ``classes_[j]``. A float64 ndarray on NumPy; else in
+            Column ``j`` is class ``classes_[j]``. An ndarray of the support's float
+            dtype on NumPy (float32 stays float32; the solver works in float64); else in
             the namespace and on the device where the task was solved.
         """
         check_is_fitted(self)
@@ -483,11 +498,14 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             support = to_namespace(xp, support, where)
             X = xp.astype(to_namespace(xp, X, where), support.dtype)
             codes = xp.asarray(codes, device=where)
-        solution = infer_tasks(support[None, ...], codes[None, ...], X[None, ...],
-                               self.classes_.shape[0], self._settings())
+        support, X, settings = self._scaled_tasks(support[None, ...], X[None, ...])
+        solution = infer_tasks(support, codes[None, ...], X, self.classes_.shape[0], settings)
         self._warn_unsettled([solution.result], stacklevel=3)
         self.n_iter_ = int(to_numpy(solution.result.n_iter)[0])
-        return solution.proba[0, ...]
+        proba = solution.proba[0, ...]
+        # float32 features give float32 probabilities (the solver works in float64)
+        return proba.astype(support.dtype, copy=False) if isinstance(proba, np.ndarray) \
+            else proba
 
     def predict(self, X):
         """Classes of the queries ``X`` of the fitted task, inferred jointly.
@@ -517,7 +535,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         support, labels, queries = check_fewshot_tasks(X_support, y_support, X_query)
         codes, classes = encode_task_labels(labels)
         n_tasks, n_points = support.shape[0], support.shape[1] + queries.shape[1]
-        settings = self._settings()
+        support, queries, settings = self._scaled_tasks(support, queries)
         if isinstance(support, np.ndarray):
             # Tasks are independent: solving them in chunks keeps the working set in cache.
             parts = _chunks(n_tasks, n_points)
@@ -535,7 +553,50 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             for part in parts
         ]
         self._warn_unsettled([solution.result for solution in solutions], stacklevel=4)
-        return solutions, classes, labels_on_device, support.shape[1]
+        return solutions, classes, labels_on_device, support.shape[1], support.dtype
+
+    def _scaled_tasks(self, support, queries):
+        """Validated stacked tasks and the settings, divided by one power of two.
+
+        With ``preprocessing`` ("cl2n", "l2n") every sample is scaled to unit norm, so
+        the result does not depend on the unit of the features; dividing the support,
+        the queries and ``base_mean`` by the power of two that brings their largest
+        magnitude into [1/2, 1) (an exact operation) keeps the norms from overflowing
+        (features at 1e200) or underflowing (1e-200) on the way. Without preprocessing
+        the costs are the raw squared distances (``lam`` is in their units): nothing is
+        rescaled, and features whose squared distances overflow are refused.
+        """
+        settings = self._settings()
+        base_mean = settings.base_mean
+        if self.preprocessing != "cl2n" or base_mean is None:
+            base_mean = None
+        else:
+            base_mean = np.asarray(to_numpy(base_mean) if is_array(base_mean) else base_mean)
+            if base_mean.dtype.kind not in "iuf" or not np.all(np.isfinite(base_mean)):
+                return support, queries, settings  # the solver's check names the problem
+            base_mean = base_mean.astype(np.float64)
+        frame = common_scale(support, queries, base_mean)
+        if self.preprocessing is None:
+            # the largest magnitude lies in [2**(outer - 1), 2**outer)
+            finfo = np.finfo(np.float32 if support.dtype == get_namespace(support).float32
+                             else np.float64)
+            high = float(np.ldexp(1.0, frame.outer))
+            low = 0.5 * high
+            overflow = not 4.0 * high * high * support.shape[2] < float(finfo.max)
+            if overflow or low * low < float(finfo.smallest_normal):
+                raise ValueError(
+                    f"features of magnitude about {low:.3g} give squared distances that "
+                    f"{'overflow' if overflow else 'underflow'} {finfo.dtype} with "
+                    f"preprocessing=None (the costs are raw squared distances, lam={self.lam}"
+                    " is in their units); rescale the features, or use preprocessing='l2n' "
+                    "or 'cl2n', which make the result independent of their scale."
+                )
+            return support, queries, settings
+        if frame.outer == 0:
+            return support, queries, settings
+        if base_mean is not None:
+            settings = replace(settings, base_mean=frame.to_frame(base_mean))
+        return frame.to_frame(support), frame.to_frame(queries), settings
 
     def predict_proba_tasks(self, X_support, y_support, X_query):
         """Soft assignments for many tasks at once, as one batched problem.
@@ -560,18 +621,20 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         Returns
         -------
         proba : array of shape (n_tasks, n_query, n_way)
-            Column ``j`` of task ``t`` is class ``classes[t, j]``. NumPy input: a float64
-            ndarray. Other namespaces: the features' namespace, device and float dtype
-            (the solver itself computes in float64 where the device has it).
+            Column ``j`` of task ``t`` is class ``classes[t, j]``. NumPy input: an ndarray
+            of ``X_support``'s float dtype. Other namespaces: the features' namespace,
+            device and float dtype (the solver itself computes in float64 where the device
+            has it).
         classes : array of shape (n_tasks, n_way)
             Each task's classes, sorted, int64. A NumPy array, unless ``y_support`` is a
             non-NumPy array and the features are too: then in the features' namespace
             and on their device.
         """
-        solutions, classes, labels_on_device, _ = self._solve_tasks(
+        solutions, classes, labels_on_device, _, dtype = self._solve_tasks(
             X_support, y_support, X_query)
         if len(solutions) and isinstance(solutions[0].proba, np.ndarray):
-            return np.concatenate([solution.proba for solution in solutions]), classes
+            proba = np.concatenate([solution.proba for solution in solutions])
+            return proba.astype(dtype, copy=False), classes
         xp = get_namespace(solutions[0].proba)
         proba = xp.concat([solution.proba for solution in solutions])
         if labels_on_device:
@@ -594,7 +657,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             are non-NumPy arrays. The argmax is taken on the solver's float64
             assignments, as on the NumPy path.
         """
-        solutions, classes, labels_on_device, n_support = self._solve_tasks(
+        solutions, classes, labels_on_device, n_support, _ = self._solve_tasks(
             X_support, y_support, X_query)
         assignments = [solution.result.assignments[:, n_support:, :] for solution in solutions]
         if isinstance(assignments[0], np.ndarray):

@@ -6,6 +6,7 @@ through :mod:`array_api_compat`. This module holds the few operations the standa
 each with a native branch only where a library's own call is faster:
 
 - :func:`logsumexp`, :func:`topk`, :func:`exp_nonpositive` (no subnormals), :func:`extrema`;
+- :func:`segment_sum` (a scatter-add: sums of rows grouped by an index);
 - :func:`stop_gradient` (codes are targets, as SwAV and MGCA detach them);
 - :func:`host_floats`, the one place a device value is brought to the host, several at
   a time so that a check costs one synchronisation;
@@ -38,11 +39,13 @@ __all__ = [
     "logsumexp",
     "n_threads",
     "nearest_centers",
+    "segment_sum",
     "squared_distances",
     "stop_gradient",
     "to_namespace",
     "to_numpy",
     "topk",
+    "unit_rows",
 ]
 
 
@@ -164,6 +167,15 @@ def topk(xp, x, k, *, axis=-1):
     if is_torch_namespace(xp):
         values, indices = x.topk(k, dim=axis, largest=True, sorted=True)
         return values, indices
+    if is_numpy_namespace(xp) and k < x.shape[axis]:
+        # select in linear time, then sort only the k selected: a full sort of long rows
+        # (the large-K assignment) costs far more than the matrix product that made them
+        part = np.argpartition(-x, k - 1, axis=axis)
+        part = np.take(part, np.arange(k), axis=axis)
+        values = np.take_along_axis(x, part, axis=axis)
+        order = np.argsort(-values, axis=axis, kind="stable")
+        return np.take_along_axis(values, order, axis=axis), np.take_along_axis(part, order,
+                                                                                axis=axis)
     order = xp.argsort(x, axis=axis, descending=True, stable=True)
     indices = order[..., :k] if axis in (-1, x.ndim - 1) else xp.moveaxis(
         xp.moveaxis(order, axis, -1)[..., :k], -1, axis)
@@ -173,6 +185,14 @@ def topk(xp, x, k, *, axis=-1):
 def stop_gradient(xp, x):
     """``x`` cut from the autograd graph (PyTorch); any other array as it is."""
     return x.detach() if is_torch_namespace(xp) else x
+
+
+def unit_rows(xp, X):
+    """Rows of ``X`` divided by their L2 norm; an all-zero row stays zero (it has no
+    direction: its cosine with anything is 0). Differentiable on PyTorch (the guard is a
+    ``where``, not an in-place fix)."""
+    norms = xp.linalg.vector_norm(X, axis=1, keepdims=True)
+    return X / xp.where(norms > 0, norms, xp.ones_like(norms))
 
 
 def squared_distances(xp, X, centers):
@@ -207,3 +227,51 @@ def single_threaded_blas():
     if _blas_controller is None:
         _blas_controller = ThreadpoolController()
     return _blas_controller.limit(limits=1, user_api="blas")
+
+
+def segment_sum(xp, values, segment_ids, n_segments):
+    """``out[s] = sum of values[e] over the e with segment_ids[e] == s`` (a scatter-add).
+
+    ``values`` has shape (E,) or (E, d); the result has shape (n_segments,) or
+    (n_segments, d), in the dtype and on the device of ``values``, with zeros for
+    segments no entry names. ``segment_ids`` are integers in ``[0, n_segments)``, in any
+    order. On PyTorch the result carries the autograd graph of ``values``.
+
+    Native calls: PyTorch ``index_add`` (out of place, differentiable), NumPy
+    ``bincount`` (1-D, summed in float64) or ``add.at`` (2-D), CuPy
+    ``cupyx.scatter_add``. Any other namespace (``array_api_strict``...) has no scatter
+    in the standard, so the fallback sorts the entries by segment, takes prefix sums (in
+    float64 where the device has it) and subtracts them at the segment boundaries found
+    by ``searchsorted``: O(E log E), standard calls only. Its rounding error is that of
+    a prefix sum, about ``E * eps`` times the total of ``|values|``, which is fine for
+    the positive weights it is used on and no replacement for a native scatter.
+    """
+    shape = (n_segments, *values.shape[1:])
+    if is_torch_namespace(xp):
+        out = xp.zeros(shape, dtype=values.dtype, device=device(values))
+        return out.index_add(0, segment_ids, values)
+    if is_numpy_namespace(xp):
+        values = np.asarray(values)
+        segment_ids = np.asarray(segment_ids)
+        if values.ndim == 1:
+            sums = np.bincount(segment_ids, weights=values, minlength=n_segments)
+            return sums.astype(values.dtype, copy=False)
+        out = np.zeros(shape, dtype=values.dtype)
+        np.add.at(out, segment_ids, values)
+        return out
+    if array_api_compat.is_cupy_namespace(xp):
+        import cupyx  # the input is a CuPy array: CuPy is already imported
+
+        out = xp.zeros(shape, dtype=values.dtype)
+        cupyx.scatter_add(out, segment_ids, values)
+        return out
+    where = device(values)
+    order = xp.argsort(segment_ids, stable=True)
+    sorted_ids = xp.take(segment_ids, order)
+    sorted_values = xp.astype(xp.take(values, order, axis=0), accumulation_dtype(xp, where))
+    prefix = xp.cumulative_sum(sorted_values, axis=0, include_initial=True)
+    segments = xp.arange(n_segments, dtype=sorted_ids.dtype, device=where)
+    start = xp.searchsorted(sorted_ids, segments, side="left")
+    stop = xp.searchsorted(sorted_ids, segments, side="right")
+    sums = xp.take(prefix, stop, axis=0) - xp.take(prefix, start, axis=0)
+    return xp.astype(sums, values.dtype)

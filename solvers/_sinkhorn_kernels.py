@@ -148,7 +148,7 @@ def column_logsumexp(S, inv_eps, col_partial, work):
     return col_max + np.log(col_partial.sum(axis=0))
 
 
-def _serial_twin(kernel, name):
+def serial_twin(kernel, name):
     """``kernel`` compiled without threads, under its own name.
 
     Numba's on-disk cache is keyed by the function's qualified name and line, not by
@@ -162,5 +162,5 @@ def _serial_twin(kernel, name):
 
 
 # For small matrices waking the thread pool costs more than the pass itself.
-row_pass_serial = _serial_twin(row_pass, "row_pass_serial")
-column_logsumexp_serial = _serial_twin(column_logsumexp, "column_logsumexp_serial")
+row_pass_serial = serial_twin(row_pass, "row_pass_serial")
+column_logsumexp_serial = serial_twin(column_logsumexp, "column_logsumexp_serial")

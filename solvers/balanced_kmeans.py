@@ -61,12 +61,15 @@ class BalancedKMeansResult:
         Centroid updates run.
     converged : bool
         Whether the squared centre shift reached ``tol * scale``.
+    potentials : array of shape (n_clusters,)
+        Column potentials of the last transport: a warm start for the final assignment.
     """
 
     centers: object
     objective_history: np.ndarray
     n_iter: int
     converged: bool
+    potentials: object = None
 
     @property
     def objective(self) -> float:
@@ -200,6 +203,7 @@ def single_run(
         objective_history=np.asarray(history, dtype=np.float64),
         n_iter=n_iter,
         converged=converged,
+        potentials=g,
     )
 
 

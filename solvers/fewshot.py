@@ -89,6 +89,9 @@ def _base_mean(base_mean, n_features, dtype, xp=None, where=None):
         raise ValueError(
             f"base_mean must have shape ({n_features},), got {tuple(center.shape)}."
         )
+    finite = np.isfinite(center).all() if xp is None else xp.all(xp.isfinite(center))
+    if not bool(finite):
+        raise ValueError("base_mean holds NaN or infinite values.")
     return center
 
 

@@ -37,7 +37,15 @@ import numpy as np
 from . import _gmm_kernels as kernels
 from ._backend import accumulation_dtype, has_float64
 
-__all__ = ["ArrayMixture", "MixtureParams", "log_gaussian", "log_gaussian_array", "mixture_on"]
+__all__ = [
+    "ArrayMixture",
+    "MixtureParams",
+    "fix_far_rows",
+    "log_gaussian",
+    "log_gaussian_array",
+    "mixture_on",
+    "relative_log_joint",
+]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 # About 8 MiB of projected samples per BLAS block.
@@ -285,3 +293,93 @@ def log_gaussian_array(xp, X, mixture):
         return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
     Xc = xp.astype(X, acc, copy=False) - mixture.centre
     return Xc @ mixture.weighted + (Xc * Xc) @ mixture.neg_half_precisions + mixture.log_norm
+
+
+def relative_log_joint(X, params, log_weights=None):
+    """Log joints of rows far from every component, relative to each row's best one.
+
+    For a sample so far from every mean that all its squared Mahalanobis distances
+    ``q_k`` overflow, :func:`log_gaussian` gives ``-inf`` in every column and the
+    posterior ``0 / 0``. Here ``log q_k`` is computed on the sample and means scaled by
+    a power of two (exact), and with ``j`` the component of smallest ``q`` (among those
+    of nonzero weight) the log joints are returned relative to component ``j``::
+
+        r_k = c_k - c_j - (q_k - q_j) / 2,    c_k = log pi_k + log det P_k - d/2 log 2 pi
+
+    with ``q_k - q_j`` taken as ``inf`` when ``q_j`` overflows and ``q_k > q_j`` (the
+    difference then exceeds any float: component ``k``'s posterior is 0), 0 when they
+    are equal. ``exp(r - logsumexp(r))`` is the posterior, finite and summing to one.
+
+    Parameters
+    ----------
+    X : ndarray of shape (m, d), finite
+    params : MixtureParams
+    log_weights : ndarray of shape (K,) or None
+
+    Returns
+    -------
+    relative : ndarray of shape (m, K), float64
+        ``r``; column ``j`` of each row is 0.
+    reference : ndarray of shape (m,)
+        ``c_j - q_j / 2`` (``-inf`` when ``q_j`` overflows), so that the log density
+        of a row is ``reference + logsumexp(relative)``.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    d = X.shape[1]
+    c = params.log_det_precisions_cholesky - 0.5 * d * _LOG_2PI
+    if log_weights is not None:
+        c = c + log_weights
+    means = np.asarray(params.means, dtype=np.float64)
+    # each row and the means scaled by the power of two of the row's largest magnitude
+    top = np.maximum(np.abs(X).max(axis=1), np.abs(means).max())
+    exponent = np.frexp(np.where(top > 0, top, 1.0))[1]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        gaps = (np.ldexp(X, -exponent[:, None])[:, None, :]
+                - np.ldexp(means[None, :, :], -exponent[:, None, None]))  # (m, K, d)
+        factors = params.precisions_cholesky
+        if params.covariance_type == "full":
+            projected = np.einsum("mka,kaj->mkj", gaps, factors)
+        elif params.covariance_type == "diag":
+            projected = gaps * factors[None, :, :]
+        else:
+            projected = gaps * factors[None, :, None]
+        with np.errstate(divide="ignore"):
+            log_q = (np.log(np.sum(projected * projected, axis=2))
+                     + 2.0 * np.log(2.0) * exponent[:, None])
+        usable = np.isfinite(c)[None, :] & ~np.isnan(log_q)
+        best = np.argmin(np.where(usable, log_q, np.inf), axis=1)
+        rows = np.arange(X.shape[0])
+        log_q_best = log_q[rows, best][:, None]
+        q_best = np.exp(log_q_best)
+        q = np.exp(log_q)
+        gap = np.where(
+            np.isfinite(q_best),
+            q - q_best,
+            np.where(log_q > log_q_best, np.inf, 0.0),
+        )
+        relative = (c[None, :] - c[best][:, None]) - 0.5 * gap
+    relative[rows, best] = 0.0
+    reference = c[best] - 0.5 * q_best[:, 0]
+    return relative, reference
+
+
+def fix_far_rows(X, params, log_joint, log_weights=None):
+    """Replace, in place, the rows of ``log_joint`` whose every entry underflowed.
+
+    ``log_joint`` is :func:`log_gaussian`'s output for ``X`` (NumPy, float64). A row
+    whose largest entry is not finite (every squared distance overflowed) is replaced by
+    :func:`relative_log_joint`'s row, plus its reference where that is finite: the
+    posterior of the row is then finite and exact to rounding. Returns the mask of rows
+    whose log density lies below the float range (their reference is ``-inf``), or None
+    when no row needed replacing.
+    """
+    with np.errstate(invalid="ignore"):
+        far = ~np.isfinite(np.max(log_joint, axis=1))
+    if not far.any():
+        return None
+    relative, reference = relative_log_joint(X[far], params, log_weights)
+    finite = np.isfinite(reference)
+    log_joint[far] = relative + np.where(finite, reference, 0.0)[:, None]
+    below = np.zeros(log_joint.shape[0], dtype=bool)
+    below[np.flatnonzero(far)[~finite]] = True
+    return below

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _scaling_kernels as scaling_kernels
 from . import _sinkhorn_kernels as kernels
 from ._backend import (
     accumulation_dtype,
@@ -405,14 +406,15 @@ def _log_marginal(xp, weights, size, where):
 
 
 def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000,
-                   spread=None):
+                   score_range=None):
     """Balanced soft assignments of samples to prototypes (SwAV, SIGMA, SeLa).
 
     Equal prototype loads, uniform sample weights; every sample's codes sum to one
     (``codes = n * plan``). With ``n_iter`` set this is SwAV's ``distributed_sinkhorn``
     exactly; with ``n_iter=None`` it iterates to ``tol`` (SeLa's full-dataset labels).
     ``hard=True`` returns the one-hot codes of each row's largest entry (SIGMA, SeLa).
-    ``spread`` is ``max(scores) - min(scores)`` when the caller knows it (it picks the
+    ``score_range`` is ``(min, max)`` of the scores, or bounds of them, when the caller
+    knows it (it picks the
     path of non-NumPy arrays; measured here otherwise, one host sync).
 
     Returns ``(codes, result)``; ``result`` is None when :func:`scaling_codes` ran
@@ -420,11 +422,11 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     """
     xp = get_namespace(scores)
     codes = result = None
-    if n_iter is not None and not is_numpy_namespace(xp):
-        if spread is None:
+    if n_iter is not None:
+        if score_range is None:
             high, low = host_floats(xp, *extrema(xp, scores))
-            spread = high - low
-        codes = scaling_codes(scores, eps, n_iter, spread=spread)
+            score_range = (low, high)
+        codes = scaling_codes(scores, eps, n_iter, score_range=score_range)
     if codes is None:
         ones = xp.ones(scores.shape[0], dtype=accumulation_dtype(xp, device(scores)),
                        device=device(scores))
@@ -444,13 +446,15 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
 _SCALING_RANGE = {4: 80.0, 8: 650.0}
 
 
-def scaling_codes(scores, eps, n_iter, *, spread):
+def scaling_codes(scores, eps, n_iter, *, score_range):
     """SwAV's fixed-iteration codes in the scaling domain; None where it is unsafe.
 
     ``E = exp((S - max S) / eps)`` is formed once (the global shift is exact: it cancels
     in the first normalisation), and the iterations are matrix-vector products with
     column and row scalings: one exponential pass in all and no host sync. The
-    constant marginals ``1/n`` and ``1/K`` cancel in the row-normalised codes. The
+    constant marginals ``1/n`` and ``1/K`` cancel in the row-normalised codes.
+    ``score_range`` is ``(low, high)``, bounds of the scores (NumPy shifts by ``high``
+    rather than reading the maximum again); with ``spread = high - low`` the
     entries of ``E`` lie in ``[exp(-spread / eps), 1]`` and the scalings within
     ``n K exp(spread / eps)`` of one, so this runs only where
     ``spread / eps + log n + log K`` stays below ``_SCALING_RANGE`` for the dtype
@@ -460,8 +464,11 @@ def scaling_codes(scores, eps, n_iter, *, spread):
     xp = get_namespace(scores)
     n, K = scores.shape
     itemsize = 4 if scores.dtype == xp.float32 else 8
-    if spread / eps + math.log(n) + math.log(K) > _SCALING_RANGE[itemsize]:
+    low, high = score_range
+    if (high - low) / eps + math.log(n) + math.log(K) > _SCALING_RANGE[itemsize]:
         return None
+    if is_numpy_namespace(xp):
+        return _numba_scaling_codes(scores, eps, n_iter, high)
     S = stop_gradient(xp, scores)
     E = S * (1.0 / eps)  # a new array: updated in place below
     E -= xp.max(E)
@@ -474,6 +481,27 @@ def scaling_codes(scores, eps, n_iter, *, spread):
         row_sums = E @ v  # the row update divides by these
     E *= v[None, :]
     E /= row_sums[:, None]
+    return E
+
+
+def _numba_scaling_codes(S, eps, n_iter, high):
+    """:func:`scaling_codes` on NumPy: one exponential pass, then one fused pass over
+    ``E`` per iteration (:mod:`._scaling_kernels`)."""
+    n, K = S.shape
+    parallel = n * K >= _PARALLEL_MIN_SIZE and n_threads() > 1
+    n_chunks = max(1, min(n, 4 * n_threads())) if parallel else 1
+    exp_pass = scaling_kernels.exp_column_sums if parallel else (
+        scaling_kernels.exp_column_sums_serial)
+    row_pass = scaling_kernels.row_scaling_pass if parallel else (
+        scaling_kernels.row_scaling_pass_serial)
+    col_partial = np.empty((n_chunks, K))
+    E = np.empty_like(S)
+    inv_eps = 1.0 / eps
+    exp_pass(S, inv_eps, high * inv_eps, E, col_partial,
+             np.empty((n_chunks, K), dtype=work_dtype(S.dtype)))
+    for it in range(n_iter):
+        v = 1.0 / col_partial.sum(axis=0)  # column update (prototype loads)
+        row_pass(E, v, col_partial, it == n_iter - 1)  # row update; codes on the last
     return E
 
 

@@ -65,3 +65,31 @@ def test_squared_distances_and_nearest_centres(backend):
     np.testing.assert_allclose(backend.to_numpy(d), expected, rtol=1e-10, atol=1e-12)
     nearest = B.nearest_centers(xp, backend.asarray(X), backend.asarray(C))
     np.testing.assert_array_equal(backend.to_numpy(nearest), expected.argmin(axis=1))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_segment_sum_matches_a_loop(backend, dtype):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 9, 200)
+    ids[ids == 4] = 7  # segment 4 is empty; the ids are in no particular order
+    values_2d = rng.normal(size=(200, 3)).astype(dtype)
+    for values in (values_2d[:, 0], values_2d):
+        expected = np.zeros((9, *values.shape[1:]))
+        for e, s in enumerate(ids):
+            expected[s] += values[e]
+        xp = B.get_namespace(backend.asarray(values))
+        out = B.segment_sum(xp, backend.asarray(values), backend.asarray(ids), 9)
+        assert backend.is_own(out)
+        assert out.dtype == backend.asarray(values).dtype
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(backend.to_numpy(out), expected, rtol=tol, atol=tol)
+        assert not np.any(backend.to_numpy(out)[4])
+
+
+def test_segment_sum_carries_the_gradient():
+    torch = pytest.importorskip("torch")
+    values = torch.arange(6.0, requires_grad=True)
+    ids = torch.tensor([2, 0, 2, 1, 0, 2])
+    out = B.segment_sum(B.get_namespace(values), values, ids, 4)
+    (out * torch.tensor([1.0, 10.0, 100.0, 1000.0])).sum().backward()
+    np.testing.assert_array_equal(values.grad.numpy(), [100, 1, 100, 10, 1, 100])

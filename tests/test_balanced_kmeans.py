@@ -1,6 +1,9 @@
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from clusterlab import SinkhornKMeans
@@ -116,13 +119,31 @@ def test_spherical_centre_whose_mean_vanishes_keeps_its_direction():
     np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0)
 
 
-def test_overflowing_float32_input_is_rejected():
+def test_float32_input_whose_squares_overflow_fits_in_the_normalised_frame():
+    # squared distances of float32 X * 1e19 overflow float32: the fit runs on X divided by
+    # a power of two (issue 16), so it gives the partition of X
     X, _ = make_blobs(n_samples=30, centers=3, random_state=0)
-    with pytest.raises(ValueError, match="too large"):
-        SinkhornKMeans(n_clusters=3).fit((X * 1e19).astype(np.float32))
+    X32 = X.astype(np.float32)
+    reference = SinkhornKMeans(n_clusters=3, random_state=0).fit(X32)
+    model = SinkhornKMeans(n_clusters=3, random_state=0).fit(X32 * np.float32(1e19))
+    assert adjusted_rand_score(reference.labels_, model.labels_) == 1.0
+    assert model.cluster_centers_.dtype == np.float32
+    np.testing.assert_allclose(model.cluster_centers_ / 1e19, reference.cluster_centers_,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_explicit_init_runs_once():
     X, _ = make_blobs(n_samples=60, centers=3, random_state=0)
     with pytest.warns(RuntimeWarning, match="one run"):
         SinkhornKMeans(n_clusters=3, init=X[:3], n_init=4).fit(X)
+
+
+def test_no_warning_on_easy_data_at_the_defaults():
+    # three separated blobs: the first transports are near-hard and took more than the
+    # old 1000-iteration cap; the final assignment now starts from the last potentials
+    X, y = make_blobs(60, 4, centers=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in range(10):
+            labels = SinkhornKMeans(3, random_state=seed).fit(X).labels_
+            assert adjusted_rand_score(y, labels) == 1.0

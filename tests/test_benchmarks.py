@@ -93,3 +93,103 @@ def test_gpu_benchmark_quick_run_on_the_cpu(tmp_path):
     assert all(row["max_diff"] <= 1e-4 for row in torch_rows if row["max_diff"] is not None)
     assert all("equal to NumPy's: 1.0000" in row["note"]
                for row in torch_rows if row["case"].startswith(("kmeans", "fewshot")))
+
+
+def test_ood_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/ood.py", tmp_path / "ood.json")
+    methods = {row["method"] for row in rows}
+    assert {"MaxQuery P=1, raw max", "MaxQuery P=10, raw max", "Mahalanobis (L2 features)",
+            "5-NN distance"} <= methods
+    assert all(0.0 <= row[key] <= 1.0 for row in rows for key in ("auroc", "aupr", "fpr95"))
+    by_method = {row["method"]: row for row in rows}
+    # more prototypes per class describe the inliers better (digits, seed 0)
+    assert by_method["MaxQuery P=10, raw max"]["auroc"] > \
+        by_method["MaxQuery P=1, raw max"]["auroc"]
+
+
+def test_community_benchmark_quick_run(tmp_path):
+    pytest.importorskip("networkx")
+    rows = run_quick("benchmarks/community.py", tmp_path / "community.json")
+    table = [row for row in rows if row["method"] != "beta sweep"]
+    assert {row["graph"] for row in table} == {"sbm", "karate", "digits", "lesmis"}
+
+    def row(graph, method):
+        (found,) = [r for r in table if r["graph"] == graph and r["method"] == method]
+        return found
+
+    ours = row("sbm", "GroupSparseCommunity")
+    assert 3 <= ours["k_min"] <= ours["k_max"] <= 5
+    assert ours["nmi"] >= 0.9
+    karate = row("karate", "GroupSparseCommunity")
+    assert 2 <= karate["k_min"] <= karate["k_max"] <= 4
+    one = row("karate", "one community")  # EDGE rewards under-segmentation
+    assert one["nmi"] == 0.0
+    assert one["edge"] > karate["edge"] - 0.1
+    assert row("lesmis", "Louvain (networkx)")["nmi"] is None
+    sweeps = [r for r in rows if r["method"] == "beta sweep"]
+    assert sweeps
+    assert all(r["non_increasing"] for r in sweeps)
+
+
+def test_depict_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/depict.py", tmp_path / "depict.json")
+    methods = {row["method"] for row in rows}
+    assert methods == {"KMeans(n_init=10)", "DEPICT exact", "DEPICT sqrt", "DEPICT dec",
+                       "DEPICT none"}
+    assert all(0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["nmi"] <= 1.0 for row in rows)
+    exact = [row for row in rows if row["method"] == "DEPICT exact"]
+    assert exact
+    assert all(row["monotone"] for row in exact)  # J never increases with exact targets
+
+
+def test_spherical_kmeans_benchmark_quick_run(tmp_path):
+    pytest.importorskip("faiss")
+    rows = run_quick("benchmarks/spherical_kmeans.py", tmp_path / "spherical_kmeans.json")
+    speed = [row for row in rows if row["case"].startswith(("speed", "real-speed"))]
+    ours = [row for row in speed if row["method"] == "clusterlab SphericalKMeans"]
+    faiss = [row for row in speed if row["method"] == "faiss Kmeans train"]
+    assert len(ours) == len(faiss) == 2
+    for a, b in zip(ours, faiss, strict=True):  # same iterations from the same centres
+        assert abs(a["mean_cos"] - b["mean_cos"]) <= 0.005
+    quality = [row for row in rows if row["case"].startswith("quality")]
+    assert {row["method"] for row in quality} >= {"clusterlab SphericalKMeans",
+                                                  "sklearn KMeans (L2 rows)"}
+    assert all(0.0 <= row["nmi"] <= 1.0 for row in quality)
+    scale = [row for row in rows if row["case"].startswith("scale")]
+    assert scale
+    # memory beyond the data stays far below the n x K matrix the assignment never forms
+    assert all(row["peak_MB"] < row["chunk_MB"] + 8 for row in scale)
+
+
+def test_crossmodal_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/crossmodal.py", tmp_path / "crossmodal.json")
+    for case in {row["case"] for row in rows}:
+        ours = [r for r in rows if r["case"] == case
+                and r["method"].startswith("CrossModalPrototypeClustering")]
+        kmeans = [r for r in rows if r["case"] == case and r["method"].startswith("scikit")]
+        assert len(ours) == 2
+        assert {r["views"] for r in kmeans} >= {"concatenated"}
+        assert len(kmeans) == 3
+        n = ours[0]["n"]
+        assert all(r["max_dev_pct"] <= 100 * 10 / n * 1.001 for r in ours)  # sizes within one
+        assert all(0.0 <= r["agreement"] <= 1.0 for r in ours)
+        assert all(-1.0 <= r["ari"] <= 1.0 and 0.0 <= r["nmi"] <= 1.0 for r in rows)
+
+
+def test_pamc_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/pamc.py", tmp_path / "pamc.json")
+    scaling = [r for r in rows if r["case"] == "scaling"]
+    assert {r["n"] for r in scaling} == {1000, 4000}
+    for n in (1000, 4000):
+        at_n = {r["method"]: r for r in scaling if r["n"] == n}
+        dense = at_n["ncontrast_loss NumPy dense order 1"]
+        assert dense["pairs"] == n * n
+        ours = at_n["pamc_loss NumPy order 1"]
+        assert ours["pairs"] < 10 * n  # one cosine per graph edge, plus K²
+        # the torch path computes the same loss as the NumPy one
+        torch_row = at_n.get("pamc_loss torch-cpu 1 thread fwd+bwd o1")
+        if torch_row is not None:
+            assert abs(torch_row["loss"] - ours["loss"]) <= 1e-9
+    digits = [r for r in rows if r["case"] == "digits"]
+    assert len(digits) == 8  # three labelings and the dense loss, at two temperatures
+    assert all(r["loss"] is not None for r in rows)  # non-finite values are written as null

@@ -79,3 +79,26 @@ def test_head_cases_report_their_own_scores():
     assert "auroc" in text
     assert "0.900" in text
     assert "0.800" in text
+
+
+@pytest.mark.parametrize("argv", [["demo", "--seed", "-1"],
+                                  ["recovery", "heterogeneous", "--seed", "2.5"]])
+def test_bad_seed_is_one_line_and_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--seed" in error
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_recovery_checks_out_before_running(tmp_path, capsys):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("")
+    # a run this size would take seconds; the check answers before any fit
+    code = main(["recovery", "heterogeneous", "--replicates", "50", "--quiet",
+                 "--out", str(not_a_folder)])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.out == ""
+    assert "exists and is not a folder" in captured.err

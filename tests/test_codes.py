@@ -15,6 +15,29 @@ def test_codes_match_the_swav_procedure_in_float32(n_iter):
     np.testing.assert_allclose(codes, reference, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n", "K"), [(50, 7), (700, 300)])  # one thread; the threaded pass
+def test_scaling_domain_codes_equal_the_log_domain_iteration(n, K, dtype):
+    from clusterlab.solvers import sinkhorn as solver
+
+    S = cosine_scores(n, K, seed=3, dtype=dtype)
+    fast = solver.scaling_codes(S, 0.05, 3, score_range=(float(S.min()), float(S.max())))
+    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False,
+                                 plan_mass=np.ones(n)).plan
+    assert fast.dtype == dtype
+    np.testing.assert_allclose(fast, log_domain, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+def test_wide_scores_fall_back_to_the_log_domain():
+    from clusterlab.solvers import sinkhorn as solver
+
+    S = 100.0 * cosine_scores(200, 10, seed=5, dtype=np.float32)  # spread / eps ~ 4000
+    assert solver.scaling_codes(S, 0.05, 3, score_range=(float(S.min()), float(S.max()))) is None
+    codes = sinkhorn_codes(S, eps=0.05, n_iter=3)
+    assert np.isfinite(codes).all()
+    np.testing.assert_allclose(codes.sum(axis=1), 1.0, rtol=1e-5)
+
+
 def test_codes_rows_sum_to_one_and_loads_balance_when_converged():
     S = cosine_scores(600, 20, seed=8)
     codes = sinkhorn_codes(S, eps=0.05, n_iter=None, tol=1e-8)

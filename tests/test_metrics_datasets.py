@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 
 from clusterlab.datasets import DATASETS, fewshot_tasks, load_dataset
-from clusterlab.metrics import clustering_accuracy, evaluate_fewshot, misclustering_error
+from clusterlab.metrics import (
+    clustering_accuracy,
+    evaluate_fewshot,
+    gcd_accuracy,
+    misclustering_error,
+)
 
 
 def brute_force_accuracy(y_true, y_pred):
@@ -209,3 +214,23 @@ def test_evaluate_fewshot_shape_errors():
         evaluate_fewshot([0, 1], [0, 1])  # 1-D: the task axis is missing
     with pytest.raises(ValueError, match="non-empty"):
         evaluate_fewshot(np.empty((0, 5)), np.empty((0, 5)))
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [clustering_accuracy, misclustering_error,
+     lambda t, p: gcd_accuracy(t, p, np.ones(len(t), dtype=bool))],
+)
+@pytest.mark.parametrize("missing", [np.nan, None])
+def test_metrics_reject_missing_labels(metric, missing):
+    # np.unique counts every NaN as a class of its own: [nan, nan, 1, 1] scored 1.0
+    dtype = object if missing is None else float
+    with pytest.raises(ValueError, match="y_pred holds"):
+        metric([0, 0, 1, 1], np.array([missing, missing, 1, 1], dtype=dtype))
+    with pytest.raises(ValueError, match="y_true holds"):
+        metric(np.array([missing, 0, 1, 1], dtype=dtype), [0, 0, 1, 1])
+
+
+def test_fewshot_score_rejects_missing_labels():
+    with pytest.raises(ValueError, match="y_pred holds NaN"):
+        evaluate_fewshot([[0, 1]], [[0.0, np.nan]])

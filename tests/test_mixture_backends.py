@@ -135,7 +135,9 @@ def test_numpy_input_keeps_the_numpy_path():
     model.predict_proba(X)
     model.predict(X.astype(np.float32))
     assert not hasattr(model, "_array_cache")
-    assert model.predict_proba(X.astype(np.float32)).dtype == np.float64
+    # float32 stays float32 on NumPy as on the other backends (issue 16)
+    assert model.predict_proba(X.astype(np.float32)).dtype == np.float32
+    assert model.predict_proba(X).dtype == np.float64
 
 
 def test_pickle_clone_and_refit_after_a_torch_predict():

@@ -229,6 +229,10 @@ def test_bad_input():
         SDPKMeans(2).fit(np.where(np.eye(20, 2) > 0, np.nan, X))
     with pytest.raises(ValueError, match="sketch_size"):
         SDPKMeans(5, sketch_size=3).fit(X)
+    with pytest.raises(ValueError, match="sketch_size gives 1 samples"):  # a count, not 100%
+        SDPKMeans(3, sketch_size=1).fit(X)
+    with pytest.raises(ValueError, match="rank=2 is below n_clusters=3"):  # was an IndexError
+        SDPKMeans(3, solver="lowrank", rank=2).fit(X)
     with pytest.raises(ValueError, match="initial partition"):
         ILASDP(2, init=np.r_[np.zeros(19, int), 5]).fit(X)
     with pytest.raises(ValueError, match="integers"):
@@ -245,3 +249,11 @@ def test_non_convergence_warns_with_the_numbers():
         SDPKMeans(2, solver="lowrank", max_iter=5).fit(X)
     with pytest.warns(ConvergenceWarning, match="optimal_inaccurate"):
         SDPKMeans(2, solver="cvxpy", solver_options={"max_iters": 20}).fit(X[:30])
+
+
+@pytest.mark.parametrize("estimator", [SDPKMeans(3, solver="cvxpy"), ILASDP(2, solver="cvxpy")])
+def test_cvxpy_refuses_problems_beyond_its_memory(estimator):
+    # n = 2000 used to end in an OverflowError inside cvxpy after 12 s and 2 GB
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    with pytest.raises(ValueError, match=r'GiB .*solver="lowrank"'):
+        estimator.fit(X)

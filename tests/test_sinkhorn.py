@@ -232,3 +232,11 @@ def test_float32_first_column_update_matches_float64():
 def test_complex_and_boolean_scores_are_rejected(scores, message):
     with pytest.raises(ValueError, match=message):
         sinkhorn(scores, 0.5)
+
+
+@pytest.mark.parametrize("entry", [sinkhorn, sinkhorn_codes])
+def test_sparse_scores_are_named(entry):
+    from scipy import sparse
+
+    with pytest.raises(ValueError, match=r"sparse matrix.*toarray"):
+        entry(sparse.csr_matrix(np.eye(3)), eps=0.1)

@@ -37,7 +37,7 @@ def test_fixed_iteration_codes_match_numpy(other_backend, dtype, eps, n_iter, ha
 def test_scaling_domain_is_swav_exactly(dtype):
     S = cosine_scores(400, 50, seed=4, dtype=dtype)
     for n_iter in (1, 3, 10):
-        codes = solver.scaling_codes(S, 0.05, n_iter, spread=float(S.max() - S.min()))
+        codes = solver.scaling_codes(S, 0.05, n_iter, score_range=(float(S.min()), float(S.max())))
         expected = swav_sinkhorn_numpy(S.astype(np.float64), 0.05, n_iter)
         np.testing.assert_allclose(codes, expected, **tolerance(dtype))
 
@@ -46,7 +46,7 @@ def test_scaling_domain_is_swav_exactly(dtype):
 def test_wide_scores_take_the_log_domain_and_still_match(other_backend, dtype):
     S = cosine_scores(300, 40, seed=5, dtype=dtype)
     eps = 1e-3  # spread / eps near 2000: too wide for the scaling domain in any dtype
-    assert solver.scaling_codes(S, eps, 3, spread=float(S.max() - S.min())) is None
+    assert solver.scaling_codes(S, eps, 3, score_range=(float(S.min()), float(S.max()))) is None
     expected = sinkhorn_codes(S, eps, 3)
     codes = sinkhorn_codes(other_backend.asarray(S), eps, 3)
     assert np.all(np.isfinite(other_backend.to_numpy(codes)))

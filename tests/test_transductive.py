@@ -220,6 +220,12 @@ def test_fewshot_bad_input():
     with pytest.raises(ValueError, match="base_mean must have shape"):
         TransductiveFewShot(base_mean=np.zeros(3), n_neighbors=2).fit(
             support, [0, 1, 2]).predict(queries)
+    with pytest.raises(ValueError, match="base_mean holds NaN"):  # was blamed on overflow
+        TransductiveFewShot(base_mean=np.full(4, np.nan), n_neighbors=2).fit(
+            support, [0, 1, 2]).predict(queries)
+    with pytest.raises(ValueError, match="base_mean holds NaN"):
+        TransductiveFewShot(base_mean=np.full(4, np.inf)).predict_tasks(
+            support[None], np.array([[0, 1, 2]]), queries[None])
 
 
 def test_float32_tasks_are_supported(digits_tasks):
