@@ -563,9 +563,11 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """``v``: mean squared distance to the mean (1 for spherical cosine scores)."""
         if self.spherical:
             return 1.0
+        # the frame centres on the midrange, not the mean: v is measured from the mean
+        X_acc = xp.astype(X, accumulation_dtype(xp, device(X)))
         v, top = host_floats(
             xp,
-            xp.mean(xp.sum(xp.astype(X, accumulation_dtype(xp, device(X))) ** 2, axis=1)),
+            xp.mean(xp.sum((X_acc - xp.mean(X_acc, axis=0)) ** 2, axis=1)),
             xp.max(xp.abs(X)),
         )
         finfo = xp.finfo(X.dtype)

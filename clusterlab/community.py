@@ -160,7 +160,7 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
         Community of every node, numbered ``0 .. n_communities_ - 1``.
     n_communities_ : int
         Number of distinct labels.
-    label_columns_ : ndarray of shape (n_communities_,)
+    label_columns_ : ndarray of shape (n_communities,)
         The column of ``W`` (and of ``membership_``) that each label stands for.
     active_communities_ : ndarray
         Columns of ``W`` that are not zero. A column can be active yet be nobody's

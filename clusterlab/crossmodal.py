@@ -160,11 +160,11 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
     labels_ : array of shape (n_samples,), int64
         Balanced labels of the combined evidence (see above), in the namespace and on
         the device of ``X``.
-    cluster_centers_x_ : array of shape (n_clusters, n_features_in_)
+    cluster_centers_x_ : array of shape (n_clusters, n_features_x)
         Unit prototypes of the ``X`` view.
-    cluster_centers_y_ : array of shape (n_clusters, n_features_y_in_) or None
+    cluster_centers_y_ : array of shape (n_clusters, n_features_y) or None
         Unit prototypes of the ``y`` view; None after a one-view fit.
-    cluster_centers_ : array of shape (n_clusters, n_features_in_ + n_features_y_in_)
+    cluster_centers_ : array of shape (n_clusters, n_features_x + n_features_y)
         ``[cluster_centers_x_, cluster_centers_y_]`` side by side, the prototypes of
         the concatenated views (``cluster_centers_x_`` after a one-view fit): a pair's
         combined score is ``[x, y] @ cluster_centers_.T`` for unit ``x`` and ``y``.
@@ -473,8 +473,8 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
 
         Parameters
         ----------
-        X : array of shape (n_samples, n_features_in_) or None
-        y : array of shape (n_samples, n_features_y_in_) or None
+        X : array of shape (n_samples, n_features_x) or None
+        y : array of shape (n_samples, n_features_y) or None
             Either view alone, or both (paired): the scores against each view's
             prototypes are summed (the combined evidence of the class description).
         balanced : bool, default=False
