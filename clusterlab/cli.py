@@ -80,6 +80,15 @@ def _recovery(args):
     if problem is not None:
         print(f"clusterlab recovery {args.experiment}: error: {problem}", file=sys.stderr)
         return 2
+    # every fit's row as it is measured, one JSON object a line: an interrupted run
+    # keeps what it measured; removed once the full tables are written
+    partial = Path(args.out) / f"{args.experiment}_partial.jsonl"
+    partial.write_text("")
+
+    def keep(row):
+        with partial.open("a") as stream:
+            stream.write(json.dumps(row, default=float) + "\n")
+
     plot = not args.no_plot
     if plot and importlib.util.find_spec("matplotlib") is None:
         print('matplotlib is not installed, so no PNG plot is drawn (pip install '
@@ -92,14 +101,16 @@ def _recovery(args):
             result = experiments.phase_transition(
                 configs, grid, n_trials=args.trials, methods=args.methods,
                 sigma=args.sigma, sdp_solver=args.sdp_solver, random_state=args.seed,
-                verbose=not args.quiet,
+                verbose=not args.quiet, on_result=keep,
             )
         else:
             result = experiments.heterogeneous(
                 args.settings, n_replicates=args.replicates, methods=args.methods,
                 sdp_solver=args.sdp_solver, random_state=args.seed, verbose=not args.quiet,
+                on_result=keep,
             )
     except ValueError as error:
+        partial.unlink()
         print(f"clusterlab recovery {args.experiment}: error: {error}", file=sys.stderr)
         return 2
     print(result.format_table())
@@ -109,6 +120,7 @@ def _recovery(args):
         print(f"clusterlab recovery {args.experiment}: error: could not write to {args.out} "
               f"({error}); the table above is the result", file=sys.stderr)
         return 1
+    partial.unlink()
     print(f"\nFinished in {result.seconds:.1f} s; wrote")
     for path in paths.values():
         print(f"  {path}")

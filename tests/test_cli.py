@@ -102,3 +102,35 @@ def test_recovery_checks_out_before_running(tmp_path, capsys):
     assert code == 2
     assert captured.out == ""
     assert "exists and is not a folder" in captured.err
+
+
+def test_recovery_keeps_measured_rows_when_interrupted(tmp_path, monkeypatch, capsys):
+    import importlib
+
+    module = importlib.import_module("clusterlab.experiments.heterogeneous")
+    calls = []
+    real = module.run_method
+
+    def interrupted_after_three(*args):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(args[0])
+        return real(*args)
+
+    monkeypatch.setattr(module, "run_method", interrupted_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        main(["recovery", "heterogeneous", "--settings", "k2", "--replicates", "5",
+              "--methods", "kmeans", "em", "--quiet", "--no-plot", "--out", str(tmp_path)])
+    rows = [json.loads(line) for line in
+            (tmp_path / "heterogeneous_partial.jsonl").read_text().splitlines()]
+    assert [row["method"] for row in rows] == ["kmeans", "em", "kmeans"]
+    assert [row["replicate"] for row in rows] == [0, 0, 1]
+    assert all(0.0 <= row["error"] <= 1.0 for row in rows)
+
+
+def test_recovery_run_to_the_end_leaves_no_partial_file(tmp_path, capsys):
+    assert main(["recovery", "heterogeneous", "--settings", "k2", "--replicates", "2",
+                 "--methods", "kmeans", "--quiet", "--no-plot", "--out", str(tmp_path)]) == 0
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written
+    assert not any("partial" in name for name in written)

@@ -128,6 +128,7 @@ def heterogeneous(
     sdp_solver="lowrank",
     random_state=None,
     verbose=False,
+    on_result=None,
 ):
     """Mis-clustering error of each method on heterogeneous mixtures (experiment 2).
 
@@ -150,6 +151,10 @@ def heterogeneous(
     random_state : int, RandomState instance or None
     verbose : bool
         Print one line per replicate (to standard error).
+    on_result : callable or None
+        Called with every per-fit row (a dict, as in ``result.replicates``) as soon as it is
+        measured: ``clusterlab recovery`` writes them to a partial file, so that an
+        interrupted run keeps what it measured.
 
     Returns
     -------
@@ -198,6 +203,8 @@ def heterogeneous(
                         "data_seed": data_seed,
                     }
                 )
+                if on_result is not None:
+                    on_result(result.replicates[-1])
             if verbose:
                 errors = ", ".join(
                     f"{method} {fits[method][-1]['error']:.3f}" for method in methods

@@ -192,6 +192,7 @@ def phase_transition(
     sdp_solver="lowrank",
     random_state=None,
     verbose=False,
+    on_result=None,
 ):
     """Probability of exact recovery against separation / Θ² (experiment 1).
 
@@ -223,6 +224,10 @@ def phase_transition(
         Seeds every data set and every fit.
     verbose : bool
         Print one line per grid point (to standard error).
+    on_result : callable or None
+        Called with every per-fit row (a dict, as in ``result.trials``) as soon as it is
+        measured: ``clusterlab recovery`` writes them to a partial file, so that an
+        interrupted run keeps what it measured.
 
     Returns
     -------
@@ -282,6 +287,8 @@ def phase_transition(
                             "data_seed": data_seed,
                         }
                     )
+                    if on_result is not None:
+                        on_result(result.trials[-1])
             for method in methods:
                 errors = np.array([fit["error"] for fit in fits[method]])
                 result.summary.append(
