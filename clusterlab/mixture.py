@@ -366,8 +366,13 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         ``nu = strength + d + 1`` degrees of freedom ("full"; ``strength + 2`` per
         variance otherwise) and scale ``strength * covariance_prior``, so its mean is
         ``covariance_prior``.
-    mean_precision_prior : float
-        Pseudo-samples ``kappa`` behind the prior mean (the data mean).
+    mean_precision_prior : float or None
+        Pseudo-samples ``kappa`` behind the prior mean (the data mean): under the prior a
+        component mean lies within ``covariance / kappa`` of it. None (default) sets
+        ``kappa = tr(expected covariance) / tr(covariance of X)``, at most 1, so that this
+        spread is the data's own: with a fixed ``kappa = 1`` tight clusters far apart
+        (relative to their width) are merged, every mean being improbably far from the
+        data mean.
     acceptance : {"threshold", "mh"}
         Accept a move when its Hastings ratio exceeds 1, or with probability
         ``min(1, ratio)`` (Metropolis-Hastings).
@@ -449,7 +454,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         "assignment": [StrOptions({"soft", "hard"})],
         "covariance_prior": [None, Interval(Real, 0, None, closed="neither"), "array-like"],
         "covariance_prior_strength": [Interval(Real, 0, None, closed="neither")],
-        "mean_precision_prior": [Interval(Real, 0, None, closed="neither")],
+        "mean_precision_prior": [None, Interval(Real, 0, None, closed="neither")],
         "acceptance": [StrOptions(set(ACCEPTANCE_RULES))],
         "random_accept": [Interval(Real, 0, 1, closed="both")],
         "n_merge_neighbors": [Interval(Integral, 1, None, closed="left")],
@@ -463,7 +468,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
 
     def __init__(self, n_components=10, *, covariance_type="full", split_merge=True,
                  alpha="labeled", assignment="soft", covariance_prior=None,
-                 covariance_prior_strength=100.0, mean_precision_prior=1.0,
+                 covariance_prior_strength=100.0, mean_precision_prior=None,
                  acceptance="threshold", random_accept=0.0, n_merge_neighbors=3, burn_in=5,
                  n_init=1, max_iter=200, tol=1e-5, random_state=None, verbose=0):
         self.n_components = n_components
@@ -553,9 +558,19 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         else:
             nu, psi = strength + 2, strength * np.trace(expected) / d
         return NIWPrior(
-            mean=X.mean(axis=0, dtype=np.float64), kappa=float(self.mean_precision_prior),
+            mean=X.mean(axis=0, dtype=np.float64), kappa=self._mean_precision(X, expected),
             nu=nu, psi=psi, covariance_type=self.covariance_type,
         )
+
+    def _mean_precision(self, X, expected):
+        """``kappa``: given, or the expected over the total variance (at most 1)."""
+        if self.mean_precision_prior is not None:
+            return float(self.mean_precision_prior)
+        expected_variance = np.trace(np.atleast_2d(expected)) / X.shape[1]
+        total_variance = float(np.var(X, axis=0, dtype=np.float64).mean())
+        if not total_variance > 0:
+            return 1.0
+        return float(min(1.0, expected_variance / total_variance))
 
     def _expected_covariance(self, X, groups):
         d = X.shape[1]

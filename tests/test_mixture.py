@@ -222,3 +222,16 @@ def test_pickle_dtype_idempotence_and_readonly_input(make):
     np.testing.assert_array_equal(model32.labels_, first.labels_)
     with pytest.raises(ValueError, match="features"):
         first.predict(X[:, :1])
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("width", [1e-2, 1e-5])
+def test_gmm_keeps_tight_clusters_that_are_far_apart(covariance_type, width):
+    # with a fixed mean precision of 1 the prior placed every mean within one cluster
+    # width of the data mean, and split/merge merged these two clusters into one
+    noise = np.random.default_rng(0).standard_normal((60, 4))
+    X = np.repeat([[0.0] * 4, [5.0] * 4], 30, axis=0) + width * noise
+    model = SemiSupervisedGMM(n_components=2, covariance_type=covariance_type,
+                              random_state=0).fit(X)
+    assert model.n_components_ == 2
+    assert np.array_equal(np.bincount(model.labels_), [30, 30])
