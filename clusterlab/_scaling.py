@@ -100,17 +100,20 @@ class Frame:
         """``log(scale)``, always finite."""
         return self.exponent * math.log(2.0)
 
+    def _offset_like(self, A):
+        """The offset (float64, NumPy) in ``A``'s namespace and device, in its
+        accumulation dtype."""
+        xp = get_namespace(A)
+        if is_numpy_namespace(xp):
+            return self.offset
+        where = device(A)
+        return xp.astype(to_namespace(xp, self.offset, where), accumulation_dtype(xp, where))
+
     def to_frame(self, X):
         """Samples ``X`` (any namespace, float32 or float64) in the frame, same dtype."""
         X = _times_power_of_two(X, -self.outer)
         if self.offset is not None:
-            xp = get_namespace(X)
-            offset = self.offset
-            if not is_numpy_namespace(xp):
-                where = device(X)
-                offset = xp.astype(to_namespace(xp, offset, where),
-                                   accumulation_dtype(xp, where))
-            X = xp.astype(X - offset, X.dtype, copy=False)
+            X = get_namespace(X).astype(X - self._offset_like(X), X.dtype, copy=False)
         return _times_power_of_two(X, -self.inner)
 
     def points(self, Z):
@@ -121,13 +124,7 @@ class Frame:
         """
         Z = _times_power_of_two(Z, self.inner)
         if self.offset is not None:
-            xp = get_namespace(Z)
-            offset = self.offset
-            if not is_numpy_namespace(xp):
-                where = device(Z)
-                offset = xp.astype(to_namespace(xp, offset, where),
-                                   accumulation_dtype(xp, where))
-            Z = xp.astype(Z + offset, Z.dtype, copy=False)
+            Z = get_namespace(Z).astype(Z + self._offset_like(Z), Z.dtype, copy=False)
         return _times_power_of_two(Z, self.outer)
 
     def lengths(self, values, power=1):

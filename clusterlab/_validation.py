@@ -11,6 +11,7 @@ import numbers
 import warnings
 
 import numpy as np
+from scipy import sparse
 from scipy.sparse import issparse
 
 from clusterlab.solvers._backend import (
@@ -19,6 +20,7 @@ from clusterlab.solvers._backend import (
     get_namespace,
     host_floats,
     is_array,
+    to_numpy,
 )
 
 
@@ -301,3 +303,45 @@ def encode_task_labels(support_y):
     np.put_along_axis(codes, order, np.cumsum(new_class, axis=1) - 1, axis=1)
     classes = ordered[new_class].reshape(support_y.shape[0], n_way[0])
     return codes, classes
+
+
+def check_adjacency(adjacency, n_samples, name="adjacency"):
+    """A square, symmetric, nonnegative, finite adjacency as a CSR float64 matrix.
+
+    ``adjacency`` is a SciPy sparse matrix or array, or a dense array-like (a NumPy
+    array, a PyTorch tensor or another array-API array, copied to the host). The
+    diagonal (self-loops) is kept here; the functions that use the graph say what they
+    do with it.
+    """
+    if issparse(adjacency):
+        A = sparse.csr_matrix(adjacency, dtype=np.float64, copy=True)
+    else:
+        if is_array(adjacency) and not isinstance(adjacency, np.ndarray):
+            adjacency = to_numpy(adjacency)
+        dense = np.asarray(adjacency)
+        if dense.dtype == object or not (
+            np.issubdtype(dense.dtype, np.number) or dense.dtype == bool
+        ):
+            raise ValueError(f"{name} must hold real numbers, got dtype {dense.dtype}.")
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-dimensional, got shape {dense.shape}.")
+        A = sparse.csr_matrix(dense.astype(np.float64))
+    if A.shape != (n_samples, n_samples):
+        raise ValueError(
+            f"{name} has shape {A.shape}; expected ({n_samples}, {n_samples}), one row and "
+            "one column per sample."
+        )
+    if not np.all(np.isfinite(A.data)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if np.any(A.data < 0):
+        raise ValueError(f"{name} has negative weights.")
+    A.eliminate_zeros()
+    asymmetry = abs(A - A.T)
+    largest = float(A.data.max()) if A.nnz else 0.0
+    if asymmetry.nnz and float(asymmetry.max()) > 1e-10 * max(largest, 1.0):
+        raise ValueError(
+            f"{name} must be symmetric (an undirected graph); symmetrise it first, e.g. "
+            "with (A + A.T) / 2."
+        )
+    A.sort_indices()
+    return A

@@ -14,15 +14,14 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
-import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from clusterlab._sklearn_compat import Interval, _fit_context, validate_data
-from clusterlab._validation import check_float_matrix
+from clusterlab._validation import check_adjacency, check_float_matrix
 from clusterlab.solvers import group_sparse as _gs
-from clusterlab.solvers._backend import is_array, is_other_array, to_numpy
+from clusterlab.solvers._backend import is_other_array, to_numpy
 from clusterlab.solvers.graph import knn_affinity
 
 __all__ = ["GroupSparseCommunity", "check_adjacency"]
@@ -30,48 +29,6 @@ __all__ = ["GroupSparseCommunity", "check_adjacency"]
 # Iterations without the group penalty before it is switched on (see
 # clusterlab.solvers.group_sparse.fit_readout).
 _WARMUP_ITER = 100
-
-
-def check_adjacency(adjacency, n_samples, name="adjacency"):
-    """A square, symmetric, nonnegative, finite adjacency as a CSR float64 matrix.
-
-    ``adjacency`` is a SciPy sparse matrix or array, or a dense array-like (a NumPy
-    array, a PyTorch tensor or another array-API array, copied to the host). The
-    diagonal (self-loops) is kept here; the functions that use the graph say what they
-    do with it.
-    """
-    if sp.issparse(adjacency):
-        A = sp.csr_matrix(adjacency, dtype=np.float64, copy=True)
-    else:
-        if is_array(adjacency) and not isinstance(adjacency, np.ndarray):
-            adjacency = to_numpy(adjacency)
-        dense = np.asarray(adjacency)
-        if dense.dtype == object or not (
-            np.issubdtype(dense.dtype, np.number) or dense.dtype == bool
-        ):
-            raise ValueError(f"{name} must hold real numbers, got dtype {dense.dtype}.")
-        if dense.ndim != 2:
-            raise ValueError(f"{name} must be 2-dimensional, got shape {dense.shape}.")
-        A = sp.csr_matrix(dense.astype(np.float64))
-    if A.shape != (n_samples, n_samples):
-        raise ValueError(
-            f"{name} has shape {A.shape}; expected ({n_samples}, {n_samples}), one row and "
-            "one column per sample."
-        )
-    if not np.all(np.isfinite(A.data)):
-        raise ValueError(f"{name} contains NaN or infinity.")
-    if np.any(A.data < 0):
-        raise ValueError(f"{name} has negative weights.")
-    A.eliminate_zeros()
-    asymmetry = abs(A - A.T)
-    largest = float(A.data.max()) if A.nnz else 0.0
-    if asymmetry.nnz and float(asymmetry.max()) > 1e-10 * max(largest, 1.0):
-        raise ValueError(
-            f"{name} must be symmetric (an undirected graph); symmetrise it first, e.g. "
-            "with (A + A.T) / 2."
-        )
-    A.sort_indices()
-    return A
 
 
 class GroupSparseCommunity(ClusterMixin, BaseEstimator):

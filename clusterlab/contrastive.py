@@ -20,7 +20,12 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from clusterlab._validation import check_count, check_float_matrix, check_positive
+from clusterlab._validation import (
+    check_adjacency,
+    check_count,
+    check_float_matrix,
+    check_positive,
+)
 from clusterlab.solvers import meta_nodes as _mn
 from clusterlab.solvers._backend import (
     device,
@@ -74,34 +79,6 @@ def knn_graph(X, n_neighbors=3):
     n_neighbors = check_count(n_neighbors, "n_neighbors")
     directed = sp.csr_array(knn_affinity(X, n_neighbors, symmetrize=False).affinity)
     return directed.maximum(directed.T).tocsr()
-
-
-def _check_adjacency(adjacency, n_samples):
-    if isinstance(adjacency, np.ndarray):
-        adjacency = sp.csr_array(adjacency)
-    if not sp.issparse(adjacency):
-        raise ValueError(
-            "adjacency must be a SciPy sparse matrix (e.g. from clusterlab.knn_graph), "
-            f"got {type(adjacency).__name__}."
-        )
-    if adjacency.ndim != 2 or adjacency.shape != (n_samples, n_samples):
-        raise ValueError(
-            f"adjacency must have shape ({n_samples}, {n_samples}) to match Z, got "
-            f"{adjacency.shape}."
-        )
-    A = sp.csr_array(adjacency, dtype=np.float64)
-    if not np.all(np.isfinite(A.data)):
-        raise ValueError("adjacency contains NaN or infinity.")
-    if np.any(A.data < 0):
-        raise ValueError("adjacency has negative entries: edge weights must be >= 0.")
-    asymmetry = abs(A - A.T)
-    scale = np.max(A.data, initial=0.0)
-    if asymmetry.nnz and asymmetry.max() > 1e-12 * scale:
-        raise ValueError(
-            "adjacency must be symmetric (an undirected kNN graph); symmetrise a "
-            "directed one with A.maximum(A.T), as clusterlab.knn_graph does."
-        )
-    return A
 
 
 def _check_embeddings(Z):
@@ -294,7 +271,7 @@ def pamc_loss(Z, adjacency, assignments, *, tau=1.0, order=1, cumulative=True,
     """
     Z = _check_embeddings(Z)
     tau, order, cumulative = _check_loss_parameters(tau, order, cumulative)
-    A = _check_adjacency(adjacency, Z.shape[0])
+    A = check_adjacency(adjacency, Z.shape[0])
     xp = get_namespace(Z)
     labels, K = _labels_from(assignments, Z.shape[0], None, xp, device(Z))
     graph = _mn.propagation_graph(A, order, cumulative=cumulative)
@@ -339,7 +316,7 @@ def ncontrast_loss(Z, adjacency, *, tau=1.0, order=1, cumulative=True):
     """
     Z = _check_embeddings(Z)
     tau, order, cumulative = _check_loss_parameters(tau, order, cumulative)
-    A = _check_adjacency(adjacency, Z.shape[0])
+    A = check_adjacency(adjacency, Z.shape[0])
     xp = get_namespace(Z)
     graph = _mn.propagation_graph(A, order, cumulative=cumulative)
     return _mn.ncontrast_loss(xp, Z, graph, tau)

@@ -40,7 +40,6 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
-from sklearn.cluster import kmeans_plusplus
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -374,11 +373,9 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
             index = rng.choice(X.shape[0], K, replace=False)
         else:
             joint = X if y is None else xp.concat([X, y], axis=1)
-            if not is_numpy_namespace(xp):
-                centers = _bk.kmeans_plusplus(joint, K, rng)  # rows of ``joint``
-                split = X.shape[1]
-                return centers[:, :split], None if y is None else centers[:, split:]
-            _, index = kmeans_plusplus(joint, K, random_state=rng)
+            centers = _bk.kmeans_plusplus(joint, K, rng)  # rows of ``joint``
+            split = X.shape[1]
+            return centers[:, :split], None if y is None else centers[:, split:]
         if is_numpy_namespace(xp):
             return X[index].copy(), None if y is None else y[index].copy()
         index = xp.asarray(index, device=device(X))

@@ -266,7 +266,7 @@ def test_bad_input_is_rejected_with_a_clear_message():
         (lambda: pamc_loss(Z, directed, truth), "symmetric"),
         (lambda: pamc_loss(Z, A[:10, :10], truth), "shape"),
         (lambda: pamc_loss(Z, -A, truth), "negative"),
-        (lambda: pamc_loss(Z, [[0, 1], [1, 0]], truth), "sparse"),
+        (lambda: pamc_loss(Z, [[0, 1], [1, 0]], truth), "shape"),
         (lambda: pamc_loss(np.where(np.eye(20, 5) > 0, np.nan, Z), A, truth), "NaN"),
         (lambda: pamc_loss(Z, A, truth - 1), ">= 0"),
         (lambda: pamc_loss(Z, A, truth[:-1]), "length"),
