@@ -62,7 +62,7 @@ from benchmarks._report import (
     write_json,
 )
 from clusterlab import knn_graph, ncontrast_loss, pamc_loss
-from clusterlab.contrastive import _check_adjacency
+from clusterlab._validation import check_adjacency
 from clusterlab.datasets import load_dataset
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "pamc.json"
@@ -130,7 +130,7 @@ def _torch_step(Z, A, labels):
 
 def _graph_seconds(A, order):
     def build():
-        return propagation_graph(_check_adjacency(A, A.shape[0]), order)
+        return propagation_graph(check_adjacency(A, A.shape[0]), order)
 
     return best_time(build)[0]
 
