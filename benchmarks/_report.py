@@ -22,10 +22,11 @@ REPEAT = 3
 SINGLE_RUN_ABOVE_S = 2.0
 
 
-def timed(fn, warmup=False):
+def timed(fn, warmup=True):
     """Best wall time of ``fn()`` over up to ``REPEAT`` runs, and its last output.
 
-    ``warmup``: one untimed call first (Numba's compilation stays out of the time).
+    ``warmup``: one untimed call first, so that no contender is timed cold (Numba's
+    compilation, a library's first-call set-up and cold caches stay out of the time).
     """
     if warmup:
         fn()

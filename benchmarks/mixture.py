@@ -1,10 +1,11 @@
-"""Benchmark one EM sweep of clusterlab's Gaussian mixture against scikit-learn's.
+"""Benchmark clusterlab's Gaussian mixture (EM sweeps, whole fits) against scikit-learn's.
 
 Run from the repository root::
 
     python benchmarks/mixture.py            # 50,000 x 64, 20 components (about a minute)
     python benchmarks/mixture.py --quick    # 3,000 x 16, 5 components, seconds
     python benchmarks/mixture.py --out results.json
+    python benchmarks/mixture.py --fit-only  # whole fits with their starts only
 
 Data
 ----
@@ -41,6 +42,18 @@ Cases
     ``zero_resp`` is the fraction of exactly-zero responsibilities in the last E-step
     (scikit-learn: ``predict_proba`` of the ``m = 12`` fit); clusterlab skips such
     entries in its full scatters, scikit-learn does not.
+``fit diag`` / ``start diag``
+    A whole fit with its start, the issue's setting: 10 EM sweeps, 20 diagonal
+    components, no labels. clusterlab: ``SemiSupervisedGMM(n_components=K,
+    covariance_type="diag", split_merge=False, max_iter=10, tol=0, random_state=s)``;
+    scikit-learn: ``GaussianMixture(n_components=K, covariance_type="diag", max_iter=10,
+    tol=0, init_params="kmeans", random_state=s)``; each is warmed up, then timed best of
+    3, for the seeds ``s`` in ``FIT_SEEDS``; ``ms`` is the mean over the seeds (the
+    k-means starts take a seed-dependent number of Lloyd iterations). ``start diag``
+    times the starts alone: :func:`clusterlab.solvers.seeded_kmeans.seeded_kmeans` (one
+    run, ``np.random.default_rng(s)``) against ``KMeans(n_clusters=K, n_init=1,
+    random_state=s)`` (the start of ``GaussianMixture``), with their Lloyd iterations and
+    inertias in the note.
 ``moves full`` / ``moves diag``
     Split/merge on top of the sweeps (``MoveConfig()``): ``n_classes`` true components
     are labeled classes, half of their samples labeled; from a seeded start (class means,
@@ -77,6 +90,7 @@ from clusterlab.solvers.gmm import (
     squares_for,
 )
 from clusterlab.solvers.niw import NIWPrior
+from clusterlab.solvers.seeded_kmeans import seeded_kmeans
 from clusterlab.solvers.split_merge import (
     MoveConfig,
     SubClusters,
@@ -84,8 +98,11 @@ from clusterlab.solvers.split_merge import (
     resolve_log_alpha,
     split_step,
 )
+from sklearn.cluster import KMeans
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_info
+
+from clusterlab.mixture import SemiSupervisedGMM
 
 # Run as a script, ``benchmarks`` is importable once the repository root is on the path.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -107,6 +124,8 @@ EIGEN_RANGE = (0.3, 2.0)
 SHORT_FIT, LONG_FIT = 2, 12  # scikit-learn iterations of the two timed fits
 N_SWEEPS = LONG_FIT - SHORT_FIT  # clusterlab sweeps in the timed loop
 BURN_IN = 5  # clamped sweeps before the timed moves
+FIT_SWEEPS = 10  # EM sweeps of the timed whole fits
+FIT_SEEDS = (0, 1, 2)
 
 
 @dataclass(frozen=True)
@@ -271,6 +290,65 @@ def sweep_case(X, sizes, covariance_type):
     return [ours, theirs]
 
 
+def fit_case(X, sizes):
+    """Whole fits with their k-means starts (diagonal covariances, no labels)."""
+
+    def ours(seed):
+        return quietly(lambda: SemiSupervisedGMM(
+            n_components=sizes.K, covariance_type="diag", split_merge=False,
+            max_iter=FIT_SWEEPS, tol=0, random_state=seed,
+        ).fit(X))
+
+    def theirs(seed):
+        return quietly(lambda: GaussianMixture(
+            n_components=sizes.K, covariance_type="diag", max_iter=FIT_SWEEPS, tol=0,
+            init_params="kmeans", random_state=seed,
+        ).fit(X))
+
+    clamp = np.full(X.shape[0], -1, dtype=np.int64)
+
+    def our_start(seed):
+        return lambda: seeded_kmeans(X, clamp, sizes.K, rng=np.random.default_rng(seed))
+
+    def their_start(seed):
+        return lambda: KMeans(n_clusters=sizes.K, n_init=1, random_state=seed).fit(X)
+
+    times = {"ours": [], "theirs": [], "our_start": [], "their_start": []}
+    notes = {"our_start": [], "their_start": []}
+    sweeps = {"ours": [], "theirs": []}
+    for seed in FIT_SEEDS:
+        seconds, (model, _) = timed(ours(seed))
+        times["ours"].append(seconds)
+        sweeps["ours"].append(int(model.n_iter_))
+        seconds, (model, _) = timed(theirs(seed))
+        times["theirs"].append(seconds)
+        sweeps["theirs"].append(int(model.n_iter_))
+        seconds, run = timed(our_start(seed))
+        times["our_start"].append(seconds)
+        notes["our_start"].append(f"{run.n_iter} it, {run.inertia:.6g}")
+        seconds, km = timed(their_start(seed))
+        times["their_start"].append(seconds)
+        notes["their_start"].append(f"{km.n_iter_} it, {km.inertia_:.6g}")
+    ms = {key: 1e3 * float(np.mean(value)) for key, value in times.items()}
+    per_seed = ", ".join(
+        f"{t / o:.2f}" for t, o in zip(times["theirs"], times["ours"], strict=True)
+    )
+    seeds = f"seeds {list(FIT_SEEDS)}"
+    rows = [
+        row("fit diag", "clusterlab SemiSupervisedGMM.fit", ms["ours"], ratio=1.0,
+            n_iter=sweeps["ours"], note=f"mean of {seeds}, best of 3 each; "
+            f"{FIT_SWEEPS} sweeps, seeded k-means start"),
+        row("fit diag", "scikit-learn GaussianMixture.fit", ms["theirs"],
+            ratio=ms["theirs"] / ms["ours"], n_iter=sweeps["theirs"],
+            note=f"init_params='kmeans'; per-seed ratios {per_seed}"),
+        row("start diag", "clusterlab seeded_kmeans", ms["our_start"], ratio=1.0,
+            note="; ".join(notes["our_start"])),
+        row("start diag", "scikit-learn KMeans(n_init=1)", ms["their_start"],
+            ratio=ms["their_start"] / ms["our_start"], note="; ".join(notes["their_start"])),
+    ]
+    return rows
+
+
 def labeled_start(X, components, sizes, prior, rng):
     """Classes ``0 .. n_classes - 1`` half labeled; seeded start and ``BURN_IN`` sweeps."""
     n, K, C = X.shape[0], sizes.K, sizes.n_classes
@@ -411,7 +489,9 @@ def metadata(quick, sizes, data_info):
             "tol": 0,
             "random_state": 0,
             "max_iter": [SHORT_FIT, LONG_FIT],
+            "fit": f"init_params='kmeans', max_iter={FIT_SWEEPS}, tol=0",
         },
+        "fit_seeds": list(FIT_SEEDS),
         "clusterlab": {
             "prior": "NIW: mean = data mean, kappa = 0.01, nu = d + 2 (full) "
             "or 3 (diag), psi = 0.01 * mean feature variance",
@@ -423,11 +503,11 @@ def metadata(quick, sizes, data_info):
     }
 
 
-def run(sizes):
+def run(sizes, fit_only=False):
     X, components, truth = gaussian_mixture(sizes)
     zero, soft = true_zero_fraction(X, truth)
     rows = []
-    for covariance_type in COVARIANCE_TYPES:
+    for covariance_type in () if fit_only else COVARIANCE_TYPES:
         print(
             f"running sweep_case {covariance_type}, n={sizes.n}, d={sizes.d} ...",
             file=sys.stderr,
@@ -436,6 +516,8 @@ def run(sizes):
         rows += sweep_case(X, sizes, covariance_type)
         print(f"running moves_case {covariance_type} ...", file=sys.stderr, flush=True)
         rows += moves_case(X, components, sizes, covariance_type, rows[-2]["ms"])
+    print(f"running fit_case diag, n={sizes.n}, d={sizes.d} ...", file=sys.stderr, flush=True)
+    rows += fit_case(X, sizes)
     return rows, {"zero_resp_at_truth": zero, "rows_max_resp_below_0.99_at_truth": soft}
 
 
@@ -443,9 +525,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
+    parser.add_argument("--fit-only", action="store_true",
+                        help="only the whole-fit and start cases (fit diag, start diag)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    rows, data_info = run(sizes)
+    rows, data_info = run(sizes, fit_only=args.fit_only)
     meta = metadata(args.quick, sizes, data_info)
     print(format_table(rows, COLUMNS))
     print(

@@ -4,6 +4,7 @@ Run from the repository root::
 
     python benchmarks/sinkhorn.py            # full sizes (several minutes)
     python benchmarks/sinkhorn.py --quick    # tiny sizes, every code path, seconds
+    python benchmarks/sinkhorn.py --swav-only  # SwAV case, largest n, no sinkhorn_log
     python benchmarks/sinkhorn.py --out results.json
 
 Every method runs in this one process on the same data: float32 cosine scores
@@ -17,7 +18,16 @@ Cases
     SwAV's fixed 3 iterations at eps = 0.05: POT ``ot.sinkhorn`` and
     ``ot.sinkhorn_log`` (``numItermax=3, stopThr=0``), the NumPy transcription of SwAV's
     ``distributed_sinkhorn`` (:func:`benchmarks.peers.swav_sinkhorn_numpy`) and
-    ``clusterlab.sinkhorn_codes``. Every method's codes (``n * plan``) are compared
+    ``clusterlab.sinkhorn_codes``, and two memory-traffic floors (rows ``floor: ...``,
+    no arithmetic beyond the sums, so no method can beat them on this machine): one read
+    of the scores and one write of a fresh n x K array (a copy), and the four passes
+    SwAV's three iterations need at the least (each iteration's column sums depend on
+    every row of the previous one: write ``E`` once while reading the scores, read it
+    twice, read and write it once), done by the same streaming kernels with the
+    exponential left out; and, at those sizes, clusterlab's solver
+    (:func:`clusterlab.solvers.sinkhorn.scaling_codes`) without the public function's
+    input check (which reads the scores once for their minimum and maximum). Every
+    method's codes (``n * plan``) are compared
     with the NumPy transcription's (``note``: max abs difference). At large ``n`` that
     difference is the transcription's own float32 rounding: its sums over the samples
     accumulate in float32 (at n = 65536 it is ~2e-5 off float64 arithmetic, clusterlab ~3e-8).
@@ -60,6 +70,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from clusterlab.solvers._backend import n_threads
+from clusterlab.solvers._scaling_kernels import row_scaling_pass
+from clusterlab.solvers.sinkhorn import scaling_codes
+from numba import njit, prange
 
 import clusterlab
 
@@ -83,6 +97,7 @@ TOL = 1e-6
 SWAV_ITER = 3
 POT_CONVERGED_MAX_ITER = 200  # POT float32 stalls above tol: bounds its run time
 SMALL_EPS_MAX_ITER = 10_000
+FLOOR_MIN_SIZE = 10_000_000  # the traffic floors are shown for the large SwAV cases only
 
 
 @dataclass(frozen=True)
@@ -190,15 +205,66 @@ def measure(case, method, S, fn, mass, *, warmup=True, reference=None, cap=None)
 # -- cases -------------------------------------------------------------------------------
 
 
-def swav_case(S):
-    """SwAV mode: 3 fixed iterations at eps = 0.05, float32 codes."""
+@njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+def _copy_column_sums(S, E, col_partial, sums):
+    """``E = S`` and, if ``sums``, the per-block column sums of ``S`` (float64)."""
+    n, K = S.shape
+    n_chunks = col_partial.shape[0]
+    for c in prange(n_chunks):
+        acc = col_partial[c]
+        acc[:] = 0.0
+        for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            for k in range(K):
+                E[i, k] = S[i, k]
+            if sums:
+                for k in range(K):
+                    acc[k] += E[i, k]
+
+
+def floor_rows(case, S):
+    """The two memory-traffic floors of the SwAV case (module docstring)."""
+    n, K = S.shape
+    n_chunks = max(1, min(n, 4 * n_threads()))
+    col_partial = np.empty((n_chunks, K))
+
+    def copy_once():
+        E = np.empty_like(S)
+        _copy_column_sums(S, E, col_partial, False)
+        return E
+
+    def four_passes():
+        E = np.empty_like(S)
+        _copy_column_sums(S, E, col_partial, True)
+        for it in range(SWAV_ITER):
+            v = 1.0 / col_partial.sum(axis=0)
+            row_scaling_pass(E, v, col_partial, it == SWAV_ITER - 1)
+        return E
+
+    rows = []
+    for method, fn, note in (
+        ("floor: read + write once", copy_once, "a copy into a fresh array"),
+        ("floor: 4 passes, no exp", four_passes,
+         "write E, read it twice, read and write it (what the codes need, minus exp)"),
+    ):
+        seconds, _ = timed(fn, True)
+        rows.append({
+            "case": case, "method": method, "dtype": str(S.dtype), "n": n, "K": K,
+            "seconds": seconds, "ratio": None, "marginal_error": math.nan, "n_iter": 0,
+            "finite": True, "note": f"{note}; {S.nbytes / 1e9:.2f} GB per pass",
+        })
+    return rows
+
+
+def swav_case(S, with_log=True):
+    """SwAV mode: 3 fixed iterations at eps = 0.05, float32 codes (``with_log``: POT's
+    ``ot.sinkhorn_log`` too)."""
     n, K = S.shape
     case = f"swav {SWAV_ITER} it, n={n}"
     codes_mass = n / K  # codes have rows summing to 1
     reference_fn = quietly(lambda: (swav_sinkhorn_numpy(S, EPS, SWAV_ITER), SWAV_ITER))
     row, reference = measure(case, "NumPy SwAV transcription", S, reference_fn, codes_mass)
     rows = [row]
-    for method in ("sinkhorn", "sinkhorn_log"):
+    for method in ("sinkhorn", "sinkhorn_log") if with_log else ("sinkhorn",):
         fn = pot_runner(S, EPS, method, numItermax=SWAV_ITER, stopThr=0.0)
         rows.append(measure(case, f"POT ot.{method}", S, fn, 1 / K, reference=reference)[0])
     fn = quietly(lambda: (clusterlab.sinkhorn_codes(S, EPS, SWAV_ITER), SWAV_ITER))
@@ -207,6 +273,14 @@ def swav_case(S):
             case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, reference=reference
         )[0]
     )
+    if S.size >= FLOOR_MIN_SIZE:
+        # the solver without the public function's input check (one min/max pass)
+        fn = quietly(lambda: (scaling_codes(S, EPS, SWAV_ITER), SWAV_ITER))
+        rows.append(
+            measure(case, "clusterlab solver, no input check", S, fn, codes_mass,
+                    reference=reference)[0]
+        )
+        rows += floor_rows(case, S)
     return rows
 
 
@@ -321,17 +395,23 @@ def describe(S):
     return {"shape": list(S.shape), "min": float(S.min()), "max": float(S.max())}
 
 
-def run(sizes):
-    """All cases; returns the rows and a description of the data sets."""
+def run(sizes, swav_only=False):
+    """All cases (or the SwAV case only); returns the rows and a description of the data."""
     rows, datasets = [], {}
     S_all = clustered_scores(max(sizes.ns), sizes.K, sizes.dim, sizes.n_centres)
-    for n in sizes.ns:
+    for n in sizes.ns[-1:] if swav_only else sizes.ns:
         S = S_all[:n]
         datasets[f"n={n}"] = describe(S)
+        if swav_only:
+            print(f"running swav_case n={n} ...", file=sys.stderr, flush=True)
+            rows += swav_case(S, with_log=False)
+            continue
         for case in (swav_case, converged_case):
             print(f"running {case.__name__} n={n} ...", file=sys.stderr, flush=True)
             rows += case(S)
     del S_all, S
+    if swav_only:
+        return add_ratios(rows), datasets
     n, K = sizes.small
     S = clustered_scores(n, K, sizes.small_dim, sizes.small_centres, seed=1)
     datasets[f"{n}x{K}"] = describe(S)
@@ -344,9 +424,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
+    parser.add_argument("--swav-only", action="store_true",
+                        help="only the SwAV case at the largest size, without POT's "
+                        "sinkhorn_log (the slowest contender)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    rows, datasets = run(sizes)
+    rows, datasets = run(sizes, swav_only=args.swav_only)
     meta = metadata(args.quick, sizes, datasets)
     print(format_table(rows, COLUMNS))
     print(

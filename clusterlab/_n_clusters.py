@@ -13,7 +13,8 @@ from scipy.optimize import minimize_scalar
 from sklearn.cluster import KMeans
 from sklearn.utils import check_random_state
 
-from clusterlab._validation import check_count, check_float_matrix, check_partial_labels
+from clusterlab._labels import partial_labels
+from clusterlab._validation import check_count, check_float_matrix
 from clusterlab.metrics import clustering_accuracy
 
 __all__ = ["estimate_n_clusters"]
@@ -39,21 +40,21 @@ def estimate_n_clusters(
     X : array-like of shape (n_samples, n_features)
         Features of all samples (a NumPy-compatible array).
     y : array-like of shape (n_samples,)
-        Class labels of the labeled samples, -1 for unlabeled ones. At least one sample
-        must be labeled and at least one unlabeled.
-    k_min : int, optional
+        Class labels of the labeled samples (integers, strings, ...), -1 for unlabeled
+        ones. At least one sample must be labeled and at least one unlabeled.
+    k_min : int or None, default=None
         Smallest candidate; by default the number of distinct labeled classes ``C``.
-    k_max : int, optional
+    k_max : int or None, default=None
         Largest candidate, at most ``n_samples`` and greater than ``k_min``; by default
         ``min(n_samples, max(3 * C, k_min) + 10)``: room for twice as many new classes as
         labeled ones, and some more for few classes.
-    n_init : int
+    n_init : int, default=10
         k-means restarts per candidate (``KMeans(n_init=...)``); more restarts make the
         score less noisy, which the search relies on.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
         Every k-means run gets the same seed: an int is passed to ``KMeans`` as is; from a
         RandomState instance or None (NumPy's global generator) one seed is drawn first.
-    return_scores : bool
+    return_scores : bool, default=False
         Also return the score of every candidate that was clustered.
 
     Returns
@@ -96,8 +97,8 @@ def estimate_n_clusters(
             "X must be a NumPy-compatible array: scikit-learn's KMeans runs on the CPU."
         )
     n_samples = X.shape[0]
-    y = check_partial_labels(y, n_samples)
-    labeled = y != -1
+    codes = partial_labels(y, n_samples).codes  # any label type, -1 unlabeled
+    labeled = codes != -1
     n_labeled = int(labeled.sum())
     if n_labeled == 0:
         raise ValueError("y has no labeled samples (every label is -1); nothing to score k on.")
@@ -106,7 +107,7 @@ def estimate_n_clusters(
             "every sample of y is labeled: the number of classes is the number of labels; "
             "mark unlabeled samples with -1."
         )
-    n_classes = np.unique(y[labeled]).shape[0]
+    n_classes = np.unique(codes[labeled]).shape[0]
     k_min = n_classes if k_min is None else check_count(k_min, "k_min")
     k_max = (
         min(n_samples, max(3 * n_classes, k_min) + 10)
@@ -122,7 +123,7 @@ def estimate_n_clusters(
         seed = int(random_state)
     else:
         seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-    y_labeled = y[labeled]
+    y_labeled = codes[labeled]
     scores = {}
 
     def score(k):

@@ -4,7 +4,9 @@ The functions here check their input and call :mod:`clusterlab.solvers.sinkhorn`
 ``sinkhorn``, ``sinkhorn_codes`` and ``swapped_prediction_loss`` accept NumPy arrays,
 PyTorch tensors (CPU or CUDA), CuPy arrays and any other array-API array, and return
 arrays of the same kind on the same device; so do ``SinkhornKMeans``'s ``fit``,
-``predict`` and ``transform``.
+``predict`` and ``transform``. Row-chunked Dask arrays are iterated chunk by chunk on
+their workers (:mod:`clusterlab.solvers.dask_sinkhorn`, :mod:`clusterlab.solvers.dask_lloyd`)
+and give lazy Dask arrays back.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._progress import progress_printer
 from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
@@ -45,23 +48,12 @@ from clusterlab.solvers._backend import (
     to_namespace,
     to_numpy,
 )
+from clusterlab.solvers._dask import check_dask_matrix, is_dask_array
 from clusterlab.solvers.assignment import round_to_proportions
 
 __all__ = ["SinkhornKMeans", "sinkhorn", "sinkhorn_codes", "swapped_prediction_loss"]
 
 SinkhornResult = _sk.SinkhornResult
-
-
-def _progress_printer(verbose, label):
-    if not verbose:
-        return None
-    every = max(1, int(verbose))
-
-    def report(n_iter, error):
-        if n_iter % every == 0:
-            print(f"[{label}] iteration {n_iter}: marginal error {error:.3e}", flush=True)
-
-    return report
 
 
 def _check_solver_arguments(scores, eps, tol, max_iter, n_iter):
@@ -87,6 +79,72 @@ def _warn_not_converged(result, tol, what="sinkhorn"):
         ConvergenceWarning,
         stacklevel=3,
     )
+
+
+def _check_dask_arguments(scores, eps, tol, max_iter, n_iter, column_lse=False):
+    """:func:`_check_solver_arguments` for a row-chunked Dask array: its shape and dtype
+    lazily, its range (which shows NaN and inf) in one pass over it; ``column_lse``: that
+    pass also forms the first column update of SwAV's codes (appended to the result)."""
+    from clusterlab.solvers import dask_sinkhorn as _dsk
+
+    scores = check_dask_matrix(scores, "scores")
+    eps = check_positive(eps, "eps")
+    if column_lse:
+        low, high, lse = _dsk.range_and_column_lse(scores, eps)
+    else:
+        low, high = _dsk.extrema(scores)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("scores contains NaN or infinity.")
+    if not np.isfinite((high - low) / eps):
+        raise ValueError(f"eps={eps:g} is too small for scores spanning {high - low:g}.")
+    checked = (scores, eps, (low, high), check_positive(tol, "tol"),
+               check_count(max_iter, "max_iter"),
+               check_count(n_iter, "n_iter", allow_none=True))
+    return (*checked, lse) if column_lse else checked
+
+
+def _dask_all_finite(X):
+    import dask.array as da
+
+    return da.isfinite(X).all().compute(optimize_graph=False)
+
+
+def _dask_row_marginal(a, n):
+    """``a`` of a Dask solve: None, or checked (one pass for a Dask ``a``) and scaled to
+    sum to one, lazily for a Dask ``a``."""
+    if a is None or not is_dask_array(a):
+        return check_marginal(a, n, "a", np)
+    if a.shape != (n,):
+        raise ValueError(f"a must have shape ({n},), got {a.shape}.")
+    import dask
+
+    total, low = (float(v) for v in dask.compute(a.sum(), a.min()))
+    if not (np.isfinite(total) and np.isfinite(low)) or low < 0 or abs(total - 1) > 1e-6:
+        raise ValueError("a must be finite and nonnegative, summing to 1.")
+    return a.astype(np.float64) / total
+
+
+def _dask_sinkhorn(scores, eps, a, b, *, tol, max_iter, n_iter, init, eps_scaling,
+                   return_plan, verbose):
+    from clusterlab.solvers import dask_sinkhorn as _dsk
+
+    scores, eps, score_range, tol, max_iter, n_iter = _check_dask_arguments(
+        scores, eps, tol, max_iter, n_iter)
+    n, K = scores.shape
+    a = _dask_row_marginal(a, n)
+    b = check_marginal(np.asarray(b) if is_dask_array(b) else b, K, "b", np)
+    if init is not None:
+        init = np.asarray(init, dtype=np.float64)
+        if init.shape != (K,) or not np.all(np.isfinite(init)):
+            raise ValueError(f"init must be {K} finite column potentials (result.g).")
+    result = _dsk.sinkhorn(
+        scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter, init=init,
+        eps_scaling=eps_scaling, return_plan=return_plan, score_range=score_range,
+        callback=progress_printer(verbose, "sinkhorn", [("marginal error", ".3e")]),
+    )
+    if n_iter is None and not result.converged:
+        _warn_not_converged(result, tol)
+    return result
 
 
 def sinkhorn(
@@ -115,30 +173,33 @@ def sinkhorn(
         float32 stays float32; NumPy, CuPy and other array-API arrays are accepted.
     eps : float > 0
         Entropic regularisation, in score units. Stable down to 1e-3 and below.
-    a, b : arrays or None
+    a, b : arrays or None, default=None
         Row (sample) and column (prototype) marginals, nonnegative and summing to 1;
         uniform by default (equal-sized clusters).
-    tol : float
+    tol : float, default=1e-6
         Stop when ``max_k |colsum_k / b_k - 1| <= tol`` (ignored when ``n_iter`` is set).
-    max_iter : int
+    max_iter : int, default=1000
         Iteration cap in tolerance mode, epsilon-scaling stages included.
-    n_iter : int or None
+    n_iter : int or None, default=None
         Run exactly ``n_iter`` iterations (SwAV's fixed-iteration mode, no epsilon scaling).
-    init : array of shape (n_prototypes,) or None
+    init : array of shape (n_prototypes,) or None, default=None
         Column potentials ``result.g`` of an earlier solve, to warm-start.
     eps_scaling : bool, default=True
         In tolerance mode, solve first for larger eps (halving from the spread of the
         scores), each stage warm-starting the next. Not needed for stability (the
         iteration is in log domain), but near-hard plans converge far faster with it;
         on easy problems it can double the iterations: pass False there.
-    return_plan : bool
+    return_plan : bool, default=True
         Form the plan (one more pass over ``scores`` in tolerance mode).
-    verbose : int
+    verbose : int, default=0
         Print the marginal error every ``verbose`` iterations (0: silent).
 
     Returns
     -------
     SinkhornResult
+        For row-chunked Dask scores, ``plan`` and ``f`` are lazy Dask arrays chunked
+        like the scores and ``g`` is NumPy (``a`` may be NumPy or Dask; see
+        :doc:`/user_guide/scaling_out`).
         ``plan``, potentials ``f`` and ``g``, ``n_iter``, ``converged``,
         ``marginal_error`` (relative L-inf error of the column sums) and ``error_history``.
         A ``ConvergenceWarning`` is issued when tolerance mode stops short of ``tol``.
@@ -155,6 +216,10 @@ def sinkhorn(
     >>> bool(np.allclose(result.plan.sum(axis=0), 1 / 3, rtol=1e-6))  # equal loads
     True
     """
+    if is_dask_array(scores):  # row-chunked: iterated chunk by chunk, the plan lazy
+        return _dask_sinkhorn(scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter,
+                              init=init, eps_scaling=eps_scaling, return_plan=return_plan,
+                              verbose=verbose)
     scores, eps, _, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
@@ -169,7 +234,7 @@ def sinkhorn(
     result = _sk.sinkhorn(
         scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter, init=init,
         eps_scaling=eps_scaling, return_plan=return_plan,
-        callback=_progress_printer(verbose, "sinkhorn"),
+        callback=progress_printer(verbose, "sinkhorn", [("marginal error", ".3e")]),
     )
     if n_iter is None and not result.converged:
         _warn_not_converged(result, tol)
@@ -181,15 +246,31 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
 
     Every prototype receives the same total mass and every sample's codes sum to one.
     Starting from ``exp(scores / eps)``, each iteration normalises the prototype loads,
-    then the samples, as SwAV's ``distributed_sinkhorn`` does (computed so that it gives
-    the same numbers without overflow: in log domain on NumPy, and on other arrays in
-    the scaling domain after a log-domain first step, falling back to log domain where
-    ``scores`` spread over too many ``eps``).
+    then the samples, as SwAV's ``distributed_sinkhorn`` does, computed so that it gives
+    the same numbers without overflow. Two paths, chosen from the scores' range:
+
+    - scaling domain, with ``n_iter`` set and ``(max - min) / eps + log(batch) +
+      log(n_prototypes)`` at most 80 (float32; 650 in float64), so that every entry of
+      ``exp(scores / eps)`` (shifted) and every scaling stays a normal number: one
+      exponential pass, then one pass over the matrix per iteration (on NumPy each row
+      shifted by its own maximum and the first prototype sums weighted to match, which
+      is exact);
+    - log domain otherwise (small ``eps``, widely spread scores) and always in tolerance
+      mode (``n_iter=None``): float64 potentials, every exponent shifted by its row's
+      maximum; it never overflows.
+
+    Both reproduce SwAV's codes up to rounding (in float32 on cosine scores the two
+    paths agree within 1e-5).
 
     PyTorch tensors (CPU or CUDA) and CuPy arrays are computed on their device and the
     codes come back there, detached from the autograd graph (SwAV computes them under
     ``no_grad``). With ``n_iter`` set, the only host synchronisation is the input check
     (the scores' maximum and minimum, fetched together).
+
+    A row-chunked Dask array (for instance a lazy ``Z @ C.T`` of a Dask ``Z`` and NumPy
+    prototypes ``C``) is iterated chunk by chunk where its chunks live, only K-length
+    partial sums travelling, and the codes come back as a lazy Dask array chunked like
+    the scores (see :doc:`/user_guide/scaling_out`).
 
     ======  ===============================================================
     SwAV    ``sinkhorn_codes(S, eps=0.05, n_iter=3)``
@@ -204,14 +285,16 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     ----------
     scores : array of shape (batch, n_prototypes)
         Scores ``z C^T`` of L2-normalised features against L2-normalised prototypes.
-    eps : float > 0
+    eps : float > 0, default=0.05
         Regularisation (SwAV's ``epsilon``).
-    n_iter : int or None
+    n_iter : int or None, default=3
         Fixed number of iterations; None iterates to ``tol``.
-    hard : bool
+    hard : bool, default=False
         Return one-hot codes of each sample's largest code (same shape and dtype).
-    tol, max_iter : float, int
-        Tolerance mode only (``n_iter=None``).
+    tol : float, default=1e-6
+        Marginal tolerance, in tolerance mode only (``n_iter=None``).
+    max_iter : int, default=1000
+        Iteration cap, in tolerance mode only.
 
     Returns
     -------
@@ -227,7 +310,26 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     >>> codes = sinkhorn_codes(z @ prototypes.T, eps=0.05, n_iter=3)
     >>> np.allclose(codes.sum(axis=1), 1.0)
     True
+
+    On a Dask array the codes are a lazy Dask array, chunked like the scores:
+
+    >>> import dask.array as da
+    >>> lazy = sinkhorn_codes(da.from_array(z, chunks=(4, 4)) @ prototypes.T)
+    >>> lazy.chunks
+    ((4, 4), (4,))
+    >>> bool(np.allclose(lazy.compute(), codes, atol=1e-12))
+    True
     """
+    if is_dask_array(scores):  # row-chunked: iterated chunk by chunk, the codes lazy
+        from clusterlab.solvers import dask_sinkhorn as _dsk
+
+        scores, eps, _, tol, max_iter, n_iter, lse = _check_dask_arguments(
+            scores, eps, tol, max_iter, n_iter, column_lse=True)
+        codes, result = _dsk.sinkhorn_codes(scores, eps, n_iter, hard=hard, tol=tol,
+                                            max_iter=max_iter, column_lse=lse)
+        if n_iter is None and not result.converged:
+            _warn_not_converged(result, tol, "sinkhorn_codes")
+        return codes
     scores, eps, score_range, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
@@ -257,11 +359,13 @@ def swapped_prediction_loss(
     ----------
     scores_a, scores_b : arrays of shape (batch, n_prototypes)
         Scores of the two views against the same prototypes.
-    eps, n_iter : float, int
-        Passed to :func:`sinkhorn_codes`.
-    tau : float > 0
+    eps : float > 0, default=0.05
+        Regularisation of the codes, passed to :func:`sinkhorn_codes`.
+    n_iter : int, default=3
+        Sinkhorn iterations of the codes, passed to :func:`sinkhorn_codes`.
+    tau : float > 0, default=0.1
         Softmax temperature of the predictions.
-    codes_a, codes_b : arrays or None
+    codes_a, codes_b : arrays or None, default=None
         Precomputed codes (e.g. from a queue-extended batch); computed when None.
 
     Returns
@@ -337,6 +441,11 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     1e-200 to 1e200; ``cluster_centers_`` and the objectives are mapped back to ``X``'s
     units, and new samples are mapped into the same frame.
 
+    A row-chunked Dask array is fitted chunk by chunk on its workers: the fitted
+    attributes are then NumPy and ``labels_`` a lazy Dask array rounded chunk by chunk
+    (see :doc:`/user_guide/scaling_out`); ``predict`` and ``transform`` of a Dask array
+    return lazy Dask arrays.
+
     A model predicts on, and transforms, arrays of any of these kinds, whatever it was
     fitted on: the fitted centres are copied to the namespace and device of the input
     (the input is computed in the fitted dtype).
@@ -344,7 +453,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_clusters : int, default=8
-    proportions : array-like of shape (n_clusters,) or None
+    proportions : array-like of shape (n_clusters,) or None, default=None
         Cluster proportions (positive, summing to 1); None for equal sizes.
     spherical : bool, default=False
         Cosine scores on L2-normalised samples and centroids.
@@ -352,7 +461,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Entropic regularisation. Scores are cosines (spherical) or
         ``-||x - c||^2 / (2 v)`` with ``v`` the mean squared distance of the samples to
         their mean, so ``eps`` is unit-free in both cases.
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), \
+            default="k-means++"
         An array of any of the kinds ``fit`` takes; it is copied to the namespace,
         device and dtype of ``X``.
     n_init : int, default=1
@@ -370,9 +480,9 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         Iteration cap of each transport solve. Each solve starts from the potentials of
         the previous one and usually needs a few; the first ones on well-separated data
         (near-hard plans) can need a few thousand.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
-        Print the transport cost after every centroid update.
+        Print the objective every ``verbose`` centroid updates (0: silent).
 
     Attributes
     ----------
@@ -469,8 +579,11 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """Fit balanced clusters to ``X`` (``y`` is ignored).
 
         ``X`` is a NumPy array (or array-like), a PyTorch tensor, a CuPy array or
-        another array-API array; the fitted arrays are of its kind, on its device.
+        another array-API array; the fitted arrays are of its kind, on its device. A
+        row-chunked Dask array is fitted chunk by chunk (see :meth:`_fit_dask`).
         """
+        if is_dask_array(X):
+            return self._fit_dask(X)
         X = self._validate_fit_data(X)
         xp, where = get_namespace(X), device(X)
         check_n_clusters(self.n_clusters, X.shape[0])
@@ -491,7 +604,8 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
                 X, self._initial_centers(xp, X, rng), proportions,
                 spherical=self.spherical, scale=self._scale, eps=self.eps,
                 max_iter=self.max_iter, tol=self.tol, sinkhorn_tol=self.sinkhorn_tol,
-                sinkhorn_max_iter=self.sinkhorn_max_iter, verbose=self.verbose,
+                sinkhorn_max_iter=self.sinkhorn_max_iter,
+                callback=progress_printer(self.verbose, "SinkhornKMeans", [("objective", ".6g")]),
             )
             if best is None or run.objective < best.objective:
                 best = run
@@ -515,6 +629,121 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.labels_ = self._balanced_labels(xp, X, best.centers, proportions,
                                              init=best.potentials)
         return self
+
+    # -- row-chunked Dask arrays (clusterlab.solvers.dask_lloyd) ------------------------
+
+    def _fit_dask(self, X):
+        """:meth:`fit` on a row-chunked Dask array: each centroid update is the Dask
+        transport (:mod:`clusterlab.solvers.dask_sinkhorn`) and per-chunk partial sums.
+        ``cluster_centers_`` and the other fitted attributes are NumPy; ``labels_`` is a
+        lazy Dask array, rounded chunk by chunk to exact cluster sizes (each chunk takes
+        its share of every cluster; the rounding is greedy within a chunk). k-means++
+        seeds from a uniform sample of ``max(10 000, 20 n_clusters)`` rows."""
+        from clusterlab.solvers import dask_lloyd
+
+        X = self._check_dask(X, reset=True)
+        check_n_clusters(self.n_clusters, X.shape[0])
+        self.proportions_ = self._check_proportions()
+        X, self._frame = normalise_scale(X, centre=not self.spherical)
+        X = self._dask_model_space(X, None)
+        rng = check_random_state(self.random_state)
+        self._scale = self._score_scale(get_namespace(X), X)
+        best = None
+        for _ in range(count_runs(self.init, self.n_init)):
+            run = dask_lloyd.balanced_run(
+                X, self._dask_initial_centers(X, rng), self.proportions_,
+                spherical=self.spherical, scale=self._scale, eps=self.eps,
+                max_iter=self.max_iter, tol=self.tol, sinkhorn_tol=self.sinkhorn_tol,
+                sinkhorn_max_iter=self.sinkhorn_max_iter,
+                callback=progress_printer(self.verbose, "SinkhornKMeans",
+                                          [("objective", ".6g")]),
+            )
+            if best is None or run.objective < best.objective:
+                best = run
+        if not best.converged:
+            warnings.warn(
+                f"SinkhornKMeans stopped after max_iter={self.max_iter} centroid updates "
+                f"without reaching tol={self.tol:g}; raise max_iter.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self._centers = best.centers
+        self.cluster_centers_ = self._from_model_space(np, best.centers)
+        power = 0 if self.spherical else 2
+        self.objective_history_ = self._frame.lengths(best.objective_history, power)
+        self.objective_ = self._frame.lengths(best.objective, power)
+        self.n_iter_ = best.n_iter
+        self.converged_ = best.converged
+        self.labels_ = self._dask_labels(X, best.centers, best.potentials)
+        return self
+
+    def _check_dask(self, X, *, reset):
+        """Shape and dtype checked lazily, NaN and inf in one pass."""
+        X = check_dask_matrix(X, "X")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if not bool(_dask_all_finite(X)):
+            raise ValueError("X contains NaN or infinity.")
+        return X
+
+    def _dask_model_space(self, X, frame):
+        from clusterlab.solvers import dask_lloyd
+
+        if frame is not None:
+            X = frame.to_frame(X)
+        if not self.spherical:
+            return X
+        if dask_lloyd.norm_range(X)[0] == 0:
+            raise ValueError("spherical=True needs nonzero samples: X has an all-zero row.")
+        return dask_lloyd.unit_rows(X)
+
+    def _dask_initial_centers(self, X, rng):
+        from clusterlab.solvers.dask_lloyd import sample_rows
+
+        n = X.shape[0]
+        if isinstance(self.init, str) and self.init == "random":
+            return sample_rows(X, rng.choice(n, self.n_clusters, replace=False))
+        if isinstance(self.init, str):
+            size = max(10_000, 20 * self.n_clusters)
+            index = np.arange(n) if n <= size else np.unique(rng.randint(0, n, size))
+            centers, _ = kmeans_plusplus(sample_rows(X, index), self.n_clusters,
+                                         random_state=rng)
+            return np.array(centers, dtype=X.dtype)
+        return self._initial_centers(np, np.empty((0, X.shape[1]), dtype=X.dtype), rng)
+
+    def _dask_labels(self, X, centers, init):
+        """Lazy labels of exact sizes (``floor(n p_k)``, and one more for the clusters of
+        largest fractional part until the rows are used up)."""
+        from clusterlab.solvers import dask_lloyd
+        from clusterlab.solvers import dask_sinkhorn as _dsk
+
+        n = X.shape[0]
+        ideal = n * self.proportions_
+        sizes = np.floor(ideal + 1e-9).astype(np.int64)
+        spare = n - int(sizes.sum())
+        sizes[np.argsort(-(ideal - sizes), kind="stable")[:spare]] += 1
+        S = dask_lloyd.scores(X, centers, spherical=self.spherical, scale=self._scale)
+        result = _dsk.sinkhorn(S, self.eps, None, self.proportions_, tol=self.sinkhorn_tol,
+                               max_iter=self.sinkhorn_max_iter, init=init,
+                               return_plan=False)
+        if not result.converged:
+            _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
+        return dask_lloyd.balanced_labels(X, centers, result.g, sizes,
+                                          spherical=self.spherical, scale=self._scale,
+                                          eps=self.eps)
+
+    def _dask_new(self, X):
+        check_is_fitted(self)
+        X = self._check_dask(X, reset=False)
+        X = self._dask_model_space(X.astype(self._centers.dtype), self._frame)
+        return X
 
     def _validate_fit_data(self, X):
         if not is_other_array(X):
@@ -655,6 +884,14 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         The labels are int64, of the namespace and on the device of ``X`` (the balanced
         rounding runs on the host, see the class description).
         """
+        if is_dask_array(X):  # lazy labels, chunked like the rows of X
+            from clusterlab.solvers import dask_lloyd
+
+            X = self._dask_new(X)
+            if not balanced:
+                return dask_lloyd.scores(X, self._centers, spherical=self.spherical,
+                                         scale=self._scale).argmax(axis=1)
+            return self._dask_labels(X, self._centers, None)
         xp, X, centers, proportions = self._check_new(X)
         if not balanced:
             scores = _bk.scores(X, centers, spherical=self.spherical, scale=self._scale)
@@ -664,7 +901,20 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     def transform(self, X):
         """Soft balanced codes of the batch ``X``: rows sum to 1, column loads follow
         ``proportions``. An array of the namespace and on the device of ``X``, in the
-        fitted dtype."""
+        fitted dtype (a lazy Dask array, chunked like its rows, for a Dask ``X``)."""
+        if is_dask_array(X):
+            from clusterlab.solvers import dask_lloyd
+            from clusterlab.solvers import dask_sinkhorn as _dsk
+
+            X = self._dask_new(X)
+            S = dask_lloyd.scores(X, self._centers, spherical=self.spherical,
+                                  scale=self._scale)
+            result = _dsk.sinkhorn(S, self.eps, None, self.proportions_,
+                                   tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
+                                   plan_mass="ones")
+            if not result.converged:
+                _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
+            return result.plan
         xp, X, centers, proportions = self._check_new(X)
         where = device(X)
         ones = xp.ones(X.shape[0], dtype=accumulation_dtype(xp, where), device=where)

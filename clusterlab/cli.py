@@ -55,6 +55,39 @@ def _seed(text):
     return value
 
 
+def _n_jobs(text):
+    """A number of parallel fits: a positive integer, or -1 for one per CPU."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(
+            f"{value}: give a positive number of fits to run at once, or -1 (one per CPU)"
+        )
+    return value
+
+
+# Seconds to wait for the Dask scheduler given by --scheduler to answer.
+SCHEDULER_TIMEOUT = 10
+
+
+def _dask_client(address):
+    """``(client, None)`` connected to the Dask scheduler at ``address``, or
+    ``(None, message)``."""
+    try:
+        import distributed
+    except ImportError:
+        return None, ('--scheduler needs the distributed package (pip install '
+                      '"clusterlab[dask]")')
+    try:
+        client = distributed.Client(address, timeout=SCHEDULER_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as error:
+        return None, (f"--scheduler {address}: no Dask scheduler answered within "
+                      f"{SCHEDULER_TIMEOUT} s ({error})")
+    return client, None
+
+
 def _writable_folder(path):
     """The error that writing into folder ``path`` would raise, or None (checked up front,
     so that a long experiment is not run only to lose its files)."""
@@ -71,15 +104,32 @@ def _writable_folder(path):
 
 
 def _recovery(args):
+    problem = _writable_folder(args.out)
+    client = None
+    if problem is None and args.scheduler is not None:
+        client, problem = _dask_client(args.scheduler)
+    if problem is not None:
+        print(f"clusterlab recovery {args.experiment}: error: {problem}", file=sys.stderr)
+        return 2
+    if client is None:
+        return _run_recovery(args)
+    import joblib
+
+    # every fit a task on the cluster's workers, through joblib's Dask backend
+    with client, joblib.parallel_config(backend="dask", client=client):
+        if not args.quiet:
+            workers = len(client.scheduler_info().get("workers", {}))
+            print(f"Running the fits on the Dask cluster at {args.scheduler} "
+                  f"({workers} worker(s)).", file=sys.stderr, flush=True)
+        return _run_recovery(args)
+
+
+def _run_recovery(args):
     import importlib.util
     import itertools
 
     from clusterlab import experiments
 
-    problem = _writable_folder(args.out)
-    if problem is not None:
-        print(f"clusterlab recovery {args.experiment}: error: {problem}", file=sys.stderr)
-        return 2
     # every fit's row as it is measured, one JSON object a line: an interrupted run
     # keeps what it measured; removed once the full tables are written
     partial = Path(args.out) / f"{args.experiment}_partial.jsonl"
@@ -101,13 +151,13 @@ def _recovery(args):
             result = experiments.phase_transition(
                 configs, grid, n_trials=args.trials, methods=args.methods,
                 sigma=args.sigma, sdp_solver=args.sdp_solver, random_state=args.seed,
-                verbose=not args.quiet, on_result=keep,
+                verbose=not args.quiet, on_result=keep, n_jobs=args.n_jobs,
             )
         else:
             result = experiments.heterogeneous(
                 args.settings, n_replicates=args.replicates, methods=args.methods,
                 sdp_solver=args.sdp_solver, random_state=args.seed, verbose=not args.quiet,
-                on_result=keep,
+                on_result=keep, n_jobs=args.n_jobs,
             )
     except ValueError as error:
         partial.unlink()
@@ -147,6 +197,14 @@ def _add_recovery_parser(commands):
     common.add_argument("--no-plot", action="store_true", help="skip the PNG plot")
     common.add_argument("--quiet", action="store_true",
                         help="no progress lines on standard error")
+    where = common.add_mutually_exclusive_group()
+    where.add_argument("--n-jobs", type=_n_jobs, default=None, metavar="N",
+                       help="fits to run at once in worker processes (-1: one per CPU; "
+                       "default: one at a time); the CSV files are those of a serial run")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the fits on the Dask cluster whose scheduler is at ADDRESS "
+                       "(tcp://host:8786; needs the dask extra); the CSV files are those of "
+                       "a serial run")
     method_names = ("sdp", "kmeans", "em", "em-spherical", "em-random", "ila-sdp")
 
     phase = experiments.add_parser(

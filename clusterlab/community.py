@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from clusterlab._progress import progress_printer
 from clusterlab._sklearn_compat import Interval, _fit_context, validate_data
 from clusterlab._validation import check_adjacency, check_float_matrix
 from clusterlab.solvers import group_sparse as _gs
@@ -105,7 +106,7 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
         graph; fixed features have had no such averaging, and ``n_hops=2`` stands in for
         one encoder layer (a clusterlab choice, not in the paper). On sparse graphs it
         assigns the nodes markedly better (see the guide's benchmark).
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
         The initial ``W`` and the sampled non-neighbours.
     verbose : int, default=0
         Print the objective and the number of active columns every ``verbose``
@@ -234,7 +235,8 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
             H, edges, _gs.initial_weights(H, self.k_max, rng), alpha=float(self.alpha),
             beta=float(self.beta), learning_rate=float(self.learning_rate),
             max_iter=self.max_iter, tol=float(self.tol), warmup_iter=_WARMUP_ITER,
-            callback=self._printer(),
+            callback=progress_printer(self.verbose, "GroupSparseCommunity",
+                                      [("objective", ".6g"), ("active communities", "d")]),
         )
         history = result.objective_history
         if not result.converged:
@@ -301,14 +303,3 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
             )
         return np.ascontiguousarray(H / scale)
 
-    def _printer(self):
-        if not self.verbose:
-            return None
-        every = max(1, int(self.verbose))
-
-        def report(n_iter, objective, n_active):
-            if n_iter % every == 0:
-                print(f"[GroupSparseCommunity] iteration {n_iter}: objective {objective:.6g}, "
-                      f"{n_active} active communities", flush=True)
-
-        return report

@@ -156,7 +156,7 @@ def meta_nodes(Z, assignments, n_clusters=None):
         Integer labels in ``[0, n_clusters)``, or soft assignments (scores or
         probabilities) whose row argmax is the label. Any array library; moved to
         ``Z``'s device.
-    n_clusters : int, optional
+    n_clusters : int or None, default=None
         The number of meta-nodes; by default ``max(labels) + 1``, or the number of
         columns of soft assignments.
 

@@ -44,6 +44,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._progress import progress_printer
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_float_matrix, check_n_clusters, count_runs
 from clusterlab.solvers import balanced_kmeans as _bk
@@ -150,9 +151,10 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
     n_init : int, default=1
         Runs from different initial prototypes; the one with the lowest final
         ``objective_`` wins.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
+        Seeds the k-means++ start.
     verbose : int, default=0
-        Print the objective after every iteration.
+        Print the objective every ``verbose`` iterations (0: silent).
 
     Attributes
     ----------
@@ -286,7 +288,8 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
         y = None if y is None else unit_rows(xp, y)
         rng = check_random_state(self.random_state)
         n_init = count_runs(self.init, self.n_init)
-        callback = _printer() if self.verbose else None
+        callback = progress_printer(self.verbose, "CrossModalPrototypeClustering",
+                                    [("objective", ".6g")])
         best = None
         for _ in range(n_init):
             centers_x, centers_y = self._initial_centers(xp, X, y, rng)
@@ -529,9 +532,3 @@ def _ndim(V):
     return np.asarray(V).ndim
 
 
-def _printer():
-    def report(n_iter, value):
-        print(f"[CrossModalPrototypeClustering] iteration {n_iter}: objective {value:.6g}",
-              flush=True)
-
-    return report

@@ -63,7 +63,8 @@ CASES = [
     ),
     DemoCase(
         "SDP k-means (Peng-Wei relaxation, low-rank solver)", "wine", "standardize", 3,
-        lambda k, seed: SDPKMeans(n_clusters=k, random_state=seed),
+        # no rank escalation: the certificate is loose on overlapping clusters like wine's
+        lambda k, seed: SDPKMeans(n_clusters=k, gap_tol=np.inf, random_state=seed),
         _kmeans,
     ),
     DemoCase(

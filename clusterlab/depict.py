@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._progress import progress_printer
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
     check_count,
@@ -198,7 +199,7 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
         have no finite unregularised fit); it sets how confident the start is. None
         means ``1 / n_samples``, scikit-learn's ``LogisticRegression(C=1.0)`` on the
         mean loss.
-    init : "k-means" or array-like of shape (n_samples,)
+    init : "k-means" or array-like of shape (n_samples,), default="k-means"
         Initial hard labels (integers in ``[0, n_clusters)``), or k-means on the
         standardised features.
     max_iter : int, default=100
@@ -207,7 +208,7 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
         Stop when ``mean_ik (q_new - q_old)^2 < tol``.
     n_init : int, default=10
         k-means runs of the start (scikit-learn's ``KMeans``).
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
         Seeds the k-means start.
     verbose : int, default=0
         Print the objective and the change of ``Q`` every ``verbose`` iterations.
@@ -307,7 +308,9 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
                                                  init_alpha)
             result = _dp.fit_depict(
                 Z, coef, intercept, target=target, alpha=self.alpha,
-                max_iter=self.max_iter, tol=self.tol, callback=self._printer(),
+                max_iter=self.max_iter, tol=self.tol, callback=progress_printer(
+                    self.verbose, "DEPICTClustering",
+                    [("objective", ".6e"), ("change of Q", ".3e")]),
             )
         if not result.converged:
             last = result.change_history[-1] if result.change_history.size else math.nan
@@ -352,17 +355,6 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"init labels must lie in [0, {K}).")
         return labels.astype(np.int64)
 
-    def _printer(self):
-        if not self.verbose:
-            return None
-        every = max(1, int(self.verbose))
-
-        def report(n_iter, objective, change):
-            if n_iter % every == 0:
-                print(f"[DEPICTClustering] iteration {n_iter}: objective {objective:.6e}, "
-                      f"change of Q {change:.3e}", flush=True)
-
-        return report
 
     # -- inference -----------------------------------------------------------------
 

@@ -7,15 +7,20 @@ to their class's component and whose split/merge moves estimate the number of co
 (Zhao, Wen & Han, 2023), built on :mod:`clusterlab.solvers.gmm`. :func:`estimate_n_clusters`
 is the baseline estimate of the number of classes.
 
-Labels follow scikit-learn's semi-supervised convention: ``y = -1`` marks unlabeled
-samples. In the output, samples of a labeled class keep its label; new clusters get new
-labels counting up from one past the largest labeled class.
+Labels follow scikit-learn's semi-supervised convention (:mod:`clusterlab._labels`):
+``y = -1`` marks unlabeled samples, and class labels may be integers, strings or other
+values of one kind, kept in ``classes_``. In the output, samples of a labeled class keep
+its label; new clusters get new labels, counting up from one past the largest labeled
+class for integers, ``"new_0"``, ``"new_1"``, ... for strings. A fully labeled ``y`` fits
+one cluster per class, and more labeled classes than clusters grow the model.
 
 ``fit`` runs on NumPy (and Numba): arrays of other libraries are copied to the host. A
 fitted model predicts and scores arrays of any array-API library (PyTorch on CPU or
 CUDA, CuPy, ...) on their own device: its parameters are moved there once, and the
 result is an array of the input's library on the input's device (see "Backends" in
-DESIGN.md).
+DESIGN.md). ``predict`` and ``predict_proba`` of a row-chunked Dask array return a Dask
+array: every chunk is computed by the NumPy path on the worker that holds it, the fitted
+model (small NumPy arrays) sent once to each worker.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._labels import partial_labels
 from clusterlab._n_clusters import estimate_n_clusters
+from clusterlab._progress import progress_printer
 from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
-from clusterlab._validation import check_float_matrix, check_n_clusters, check_partial_labels
+from clusterlab._validation import check_float_matrix, check_n_clusters
 from clusterlab.solvers._backend import (
     accumulation_dtype,
     device,
@@ -44,6 +51,7 @@ from clusterlab.solvers._backend import (
     nearest_centers,
     to_numpy,
 )
+from clusterlab.solvers._dask_map import is_dask_array, map_method
 from clusterlab.solvers.gaussian import (
     fix_far_rows,
     log_gaussian,
@@ -52,6 +60,12 @@ from clusterlab.solvers.gaussian import (
 )
 from clusterlab.solvers.gmm import fit_mixture
 from clusterlab.solvers.niw import COVARIANCE_TYPES, NIWPrior
+from clusterlab.solvers.projection import (
+    ProjectedFrame,
+    Projection,
+    auto_dimension,
+    principal_basis,
+)
 from clusterlab.solvers.seeded_kmeans import seeded_kmeans
 from clusterlab.solvers.split_merge import ACCEPTANCE_RULES, MoveConfig
 
@@ -75,37 +89,21 @@ def _on_host(X):
     return X if _array_namespace(X) is None else to_numpy(X)
 
 
-class _ArrayCache:
-    """Fitted parameters moved to other namespaces and devices, one entry per (namespace,
-    device, dtype).
+# Fitted attributes of one value per training sample: not sent to Dask workers.
+_PER_SAMPLE = ("labels_", "responsibilities_")
 
-    Kept in the private attribute ``_array_cache``, which ``fit`` removes and pickling
-    drops (``__getstate__``): device arrays are neither picklable everywhere nor needed
-    to restore a model.
-    """
 
-    _ATTRIBUTE = "_array_cache"
+def _float_dtype(dtype):
+    """float32 stays float32, anything else computes in float64 (as ``validate_data``)."""
+    return np.dtype(np.float32) if dtype == np.float32 else np.dtype(np.float64)
 
-    @classmethod
-    def reset(cls, estimator):
-        estimator.__dict__.pop(cls._ATTRIBUTE, None)
 
-    @classmethod
-    def get(cls, estimator, xp, X, build):
-        """The entry for ``X``'s namespace, device and dtype, made by
-        ``build(xp, device, dtype)`` the first time."""
-        where = device(X)
-        key = (xp.__name__, str(where), str(X.dtype))
-        cache = estimator.__dict__.setdefault(cls._ATTRIBUTE, {})
-        if key not in cache:
-            cache[key] = build(xp, where, X.dtype)
-        return cache[key]
-
-    @classmethod
-    def getstate(cls, state):
-        state = dict(state)
-        state.pop(cls._ATTRIBUTE, None)
-        return state
+def _labels_on(xp, labels, where):
+    """Integer ``labels`` as an int64 array of ``xp`` on ``where``; None for other labels
+    (strings), which predictions return as NumPy arrays."""
+    if labels.dtype.kind not in "iu":
+        return None
+    return xp.asarray(labels, dtype=xp.int64, device=where)
 
 
 def _check_array_input(estimator, X):
@@ -118,42 +116,6 @@ def _check_array_input(estimator, X):
             f"{estimator.n_features_in_} features as input."
         )
     return X
-
-
-class _PartialLabels:
-    """Labeled classes of ``y`` as component indices 0..C-1, and the labels of the output."""
-
-    def __init__(self, y, n_samples, *, allow_all_labeled=False):
-        y = check_partial_labels(y, n_samples)
-        labeled = y >= 0
-        if labeled.all() and not allow_all_labeled:
-            raise ValueError(
-                "Every sample is labeled: there is nothing to discover. Use a classifier, "
-                "or mark the samples to cluster with -1."
-            )
-        self.classes, codes = np.unique(y[labeled], return_inverse=True)
-        self.clamp = np.full(n_samples, -1, dtype=np.int64)
-        self.clamp[labeled] = codes
-
-    @property
-    def n_classes(self):
-        return self.classes.shape[0]
-
-    def check_n_clusters(self, n_clusters, name):
-        if n_clusters < self.n_classes:
-            raise ValueError(
-                f"{name}={n_clusters} is below the number of labeled classes "
-                f"({self.n_classes}); every labeled class needs its own cluster."
-            )
-
-    def output_labels(self, component_class):
-        """Label of each component: its class, or a new label past the largest class."""
-        start = int(self.classes.max()) + 1 if self.n_classes else 0
-        held = component_class >= 0
-        out = np.empty(component_class.shape[0], dtype=np.int64)
-        out[held] = self.classes[component_class[held]]
-        out[~held] = start + np.arange((~held).sum())
-        return out
 
 
 class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
@@ -170,26 +132,38 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
     ``inertia_`` are mapped back to ``X``'s units (``inertia_`` times ``scale**2``: ``inf``
     beyond the float range). Predictions map new samples into the same frame.
 
+    Labels (:mod:`clusterlab._labels`): ``y`` holds class labels of any one kind
+    (integers, strings, ...), -1 for unlabeled samples. Labeled classes keep their
+    labels (sorted in ``classes_``); the other clusters get new labels, integers counting
+    up from one past the largest class, or ``"new_0"``, ``"new_1"``, ... for string
+    classes. More labeled classes than ``n_clusters`` give one cluster per class; with
+    every sample labeled there is nothing to discover and the model has one cluster per
+    class (a nearest-class-mean classifier).
+
     Parameters
     ----------
-    n_clusters : int
-        Number of clusters, at least the number of labeled classes.
-    n_init : int
+    n_clusters : int, default=8
+        Number of clusters; more when ``y`` labels more classes (see "Labels").
+    n_init : int, default=10
         Runs with different k-means++ draws.
-    max_iter : int
+    max_iter : int, default=300
         Lloyd iterations per run.
-    tol : float
+    tol : float, default=1e-4
         Stop when the centres move less than ``tol`` times the mean feature variance.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
 
     Attributes
     ----------
+    classes_ : ndarray of shape (n_classes,)
+        The classes labeled in ``y``, sorted (empty without labels).
     labels_ : ndarray of shape (n_samples,)
-        Labeled classes keep their labels; new clusters count up from one past the
-        largest labeled class (from 0 without labels).
-    cluster_centers_ : ndarray of shape (n_clusters, n_features)
-    cluster_labels_ : ndarray of shape (n_clusters,)
-        The label of each centre.
+        Labeled classes keep their labels; new clusters get new labels (see "Labels":
+        from 0 without labels). int64 for integer classes, else the classes' dtype.
+    cluster_centers_ : ndarray of shape (n_clusters_fitted, n_features)
+        ``n_clusters_fitted = max(n_clusters, n_classes)``, or ``n_classes`` when every
+        sample is labeled.
+    cluster_labels_ : ndarray of shape (n_clusters_fitted,)
+        The label of each centre: ``classes_`` first, then the new labels.
     inertia_ : float
         Sum of squared distances to the assigned centres.
     n_iter_ : int
@@ -234,28 +208,30 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
             arrays, ...) are copied to the host, and the fitted attributes are NumPy
             arrays. :meth:`predict` labels such arrays on their device.
         y : array-like of shape (n_samples,) or None
-            Integer class labels, -1 for unlabeled samples; None: all unlabeled.
+            Class labels (integers, strings, ...), -1 for unlabeled samples; None: all
+            unlabeled (see "Labels" in the class docstring).
 
         Returns
         -------
         self
         """
         X = _on_host(X)
-        _ArrayCache.reset(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         check_n_clusters(self.n_clusters, X.shape[0])
-        partial = _PartialLabels(y, X.shape[0])
-        partial.check_n_clusters(self.n_clusters, "n_clusters")
+        partial = partial_labels(y, X.shape[0])
+        n_clusters = partial.n_clusters(self.n_clusters)
+        partial.check_new_clusters(n_clusters)
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         dtype = X.dtype
         X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
         result = seeded_kmeans(
-            X, partial.clamp, self.n_clusters, rng=rng, n_init=self.n_init,
+            X, partial.codes, n_clusters, rng=rng, n_init=self.n_init,
             max_iter=self.max_iter, tol=self.tol,
         )
         component_class = np.r_[
-            np.arange(partial.n_classes), np.full(self.n_clusters - partial.n_classes, -1)
+            np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)
         ]
+        self.classes_ = partial.classes
         self.cluster_labels_ = partial.output_labels(component_class)
         self._centers = np.asarray(result.centers, dtype=np.float64)  # in the frame
         self.cluster_centers_ = self._frame.points(self._centers).astype(dtype)
@@ -283,31 +259,36 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
 
         Returns
         -------
-        labels : array of shape (n_samples,), int64
-            A NumPy array for NumPy-compatible input, else an array of ``X``'s library on
-            ``X``'s device. Distances are computed in float64 (where the device has it)
-            whatever the dtype of ``X``.
+        labels : array of shape (n_samples,)
+            Values of ``cluster_labels_``, int64 for integer classes: a NumPy array for
+            NumPy-compatible input, else an array of ``X``'s library on ``X``'s device
+            (string classes: a NumPy array of them). Distances are computed in float64
+            (where the device has it) whatever the dtype of ``X``.
+            A Dask array (rows in chunks) gives a Dask array chunked along the rows as
+            ``X``, each chunk labeled by the NumPy path where it is computed: the number
+            of features is checked now, the values then.
         """
         check_is_fitted(self)
+        if is_dask_array(X):  # row chunks labeled on the workers, lazily
+            return map_method(self, "predict", X, dtype=self.cluster_labels_.dtype,
+                              drop=_PER_SAMPLE)
         xp = _array_namespace(X)
         if xp is None:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
             X = self._frame.to_frame(X)
             return self.cluster_labels_[nearest_centers(get_namespace(X), X, self._centers)]
         X = self._frame.to_frame(_check_array_input(self, X))
-        centres, labels = _ArrayCache.get(self, xp, X, self._centres_on)
+        centres, labels = self._centres_on(xp, device(X))  # moved on each call: no state
         nearest = nearest_centers(xp, xp.astype(X, centres.dtype, copy=False), centres)
+        if labels is None:  # string classes cannot live on a device
+            return self.cluster_labels_[to_numpy(nearest)]
         return xp.take(labels, nearest, axis=0)
 
-    def _centres_on(self, xp, where, dtype):
+    def _centres_on(self, xp, where):
         acc = accumulation_dtype(xp, where)
         acc_np = np.float64 if has_float64(xp, where) else np.float32
         centres = xp.asarray(self._centers.astype(acc_np), dtype=acc, device=where)
-        labels = xp.asarray(self.cluster_labels_, dtype=xp.int64, device=where)
-        return centres, labels
-
-    def __getstate__(self):
-        return _ArrayCache.getstate(super().__getstate__())
+        return centres, _labels_on(xp, self.cluster_labels_, where)
 
 
 class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
@@ -325,10 +306,11 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     and two labeled classes never merge.
 
     The prior is calibrated on the labeled classes by default: the prior covariance is
-    their pooled within-class covariance (what a class looks like), and the concentration
-    ``alpha`` is chosen so that, on the labeled samples alone, no class would split and no
-    two classes would merge (the midpoint of the two bounds this sets on ``log alpha``),
-    capped at ``alpha = 1``, where the partition prior alone never favours a split. When
+    their pooled within-class covariance (what a class looks like), and the
+    ``concentration`` (the Dirichlet-process ``alpha``) is chosen so that, on the labeled
+    samples alone, no class would split and no two classes would merge (the midpoint of
+    the two bounds this sets on ``log alpha``), capped at ``alpha = 1``, where the
+    partition prior alone never favours a split. When
     the bounds contradict each other a UserWarning says so.
 
     Scale: the fit runs on ``X`` centred and divided by a power of two ``scale`` (an exact
@@ -342,69 +324,95 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     run in the frame, whatever the range of the mapped-back arrays. float32 ``X`` gives
     float32 arrays, probabilities and log densities (the solver works in float64).
 
+    Projection: on embeddings of hundreds of dimensions a full covariance is slow to fit,
+    and the normal-inverse-Wishart evidence that drives the moves charges each component
+    for its ``d (d + 3) / 2`` parameters, so distinct classes merge (issue 15: 5
+    components found for 10 topics in 256 dimensions). By default the mixture is
+    therefore fitted on the leading principal components of ``X``, at most 32 and at
+    most half the mean size of the starting components, where exported embeddings keep
+    their class structure (``docs/user_guide/gcd.rst``, "Embeddings exported by
+    pretrained models"). ``projection_`` holds the principal directions; ``means_`` are
+    mapped back to ``X``'s coordinates (they lie on the principal subspace through the
+    data mean), while ``covariances_`` and ``precisions_cholesky_`` live in the projected
+    coordinates ``X @ projection_.T``; predictions, ``score_samples`` and ``score``
+    project new samples first, so densities are those of the projected samples.
+
     Parameters
     ----------
-    n_components : int
-        Number of components, or the starting number when ``split_merge`` is on; at least
-        the number of labeled classes.
-    covariance_type : {"full", "diag", "spherical"}
-    split_merge : bool
+    n_components : int, default=10
+        Number of components, or the starting number when ``split_merge`` is on; more
+        labeled classes in ``y`` start one component per class (see :meth:`fit`).
+    covariance_type : {"full", "diag", "spherical"}, default="full"
+    projection : "auto", int or None, default="auto"
+        Fit in the leading principal components of ``X`` (fitted on all samples, no
+        labels used; see "Projection"). "auto": ``min(n_features, 32, max(8, n_samples
+        // (2 n_components)))`` components, i.e. no projection for data of at most 8
+        features, or of at most 32 features with enough samples per starting component;
+        an int: that many components (at most ``n_features``); None: all features.
+    split_merge : bool, default=True
         Estimate the number of components with split/merge moves.
-    alpha : float or "labeled"
+    concentration : float or "labeled", default="labeled"
         Dirichlet-process concentration of the moves; "labeled" calibrates it on the
         labeled classes, at most 1 (``alpha = 1`` without labels;
         :func:`clusterlab.solvers.split_merge.calibrated_log_alpha`).
-    assignment : {"soft", "hard"}
+    assignment : {"soft", "hard"}, default="soft"
         Soft EM or hard (classification) EM for the unlabeled samples.
-    covariance_prior : float, array-like or None
+    covariance_prior : float, array-like or None, default=None
         Expected component covariance under the prior: a (d, d) matrix, a (d,) diagonal
         or a float times the identity. None: the pooled within-class covariance of the
         labeled samples, or without labels the pooled within-cluster covariance of the
         initial k-means partition (plus a ridge of 1e-3 times its mean variance).
-    covariance_prior_strength : float
+    covariance_prior_strength : float, default=100.0
         Pseudo-samples behind ``covariance_prior``: the inverse-Wishart has
         ``nu = strength + d + 1`` degrees of freedom ("full"; ``strength + 2`` per
         variance otherwise) and scale ``strength * covariance_prior``, so its mean is
         ``covariance_prior``.
-    mean_precision_prior : float or None
+    mean_precision_prior : float or None, default=None
         Pseudo-samples ``kappa`` behind the prior mean (the data mean): under the prior a
         component mean lies within ``covariance / kappa`` of it. None (default) sets
         ``kappa = tr(expected covariance) / tr(covariance of X)``, at most 1, so that this
         spread is the data's own: with a fixed ``kappa = 1`` tight clusters far apart
         (relative to their width) are merged, every mean being improbably far from the
         data mean.
-    acceptance : {"threshold", "mh"}
+    acceptance : {"threshold", "mh"}, default="threshold"
         Accept a move when its Hastings ratio exceeds 1, or with probability
         ``min(1, ratio)`` (Metropolis-Hastings).
-    random_accept : float
+    random_accept : float, default=0.0
         Probability of accepting any proposal regardless of its ratio (the released GPC
         code used 0.1).
-    n_merge_neighbors : int
+    n_merge_neighbors : int, default=3
         Nearest components each component is proposed to merge with.
-    burn_in : int
+    burn_in : int, default=5
         EM sweeps before the first move.
-    n_init : int
+    n_init : int, default=1
         Runs of the semi-supervised k-means that initialises the mixture.
-    max_iter : int
+    max_iter : int, default=200
         Maximum number of EM sweeps.
-    tol : float
+    tol : float, default=1e-05
         Convergence threshold on the relative change of the MAP objective (in the
         normalised frame, see "Scale"); with
         split/merge, K must also have stayed put for the last 4 move steps.
-    random_state : int, RandomState instance or None
-    verbose : int
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
         Print K and the objective every ``verbose`` sweeps (0: silent).
 
     Attributes
     ----------
     n_components_ : int
         Number of components found, ``K`` below.
+    classes_ : ndarray of shape (n_classes,)
+        The classes labeled in ``y``, sorted (empty without labels).
     component_labels_ : ndarray of shape (K,)
-        The label of each component (labeled classes keep theirs).
+        The label of each component: labeled classes keep theirs, new components get new
+        labels (int64 for integer classes, else the classes' dtype).
     weights_ : ndarray of shape (K,)
     means_ : ndarray of shape (K, n_features)
     covariances_ : ndarray
-        (K, d, d) for "full", (K, d) for "diag", (K,) for "spherical".
+        (K, p, p) for "full", (K, p) for "diag", (K,) for "spherical", with ``p`` the
+        number of projected features (``n_features`` without projection).
+    projection_ : ndarray of shape (p, n_features) or None
+        Orthonormal principal directions the mixture is fitted in (see "Projection");
+        None when it is fitted in all features.
     precisions_cholesky_ : ndarray
         Cholesky factors of the precisions, as in scikit-learn's ``GaussianMixture``.
     labels_ : ndarray of shape (n_samples,)
@@ -424,10 +432,10 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         (``m = d + d (d + 1)`` full, ``3 d`` diag, ``d + 2`` spherical).
     n_components_history_ : ndarray of shape (n_sweeps,)
         K during every sweep.
-    alpha_ : float or None
+    concentration_ : float or None
         Concentration used by the moves (None without split/merge); may be tiny when
-        calibrated, hence also ``log_alpha_``.
-    log_alpha_ : float or None
+        calibrated, hence also ``log_concentration_``.
+    log_concentration_ : float or None
     n_splits_, n_merges_ : int
         Accepted moves.
     n_iter_ : int
@@ -449,8 +457,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     _parameter_constraints: dict = {  # noqa: RUF012 - scikit-learn's convention
         "n_components": [Interval(Integral, 1, None, closed="left")],
         "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
+        "projection": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left"), None],
         "split_merge": ["boolean"],
-        "alpha": [Interval(Real, 0, None, closed="neither"), StrOptions({"labeled"})],
+        "concentration": [Interval(Real, 0, None, closed="neither"), StrOptions({"labeled"})],
         "assignment": [StrOptions({"soft", "hard"})],
         "covariance_prior": [None, Interval(Real, 0, None, closed="neither"), "array-like"],
         "covariance_prior_strength": [Interval(Real, 0, None, closed="neither")],
@@ -466,15 +475,16 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_components=10, *, covariance_type="full", split_merge=True,
-                 alpha="labeled", assignment="soft", covariance_prior=None,
-                 covariance_prior_strength=100.0, mean_precision_prior=None,
+    def __init__(self, n_components=10, *, covariance_type="full", projection="auto",
+                 split_merge=True, concentration="labeled", assignment="soft",
+                 covariance_prior=None, covariance_prior_strength=100.0, mean_precision_prior=None,
                  acceptance="threshold", random_accept=0.0, n_merge_neighbors=3, burn_in=5,
                  n_init=1, max_iter=200, tol=1e-5, random_state=None, verbose=0):
         self.n_components = n_components
         self.covariance_type = covariance_type
+        self.projection = projection
         self.split_merge = split_merge
-        self.alpha = alpha
+        self.concentration = concentration
         self.assignment = assignment
         self.covariance_prior = covariance_prior
         self.covariance_prior_strength = covariance_prior_strength
@@ -503,37 +513,44 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             arrays. :meth:`predict`, :meth:`predict_proba`, :meth:`score_samples` and
             :meth:`score` compute on such arrays' device.
         y : array-like of shape (n_samples,) or None
-            Integer class labels, -1 for unlabeled samples; None: all unlabeled.
+            Class labels (integers, strings, ...), -1 for unlabeled samples; None: all
+            unlabeled. Labeled classes keep their labels (sorted in ``classes_``), new
+            components get new labels; more labeled classes than ``n_components`` start
+            one component per class, and a fully labeled ``y`` fits one component per
+            class, without split/merge moves (``concentration_`` is None): no unlabeled sample is
+            left to form a new component (see "Labels" in :class:`SemiSupervisedKMeans`).
 
         Returns
         -------
         self
         """
         X = _on_host(X)
-        _ArrayCache.reset(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         check_n_clusters(self.n_components, X.shape[0])
-        partial = _PartialLabels(y, X.shape[0])
-        partial.check_n_clusters(self.n_components, "n_components")
+        partial = partial_labels(y, X.shape[0])
+        n_components = partial.n_clusters(self.n_components)
+        partial.check_new_clusters(n_components)
         rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
         dtype = X.dtype
         X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
         self._n_fit_samples = X.shape[0]
-        init = seeded_kmeans(X, partial.clamp, self.n_components, rng=rng, n_init=self.n_init)
-        prior = self._prior(X, partial.clamp if partial.n_classes else init.labels)
+        X = self._project(X, n_components)  # see "Projection" in the class docstring
+        init = seeded_kmeans(X, partial.codes, n_components, rng=rng, n_init=self.n_init)
+        prior = self._prior(X, partial.codes if partial.n_classes else init.labels)
         init_class = np.r_[
-            np.arange(partial.n_classes), np.full(self.n_components - partial.n_classes, -1)
+            np.arange(partial.n_classes), np.full(n_components - partial.n_classes, -1)
         ]
         moves = None
-        if self.split_merge:
+        if self.split_merge and not partial.all_labeled:  # else nothing can split off
             moves = MoveConfig(
-                alpha=self.alpha, acceptance=self.acceptance, random_accept=self.random_accept,
+                alpha=self.concentration, acceptance=self.acceptance,
+                random_accept=self.random_accept,
                 n_merge_neighbors=self.n_merge_neighbors, burn_in=self.burn_in,
             )
         result = fit_mixture(
-            X, partial.clamp, init.labels, init_class, prior, moves=moves,
+            X, partial.codes, init.labels, init_class, prior, moves=moves,
             hard=self.assignment == "hard", max_iter=self.max_iter, tol=self.tol, rng=rng,
-            callback=self._progress if self.verbose else None,
+            callback=self._progress(),
         )
         self._store(result, partial, X.shape, dtype)
         if not self.converged_:
@@ -572,29 +589,55 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             return 1.0
         return float(min(1.0, expected_variance / total_variance))
 
+    def _project(self, X, n_components):
+        """``X`` (in the frame) on its leading principal components, or ``X`` itself;
+        sets ``self._frame`` to the projected frame when it projects."""
+        n, d = X.shape
+        if self.projection is None:
+            p = d
+        elif self.projection == "auto":
+            p = auto_dimension(n, d, n_components)
+        else:
+            p = min(int(self.projection), d)
+        self._n_model_features = p
+        if p >= d:
+            return X
+        mean, basis = principal_basis(X, p)
+        self._frame = ProjectedFrame(self._frame, Projection(mean, basis.T))
+        return self._frame.projection(X)
+
+    def _given_covariance(self, d):
+        """``covariance_prior`` as a (d, d) matrix in the frame's units (``d`` features
+        of ``X``)."""
+        given = np.asarray(self.covariance_prior, dtype=np.float64)
+        if given.ndim == 0:
+            given = float(given) * np.eye(d)
+        if given.shape == (d,):
+            given = np.diag(given)
+        if given.shape != (d, d):
+            raise ValueError(
+                f"covariance_prior must be a float, a ({d},) vector or a ({d}, {d}) "
+                f"matrix, got shape {given.shape}."
+            )
+        if not np.all(np.isfinite(given)) or np.any(np.linalg.eigvalsh(given) <= 0):
+            raise ValueError("covariance_prior must be finite and positive definite.")
+        framed = self._frame.lengths(given, -2)  # X's units -> the frame's
+        if not np.all(np.isfinite(framed)) or np.any(np.linalg.eigvalsh(framed) <= 0):
+            raise ValueError(
+                "covariance_prior is out of the floating-point range once divided by "
+                f"scale**2 = 2**{2 * self._frame.exponent} (X's spread); give it in "
+                "X's units, comparable to X's covariance."
+            )
+        return framed
+
     def _expected_covariance(self, X, groups):
         d = X.shape[1]
         if self.covariance_prior is not None:
-            given = np.asarray(self.covariance_prior, dtype=np.float64)
-            if given.ndim == 0:
-                return float(given) * np.eye(d)
-            if given.shape == (d,):
-                given = np.diag(given)
-            if given.shape != (d, d):
-                raise ValueError(
-                    f"covariance_prior must be a float, a ({d},) vector or a ({d}, {d}) "
-                    f"matrix, got shape {given.shape}."
-                )
-            if not np.all(np.isfinite(given)) or np.any(np.linalg.eigvalsh(given) <= 0):
-                raise ValueError("covariance_prior must be finite and positive definite.")
-            framed = self._frame.lengths(given, -2)  # X's units -> the frame's
-            if not np.all(np.isfinite(framed)) or np.any(np.linalg.eigvalsh(framed) <= 0):
-                raise ValueError(
-                    "covariance_prior is out of the floating-point range once divided by "
-                    f"scale**2 = 2**{2 * self._frame.exponent} (X's spread); give it in "
-                    "X's units, comparable to X's covariance."
-                )
-            return framed
+            framed = self._given_covariance(self.n_features_in_)
+            projection = getattr(self._frame, "projection", None)
+            if projection is None:
+                return framed
+            return projection.components @ framed @ projection.components.T
         member = groups >= 0
         Xg, g = X[member].astype(np.float64), groups[member]
         sums = np.zeros((g.max() + 1, d))
@@ -608,13 +651,23 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             pooled = np.cov(X, rowvar=False, dtype=np.float64).reshape(d, d)
             scale = np.trace(pooled) / d
         if not scale > 0:
-            raise ValueError("X is constant: a Gaussian mixture needs some spread.")
+            raise ValueError(
+                f"X is constant (n_samples={X.shape[0]}): a Gaussian mixture needs some "
+                "spread."
+            )
         return pooled + _PRIOR_RIDGE * scale * np.eye(d)
 
-    def _progress(self, sweep, n_components, objective):
-        objective -= self._log_jacobian(self._n_fit_samples, n_components)
-        if sweep % self.verbose == 0:
-            print(f"sweep {sweep:4d}  K={n_components:3d}  objective={objective:.6g}")
+    def _progress(self):
+        report = progress_printer(self.verbose, "SemiSupervisedGMM",
+                                  [("K", "d"), ("objective", ".6g")], unit="sweep")
+        if report is None:
+            return None
+
+        def in_units_of_x(sweep, n_components, objective):
+            objective -= self._log_jacobian(self._n_fit_samples, n_components)
+            report(sweep, n_components, objective)
+
+        return in_units_of_x
 
     def _log_jacobian(self, n_samples, n_components):
         """What the frame adds to a log-likelihood of ``n_samples`` plus the log prior of
@@ -622,7 +675,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         parameters of a component (``d`` for the mean, ``d (d + 1)`` for a full
         covariance's ``d (d + 1) / 2`` entries each scaled by ``scale**2``, ``2 d``
         diagonal, 2 spherical)."""
-        d = self.n_features_in_
+        d = self._n_model_features
         m = d + {"full": d * (d + 1), "diag": 2 * d, "spherical": 2}[self.covariance_type]
         return (n_samples * d + np.asarray(n_components) * m) * self._frame.log_scale
 
@@ -631,9 +684,12 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         frame = self._frame
         self._frame_params = params  # predictions run in the frame
         self.n_components_ = params.n_components
+        self.classes_ = partial.classes
         self.component_labels_ = partial.output_labels(result.component_class)
         self.weights_ = params.weights.astype(dtype)
         self.means_ = frame.points(params.means).astype(dtype)
+        projection = getattr(frame, "projection", None)
+        self.projection_ = None if projection is None else projection.components.astype(dtype)
         self.covariances_ = frame.lengths(params.covariances, 2).astype(dtype)
         self.precisions_cholesky_ = frame.lengths(params.precisions_cholesky, -1).astype(dtype)
         self.responsibilities_ = result.resp.astype(dtype)
@@ -644,8 +700,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         self.objective_history_ = result.objective_history - self._log_jacobian(
             n, result.n_components_history)
         self.n_components_history_ = result.n_components_history
-        self.log_alpha_ = result.log_alpha
-        self.alpha_ = None if result.log_alpha is None else float(np.exp(result.log_alpha))
+        self.log_concentration_ = result.log_alpha
+        self.concentration_ = None if result.log_alpha is None else float(np.exp(result.log_alpha))
         self.n_splits_ = result.n_splits
         self.n_merges_ = result.n_merges
         self.n_iter_ = result.n_iter
@@ -684,7 +740,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             return log_joint, None, X.dtype, None, below
         X = _check_array_input(self, X)
         Z = self._frame.to_frame(X)
-        mixture, labels = _ArrayCache.get(self, xp, Z, self._mixture_on)
+        mixture, labels = self._mixture_on(xp, device(Z), Z.dtype)  # no state written
         with np.errstate(over="ignore", invalid="ignore"):  # NumPy-backed namespaces
             log_joint = log_gaussian_array(xp, Z, mixture)
         below = None
@@ -701,11 +757,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             log_weights = np.log(params.weights)
         mixture = mixture_on(params, log_weights, xp, where, dtype)
-        labels = xp.asarray(self.component_labels_, dtype=xp.int64, device=where)
-        return mixture, labels
-
-    def __getstate__(self):
-        return _ArrayCache.getstate(super().__getstate__())
+        return mixture, _labels_on(xp, self.component_labels_, where)
 
     def predict(self, X):
         """Label of the most probable component of each sample (no clamping).
@@ -718,13 +770,23 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
 
         Returns
         -------
-        labels : array of shape (n_samples,), int64
-            Values of ``component_labels_``: a NumPy array for NumPy-compatible input,
-            else an array of ``X``'s library on ``X``'s device.
+        labels : array of shape (n_samples,)
+            Values of ``component_labels_`` (int64 for integer classes): a NumPy array for
+            NumPy-compatible input, else an array of ``X``'s library on ``X``'s device
+            (string classes: a NumPy array of them).
+            A Dask array (rows in chunks) gives a Dask array chunked along the rows as
+            ``X``, each chunk labeled by the NumPy path where it is computed: the number
+            of features is checked now, the values then.
         """
+        if is_dask_array(X):  # row chunks labeled on the workers, lazily
+            check_is_fitted(self)
+            return map_method(self, "predict", X, dtype=self.component_labels_.dtype,
+                              drop=_PER_SAMPLE)
         log_joint, xp, _, labels, _ = self._log_joint(X)
         if xp is None:
             return self.component_labels_[np.argmax(log_joint, axis=1)]
+        if labels is None:  # string classes cannot live on a device
+            return self.component_labels_[to_numpy(xp.argmax(log_joint, axis=1))]
         return xp.take(labels, xp.argmax(log_joint, axis=1), axis=0)
 
     def predict_proba(self, X):
@@ -743,7 +805,14 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             device has it): a NumPy array for NumPy-compatible input, else an array of
             ``X``'s library on ``X``'s device. Finite and summing to one for any finite
             ``X``, however far from the components (see :meth:`score_samples`).
+            A Dask array (rows in chunks) gives a Dask array chunked along the rows as
+            ``X``, each chunk scored by the NumPy path where it is computed: the number
+            of features is checked now, the values then.
         """
+        if is_dask_array(X):  # row chunks scored on the workers, lazily
+            check_is_fitted(self)
+            return map_method(self, "predict_proba", X, dtype=_float_dtype(X.dtype),
+                              n_columns=self.component_labels_.shape[0], drop=_PER_SAMPLE)
         log_joint, xp, dtype, _, _ = self._log_joint(X)
         xp = xp or get_namespace(log_joint)
         proba = xp.exp(log_joint - logsumexp(xp, log_joint, axis=1, keepdims=True))
@@ -796,7 +865,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         log_joint, xp, dtype, _, below = self._log_joint(X)
         xp = xp or get_namespace(log_joint)
         log_density = logsumexp(xp, log_joint, axis=1) - (
-            self.n_features_in_ * self._frame.log_scale)
+            self._n_model_features * self._frame.log_scale)
         if below is not None:
             log_density = xp.where(below, xp.full_like(log_density, -xp.inf), log_density)
         return log_density, dtype

@@ -36,6 +36,7 @@ from clusterlab.solvers._backend import (
     to_numpy,
     topk,
 )
+from clusterlab.solvers._dask_map import check_rows, is_dask_array, map_rows, shared
 
 __all__ = ["mlc_loss", "mlcd_loss", "multilabel_assign", "negative_columns"]
 
@@ -65,7 +66,7 @@ def multilabel_assign(X, centers, k=8, *, chunk_size=None):
         the namespace, device and dtype of ``X``.
     k : int, default=8
         Labels per sample (MLCD uses 8), at most ``n_clusters``.
-    chunk_size : int or None
+    chunk_size : int or None, default=None
         Rows per matrix product. None: as in :class:`clusterlab.SphericalKMeans`, the
         blocks of similarities stay within 64 MiB.
 
@@ -76,6 +77,13 @@ def multilabel_assign(X, centers, k=8, *, chunk_size=None):
     similarities : array of shape (n_samples, k)
         Their cosines, in the dtype of ``X``.
 
+    Notes
+    -----
+    A Dask array ``X`` (rows in chunks) gives two Dask arrays chunked along the rows as
+    ``X``; computing them runs the NumPy path once per chunk on the worker that holds it,
+    with the centres (a NumPy array, checked now) sent once to each worker. The rows of
+    ``X`` are checked (finite, nonzero) when a chunk is computed.
+
     Examples
     --------
     >>> import numpy as np
@@ -85,6 +93,8 @@ def multilabel_assign(X, centers, k=8, *, chunk_size=None):
     >>> indices.tolist(), np.round(similarities, 3).tolist()
     ([[0, 1]], [[0.894, 0.447]])
     """
+    if is_dask_array(X):  # row chunks assigned on the workers, lazily
+        return _multilabel_assign_dask(X, centers, k, chunk_size)
     X = check_float_matrix(X, "X")
     xp, where = get_namespace(X), device(X)
     centers = check_float_matrix(centers, "centers")
@@ -125,6 +135,31 @@ def multilabel_assign(X, centers, k=8, *, chunk_size=None):
     if len(indices) == 1:
         return indices[0], values[0]
     return xp.concat(indices, axis=0), xp.concat(values, axis=0)
+
+
+def _assign_block(block, centers, k, chunk_size):
+    return multilabel_assign(block, centers, k, chunk_size=chunk_size)
+
+
+def _multilabel_assign_dask(X, centers, k, chunk_size):
+    """:func:`multilabel_assign` of a row-chunked Dask ``X``: two Dask arrays chunked as
+    ``X``, each chunk computed by the NumPy path on a worker. The centres, ``k`` and the
+    shapes are checked now; the rows of ``X`` (finite, nonzero) when a chunk is computed."""
+    if is_dask_array(centers):
+        centers = centers.compute()  # K x d: small
+    centers = check_float_matrix(to_numpy(centers) if is_array(centers) else centers,
+                                 "centers")
+    X = check_rows(X, "X", None, "multilabel_assign")
+    if centers.shape[1] != X.shape[1]:
+        raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}.")
+    k = check_count(k, "k")
+    if k > centers.shape[0]:
+        raise ValueError(f"k={k} is larger than the number of centres ({centers.shape[0]}).")
+    chunk_size = check_count(chunk_size, "chunk_size", allow_none=True)
+    _unit_rows_and_norms(np, centers, "centers")
+    dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
+    return map_rows(_assign_block, X, shared(centers), k, chunk_size,
+                    outputs=[(np.int64, k), (dtype, k)], name="multilabel-assign")
 
 
 def _check_loss_input(S, positives):
@@ -269,7 +304,7 @@ def mlcd_loss(S, positives, *, neg_ratio=0.1, scale=1.0, random_state=None):
     scale : float > 0, default=1.0
         Multiplies the similarities (ArcFace-style scale, a parameter: the value MLCD
         uses is not published in the paper).
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
         Draws the negative columns (on the host; the mask is copied to the device). An
         int gives the same columns at every call (for tests and gradient checks).
 

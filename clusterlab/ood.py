@@ -184,9 +184,14 @@ class PrototypeOODDetector(OutlierMixin, BaseEstimator):
         Fraction of the training samples predicted as outliers; it sets ``offset_``.
         The default 0.05 puts the threshold where 95 % of the training inliers are
         accepted, the operating point of FPR95.
-    n_init, max_iter, tol : int, int, float
-        Passed to every class's :class:`~clusterlab.spherical.SphericalKMeans`.
-    random_state : int, RandomState instance or None
+    n_init : int, default=1
+        Seedings of every class's :class:`~clusterlab.spherical.SphericalKMeans`.
+    max_iter : int, default=100
+        Lloyd iterations cap of every class's spherical k-means.
+    tol : float, default=1e-4
+        Centre-shift tolerance of every class's spherical k-means (see
+        :class:`~clusterlab.spherical.SphericalKMeans`).
+    random_state : int, RandomState instance or None, default=None
         Seeds the spherical k-means runs (one generator, drawn from class by class).
 
     Attributes

@@ -12,7 +12,9 @@ different covariances. Both run on one of two solvers from :mod:`clusterlab.solv
   per iteration, for tens of thousands of samples.
 
 ``solver="auto"`` takes cvxpy up to 100 samples (:class:`ILASDP`: 50) and the low-rank
-solver beyond.
+solver beyond. :class:`SDPKMeans` certifies its low-rank solution with a dual lower bound
+(``lower_bound_``, :mod:`clusterlab.solvers.sdp.certificate`) and raises the factor's
+rank while the certified gap stays open.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._progress import progress_printer
 from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_n_clusters
@@ -50,6 +53,11 @@ _EXACT_MAX_SAMPLES_ILA = 50
 # solver="cvxpy" is refused when its estimated peak memory is above this.
 _EXACT_MAX_BYTES = 4 * 2**30
 _SOLVERS = {"auto", "cvxpy", "lowrank"}
+# iLA-SDP's low-rank steps stop a round when the augmented Lagrangian changes by less than
+# this, relative, between L-BFGS-B iterations (solve_lowrank's ftol): on the rank-deficient
+# LA-SDP blocks the projected-gradient test alone took 1,300-19,000 iterations on
+# standardised wine with F equal to 1e-4 relative (benchmarks/sdp.py --ila-warm).
+_ILA_FTOL = 1e-10
 
 
 def _resolve_solver(solver, n_samples, exact_max_samples, n_blocks=1):
@@ -87,30 +95,44 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : int
-    solver : {"auto", "cvxpy", "lowrank"}
+    n_clusters : int, default=8
+    solver : {"auto", "cvxpy", "lowrank"}, default="auto"
         ``"auto"``: cvxpy up to 100 samples, the low-rank solver beyond.
-    rank : int or None
-        Columns of the low-rank factor (default ``2 * n_clusters``).
-    sketch_size : int, float or None
+    rank : int or None, default=None
+        Columns of the low-rank factor to start with (None: ``2 * n_clusters``).
+    max_rank : int or None, default=None
+        Rank escalation of the low-rank solver: while the certified gap
+        ``objective_ - lower_bound_`` exceeds ``gap_tol * |objective_|``, solve again
+        with ``n_clusters`` more columns (warm-started from the last factor padded with
+        small random columns, and from its multipliers), up to ``max_rank`` columns
+        (None: ``4 * n_clusters``; at most the number of samples). Escalation also stops
+        when a rank increase lowered ``objective_`` by less than ``gap_tol`` relative:
+        the rank is then not what keeps the gap open. Set it to ``rank`` to turn
+        escalation off.
+    gap_tol : float, default=1e-5
+        Relative certified gap below which the low-rank solution is accepted (see
+        ``lower_bound_``); above it after escalation, a ``ConvergenceWarning`` gives the
+        gap. ``np.inf``: no escalation and no warning (the bound is still computed).
+    sketch_size : int, float or None, default=None
         Solve on this many random samples (a float in (0, 1]: this fraction of them; an
         int is always a count) and give every sample its nearest sketch centre
         (sketch-and-lift). None: solve on all samples.
-    penalty : float
+    penalty : float, default=10.0
         Initial augmented-Lagrangian penalty of the low-rank solver (on data scaled to unit
         mean squared norm); it grows when the constraints converge slowly.
-    tol : float
+    tol : float, default=1e-6
         Low-rank solver: constraint violation (root mean square) and projected-gradient
         tolerance.
-    max_iter : int
-        Low-rank solver: L-BFGS-B iterations in all.
-    cvxpy_solver : str
-        The conic solver cvxpy calls.
-    solver_options : dict or None
+    max_iter : int, default=20000
+        Low-rank solver: L-BFGS-B iterations in all (over every rank tried).
+    cvxpy_solver : str, default="SCS"
+        The conic solver cvxpy calls (``solver="cvxpy"``).
+    solver_options : dict or None, default=None
         Keyword arguments for ``cvxpy.Problem.solve``, added to the defaults (for SCS:
         ``eps_abs = eps_rel = 1e-5``, which given values override).
-    random_state : int, RandomState instance or None
-        Seeds the k-means start of the low-rank factor, the rounding and the sketch.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the k-means start of the low-rank factor, its padding when the rank grows,
+        the rounding and the sketch.
 
     Attributes
     ----------
@@ -121,9 +143,21 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         K-means cost of the SDP solution, ``||X_c||^2 - <X_c X_c^T, Z>`` on centred data (on
         the sketch with ``sketch_size``). With ``solver="cvxpy"`` at optimality (to the
         solver's tolerance) it is a lower bound on the cost of every partition, equal to
-        it when ``Z`` is a partition matrix. The low-rank solver returns a local solution
-        of the factorised problem, which certifies no bound (below the recovery threshold
-        it can sit above the SDP optimum).
+        it when ``Z`` is a partition matrix. The low-rank ``Z`` is feasible, so its
+        objective is at or above the SDP optimum; ``lower_bound_`` says by how much at
+        most.
+    lower_bound_ : float
+        A certified lower bound on the SDP optimum (so on the K-means cost of every
+        partition), from a dual point built from the solution
+        (:mod:`clusterlab.solvers.sdp.certificate`): ``objective_ - lower_bound_`` is the
+        certified gap, an upper bound on how far ``objective_`` is above the SDP
+        optimum. It closes (to about ``tol``) when the SDP optimum is a partition matrix
+        (above the recovery threshold); when the optimum is not one, the bound can be
+        loose, and the gap overstates the error. NaN with more than 1,000 samples
+        solved (the bound needs a few tens of dense eigenvalue problems of that size),
+        and then there is no rank escalation.
+    rank_ : int or None
+        Columns of the low-rank factor at the end (after escalation); None with cvxpy.
     inertia_ : float
         K-means cost of ``labels_`` (squared distances to ``cluster_centers_``).
     membership_factor_ : ndarray of shape (n_solved, r)
@@ -158,6 +192,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "solver": [StrOptions(_SOLVERS)],
         "rank": [None, Interval(Integral, 1, None, closed="left")],
+        "max_rank": [None, Interval(Integral, 1, None, closed="left")],
+        "gap_tol": [Interval(Real, 0, None, closed="both")],  # inf: accept any gap
         "sketch_size": [
             None,
             Interval(Integral, 1, None, closed="left"),
@@ -177,6 +213,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         *,
         solver="auto",
         rank=None,
+        max_rank=None,
+        gap_tol=1e-5,
         sketch_size=None,
         penalty=10.0,
         tol=1e-6,
@@ -188,6 +226,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         self.n_clusters = n_clusters
         self.solver = solver
         self.rank = rank
+        self.max_rank = max_rank
+        self.gap_tol = gap_tol
         self.sketch_size = sketch_size
         self.penalty = penalty
         self.tol = tol
@@ -226,10 +266,12 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         options = {
             "solver": self.solver_,
             "rank": self.rank,
-            "beta": self.penalty,
+            "max_rank": self.max_rank,
+            "gap_tol": self.gap_tol,
+            "penalty": self.penalty,
             "tol": self.tol,
             "max_iter": self.max_iter,
-            "solver_name": self.cvxpy_solver,
+            "cvxpy_solver": self.cvxpy_solver,
             "solver_options": self.solver_options,
         }
         if n_solved < n:
@@ -248,6 +290,8 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         self.cluster_centers_ = frame.points(centres).astype(X.dtype)
         self.inertia_ = frame.lengths(float(np.sum((X64 - centres[labels]) ** 2)), 2)
         self.objective_ = frame.lengths(float(result.objective), 2)
+        self.lower_bound_ = frame.lengths(float(result.lower_bound), 2)
+        self.rank_ = result.rank
         self.membership_factor_ = np.asarray(result.factor).astype(X.dtype)
         self.primal_infeasibility_ = result.primal_infeasibility
         self.status_ = result.status
@@ -258,6 +302,22 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
                 f"SDPKMeans ({self.solver_}) stopped with status {result.status!r} after "
                 f"{result.n_iter} iterations; ||Z 1 - 1|| = {result.primal_infeasibility:.2e}. "
                 "Raise max_iter or loosen tol (lowrank), or the solver tolerances (cvxpy).",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif self.solver_ == "lowrank" and np.isfinite(result.lower_bound) and not (
+            result.gap_converged
+        ):
+            relative = (result.objective - result.lower_bound) / max(
+                abs(result.objective), np.finfo(float).tiny)
+            warnings.warn(
+                f"SDPKMeans (lowrank) stopped at rank {result.rank} with a certified gap "
+                f"of {self.objective_ - self.lower_bound_:.4g} ({relative:.2e} relative, "
+                f"gap_tol={self.gap_tol:g}): objective_ {self.objective_:.8g}, "
+                f"lower_bound_ {self.lower_bound_:.8g}. Either the "
+                "optimum needs a higher rank (raise max_rank) or it is not a partition "
+                "matrix (clusters below the recovery threshold), where the bound can be "
+                'loose; solver="cvxpy" gives the optimum on up to a few hundred samples.',
                 ConvergenceWarning,
                 stacklevel=3,
             )
@@ -303,30 +363,36 @@ class ILASDP(ClusterMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_clusters : int
-    covariance_type : {"full", "diag", "spherical"}
-    shrinkage : float
+    n_clusters : int, default=8
+    covariance_type : {"full", "diag", "spherical"}, default="full"
+    shrinkage : float, default=0.1
         Pseudo-samples of isotropic variance equal to the mean feature variance of ``X``
         added to every cluster's scatter: ``Sigma_k = (S_k + lambda I) / n_k`` with
         ``lambda = shrinkage * mean variance``. Keeps covariances of small clusters
         invertible; it enters ``F`` as ``lambda tr(Sigma_k^-1) / 2``.
-    init : {"sdp", "k-means++"} or array-like of shape (n_samples,)
+    init : {"sdp", "k-means++"} or array-like of shape (n_samples,), default="sdp"
         The starting partition: the Peng–Wei SDP (on the same solver), the best of 10
         k-means++ runs, or given labels in ``[0, n_clusters)``.
-    solver : {"auto", "cvxpy", "lowrank"}
+    solver : {"auto", "cvxpy", "lowrank"}, default="auto"
         ``"auto"``: cvxpy up to 50 samples, the low-rank solver beyond (every step
-        solves an SDP with ``n_clusters`` blocks: at 100 samples cvxpy took 13 s on the
-        K = 2 heterogeneous setting, the low-rank solver 2 s).
-    max_iter : int
+        solves an SDP with ``n_clusters`` blocks, so cvxpy's cost grows fastest here; the
+        docs' SDP guide has the measurements).
+    max_iter : int, default=50
         LA-SDP steps at most.
-    tol : float
+    tol : float, default=1e-4
         Stop when ``F`` decreases by less than ``tol`` relative.
-    solver_options : dict or None
-        Keyword arguments for ``cvxpy.Problem.solve`` with SCS, added to the defaults
-        (``eps_abs = eps_rel = 1e-5``, which given values override).
-    random_state : int, RandomState instance or None
-    verbose : int
-        Print ``F`` after every ``verbose`` steps (0: silent).
+    cvxpy_solver : str, default="SCS"
+        The conic solver cvxpy calls (``solver="cvxpy"``).
+    solver_options : dict or None, default=None
+        Keyword arguments for ``cvxpy.Problem.solve``, added to the defaults (for SCS:
+        ``eps_abs = eps_rel = 1e-5``, which given values override).
+    random_state : int, RandomState instance or None, default=None
+    verbose : int, default=0
+        Print ``F`` every ``verbose`` steps (0: silent).
+
+    Every LA-SDP step after the first starts from the previous one: the low-rank solver
+    from its factors and multipliers, SCS from its primal and dual iterates (cvxpy's
+    ``warm_start``).
 
     Attributes
     ----------
@@ -372,6 +438,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         "solver": [StrOptions(_SOLVERS)],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "cvxpy_solver": [str],
         "solver_options": [None, dict],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -387,6 +454,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         solver="auto",
         max_iter=50,
         tol=1e-4,
+        cvxpy_solver="SCS",
         solver_options=None,
         random_state=None,
         verbose=0,
@@ -398,6 +466,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         self.solver = solver
         self.max_iter = max_iter
         self.tol = tol
+        self.cvxpy_solver = cvxpy_solver
         self.solver_options = solver_options
         self.random_state = random_state
         self.verbose = verbose
@@ -429,7 +498,7 @@ class ILASDP(ClusterMixin, BaseEstimator):
         self.solver_ = _resolve_solver(self.solver, n, _EXACT_MAX_SAMPLES_ILA,
                                        n_blocks=self.n_clusters)
         init_labels = self._initial_labels(X64, rng)
-        exact_options = {"solver_options": self.solver_options}
+        exact_options = {"solver": self.cvxpy_solver, "solver_options": self.solver_options}
         try:
             result = ila_sdp(
                 X64,
@@ -441,8 +510,9 @@ class ILASDP(ClusterMixin, BaseEstimator):
                 max_iter=self.max_iter,
                 tol=self.tol,
                 rng=rng,
+                lowrank_options={"ftol": _ILA_FTOL},
                 exact_options=exact_options,
-                callback=self._progress if self.verbose else None,
+                callback=self._progress(),
             )
         except np.linalg.LinAlgError as exc:
             raise ValueError(
@@ -484,8 +554,10 @@ class ILASDP(ClusterMixin, BaseEstimator):
     def _initial_labels(self, X, rng):
         n = X.shape[0]
         if isinstance(self.init, str) and self.init == "sdp":
+            # the start needs labels only: no certificate, no rank escalation
             labels = peng_wei(
-                X, self.n_clusters, rng=rng, solver=self.solver_, solver_options=self.solver_options
+                X, self.n_clusters, rng=rng, solver=self.solver_, certify=False,
+                cvxpy_solver=self.cvxpy_solver, solver_options=self.solver_options,
             ).labels
         elif isinstance(self.init, str):
             labels = seeded_kmeans(X, np.full(n, -1), self.n_clusters, rng=rng, n_init=10).labels
@@ -505,10 +577,11 @@ class ILASDP(ClusterMixin, BaseEstimator):
             )
         return labels.astype(np.int64)
 
-    def _progress(self, step, value):
-        value += self._frame_shift  # F in X's units
-        if step % self.verbose == 0:
-            print(f"[ILASDP] step {step}: F = {value:.6g}", flush=True)
+    def _progress(self):
+        report = progress_printer(self.verbose, "ILASDP", [("F", ".6g")], unit="step")
+        if report is None:
+            return None
+        return lambda step, value: report(step, value + self._frame_shift)  # F in X's units
 
     def _log_density(self, X):
         """Log likelihoods of the samples under each cluster, in the frame (the

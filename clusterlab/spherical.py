@@ -18,6 +18,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._progress import progress_printer
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import check_float_matrix, check_n_clusters, count_runs
 from clusterlab.solvers import spherical_kmeans as _skm
@@ -31,6 +32,7 @@ from clusterlab.solvers._backend import (
     to_namespace,
     to_numpy,
 )
+from clusterlab.solvers._dask import check_dask_matrix, is_dask_array
 
 __all__ = ["SphericalKMeans"]
 
@@ -74,10 +76,18 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     device (the centres are copied there; results are arrays of the input's kind).
     float32 input stays float32 throughout.
 
+    A row-chunked Dask array is clustered where its chunks live: each Lloyd step is one
+    pass of per-chunk assignments and K x d partial sums
+    (:mod:`clusterlab.solvers.dask_lloyd`), the fitted centres are NumPy and ``labels_``
+    a lazy Dask array; ``predict`` and ``transform`` of a Dask array return lazy Dask
+    arrays (see :doc:`/user_guide/scaling_out`). ``init="k-means++"`` then seeds from a
+    uniform sample of ``max(10 000, 20 n_clusters)`` rows.
+
     Parameters
     ----------
     n_clusters : int, default=8
-    init : {"k-means++", "random"} or array of shape (n_clusters, n_features)
+    init : {"k-means++", "random"} or array of shape (n_clusters, n_features), \
+            default="k-means++"
         "k-means++" is greedy D² seeding by cosine distance ``1 - cos`` (k-means++ on
         the normalised data; its cost grows as n x K x d x log K over K sequential
         steps: for K in the thousands prefer "random" or your own centres); "random" picks
@@ -90,13 +100,13 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
     tol : float, default=1e-4
         Converged when the mean squared centre shift ``mean_k ||c_k^new - c_k^old||^2``
         is at most ``tol`` (unit vectors: no scaling is needed), or when no label changes.
-    chunk_size : int or None
+    chunk_size : int or None, default=None
         Rows per matrix product of the assignment; each worker thread (Numba's thread
         count) holds one ``chunk_size`` x K block of similarities. None: at most 1024
         rows, fewer where the blocks of all threads would exceed 64 MiB together.
-    random_state : int, RandomState instance or None
+    random_state : int, RandomState instance or None, default=None
     verbose : int, default=0
-        Print the inertia and centre shift after every centre update.
+        Print the inertia and centre shift every ``verbose`` centre updates (0: silent).
 
     Attributes
     ----------
@@ -184,18 +194,27 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         no all-zero row. It is not modified: the rows are normalised in a copy (none is
         made when they already have unit norm).
         """
-        if is_other_array(X):
-            X = to_numpy(stop_gradient(get_namespace(X), check_float_matrix(X, "X")))
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
-        check_n_clusters(self.n_clusters, X.shape[0])
-        X = np.ascontiguousarray(unit_rows(X))
+        if is_dask_array(X):  # row-chunked: Lloyd steps as per-chunk partial sums
+            from clusterlab.solvers import dask_lloyd
+
+            X = self._dask_unit_rows(X, reset=True)
+            check_n_clusters(self.n_clusters, X.shape[0])
+            lloyd, chunk = dask_lloyd.spherical_lloyd, self.chunk_size
+        else:
+            if is_other_array(X):
+                X = to_numpy(stop_gradient(get_namespace(X), check_float_matrix(X, "X")))
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
+                              copy=False)
+            check_n_clusters(self.n_clusters, X.shape[0])
+            X = np.ascontiguousarray(unit_rows(X))
+            lloyd, chunk = _skm.lloyd, self._chunk_size(X.dtype.itemsize)
         rng = check_random_state(self.random_state)
         n_init = count_runs(self.init, self.n_init)
-        chunk = self._chunk_size(X.dtype.itemsize)
-        callback = self._printer() if self.verbose else None
+        callback = progress_printer(self.verbose, "SphericalKMeans",
+                                    [("inertia", ".6g"), ("centre shift", ".3e")])
         best = None
         for _ in range(n_init):
-            run = _skm.lloyd(
+            run = lloyd(
                 X, self._initial_centers(X, rng), max_iter=self.max_iter, tol=self.tol,
                 chunk_size=chunk, callback=callback,
             )
@@ -223,17 +242,46 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             return int(self.chunk_size)
         return _skm.default_chunk_size(self.n_clusters, itemsize)
 
-    def _printer(self):
-        def report(n_iter, inertia, shift):
-            print(
-                f"[SphericalKMeans] iteration {n_iter}: inertia {inertia:.6g}, "
-                f"centre shift {shift:.3e}",
-                flush=True,
-            )
+    def _dask_unit_rows(self, X, *, reset):
+        """A Dask ``X`` checked (shape and dtype lazily, values in one pass) and with
+        unit rows (lazily normalised where needed)."""
+        from clusterlab.solvers import dask_lloyd
 
-        return report
+        X = check_dask_matrix(X, "X")
+        if reset:
+            self.n_features_in_ = X.shape[1]
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        elif X.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        smallest, worst, finite = dask_lloyd.norm_range(X)
+        if not finite:
+            raise ValueError("X contains NaN or infinity.")
+        if smallest == 0:
+            raise ValueError(
+                "X has all-zero rows; a zero vector has no direction, so spherical "
+                "k-means cannot place it: drop those rows."
+            )
+        if worst <= 8 * math.sqrt(X.shape[1]) * float(np.finfo(X.dtype).eps):
+            return X
+        return dask_lloyd.unit_rows(X)
 
     def _initial_centers(self, X, rng):
+        if is_dask_array(X) and isinstance(self.init, str):
+            # seeds from rows brought to the client: k-means++ on a uniform sample of
+            # max(10 000, 20 K) rows (drawn with replacement, duplicates dropped)
+            from clusterlab.solvers.dask_lloyd import sample_rows
+
+            n = X.shape[0]
+            if self.init == "random":
+                return sample_rows(X, rng.choice(n, self.n_clusters, replace=False))
+            size = max(10_000, 20 * self.n_clusters)
+            index = np.arange(n) if n <= size else np.unique(rng.randint(0, n, size))
+            sample = sample_rows(X, index)
+            return _skm.kmeans_plusplus(sample, self.n_clusters, rng)
         if isinstance(self.init, str) and self.init == "k-means++":
             return _skm.kmeans_plusplus(X, self.n_clusters, rng)
         if isinstance(self.init, str):
@@ -267,9 +315,20 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         centers = xp.astype(to_namespace(xp, self.cluster_centers_, device(X)), X.dtype)
         return xp, unit_rows(X), centers
 
+    def _check_new_dask(self, X):
+        check_is_fitted(self)
+        X = self._dask_unit_rows(X, reset=False)
+        return X, np.ascontiguousarray(self.cluster_centers_, dtype=X.dtype)
+
     def predict(self, X):
         """Index of each sample's centre of largest cosine (int64, chunked like ``fit``;
-        an array of the kind and on the device of ``X``)."""
+        an array of the kind and on the device of ``X``; a lazy Dask array, chunked
+        like its rows, for a Dask ``X``)."""
+        if is_dask_array(X):
+            from clusterlab.solvers import dask_lloyd
+
+            X, centers = self._check_new_dask(X)
+            return dask_lloyd.assign_rows(X, centers, self.chunk_size)[0]
         xp, X, centers = self._check_new(X)
         return self._assign(xp, X, centers)[0]
 
@@ -278,13 +337,25 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
         Warning: this forms the full n x K matrix (``n_clusters`` columns); for large K
         use :meth:`predict` or :func:`clusterlab.multilabel_assign`, which are chunked.
+        A Dask ``X`` gives a lazy Dask array chunked like its rows.
         """
+        if is_dask_array(X):
+            from clusterlab.solvers import dask_lloyd
+
+            X, centers = self._check_new_dask(X)
+            return dask_lloyd.scores(X, centers, spherical=True, scale=1.0)
         _, X, centers = self._check_new(X)
         return X @ centers.T
 
     def score(self, X, y=None):
         """Opposite of the inertia of ``X``: ``-sum_i (1 - cos(x_i, nearest centre))``
         (higher is better, as scikit-learn's ``KMeans.score``). A Python float."""
+        if is_dask_array(X):
+            from clusterlab.solvers import dask_lloyd
+
+            X, centers = self._check_new_dask(X)
+            best = dask_lloyd.assign_rows(X, centers, self.chunk_size)[1]
+            return -(X.shape[0] - float(best.sum(dtype=np.float64).compute()))
         xp, X, centers = self._check_new(X)
         best = self._assign(xp, X, centers)[1]
         total = host_floats(xp, xp.sum(best, dtype=accumulation_dtype(xp, device(best))))[0]

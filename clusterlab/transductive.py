@@ -30,14 +30,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from clusterlab._labels import class_labels, partial_labels
 from clusterlab._scaling import common_scale, normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
-    check_class_labels,
+    check_count,
     check_fewshot_tasks,
     check_float_matrix,
     check_n_clusters,
-    check_partial_labels,
     encode_task_labels,
 )
 from clusterlab.solvers._backend import (
@@ -51,8 +51,10 @@ from clusterlab.solvers._backend import (
     to_namespace,
     to_numpy,
 )
+from clusterlab.solvers._dask_map import is_dask_array, map_tasks
 from clusterlab.solvers.bound import fit_prototypes
 from clusterlab.solvers.fewshot import FewShotSettings, infer_tasks
+from clusterlab.solvers.fewshot_calibration import SIMPLESHOT, episode_scores
 from clusterlab.solvers.graph import WEIGHTS, check_neighbors, knn_affinity
 from clusterlab.solvers.prototypes import PROTOTYPES, squared_distances
 
@@ -91,9 +93,18 @@ class LaplacianKMeans(ClusterMixin, BaseEstimator):
     partition of ``X`` for any ``s`` from 1e-200 to 1e200. ``cluster_centers_`` (and an
     array ``init``) are in ``X``'s units. Predictions map new samples into the same frame.
 
+    Labels (:mod:`clusterlab._labels`): ``y`` holds class labels of any one kind
+    (integers, strings, ...), -1 for unlabeled samples. Labeled classes keep their
+    labels (sorted in ``classes_``); the other clusters get new labels, integers counting
+    up from one past the largest class (0, 1, ... without labels), or ``"new_0"``,
+    ``"new_1"``, ... for string classes. More labeled classes than ``n_clusters`` give
+    one cluster per class; with every sample labeled there is nothing to discover and
+    the model has one cluster per class.
+
     Parameters
     ----------
     n_clusters : int, default=8
+        Number of clusters; more when ``y`` labels more classes (see "Labels").
     lam : float, default=1.0
         Weight of the Laplacian term; 0 gives soft K-means with hard-label prototype updates.
     n_neighbors : int, default=10
@@ -109,7 +120,8 @@ default="kmeans"
         Initial prototypes: the centres of one scikit-learn :class:`~sklearn.cluster.KMeans`
         run (k-means++ seeding), or the k-means++ seeds alone. With labels, a labeled
         cluster starts at its labeled points' mean and only the others are initialised
-        this way, from the unlabeled points.
+        this way, from the unlabeled points. An array gives one row per fitted cluster,
+        in the order of ``cluster_labels_`` (the labeled classes, sorted, first).
     max_iter : int, default=100
         Most rounds of (bound iterations, prototype update).
     tol : float, default=1e-6
@@ -120,12 +132,20 @@ default="kmeans"
 
     Attributes
     ----------
+    classes_ : ndarray of shape (n_classes,)
+        The classes labeled in ``y``, sorted (empty without labels).
+    cluster_labels_ : ndarray of shape (n_clusters_fitted,)
+        The label of each cluster: ``classes_`` first, then the new labels ("Labels").
+        ``n_clusters_fitted = max(n_clusters, n_classes)``, or ``n_classes`` when every
+        sample is labeled.
     labels_ : array of shape (n_samples,)
-        int64; in the namespace and on the device of the ``X`` given to :meth:`fit`
-        (NumPy for array-likes), as are ``cluster_centers_`` and ``assignments_``.
-    cluster_centers_ : array of shape (n_clusters, n_features)
-    assignments_ : array of shape (n_samples, n_clusters)
-        Soft assignments ``Z`` of the last round.
+        Values of ``cluster_labels_`` (int64 for integer classes); in the namespace and
+        on the device of the ``X`` given to :meth:`fit` (NumPy for array-likes and for
+        string labels), as are ``cluster_centers_`` and ``assignments_``.
+    cluster_centers_ : array of shape (n_clusters_fitted, n_features)
+        Row ``k`` is the centre of the cluster labeled ``cluster_labels_[k]``.
+    assignments_ : array of shape (n_samples, n_clusters_fitted)
+        Soft assignments ``Z`` of the last round; columns follow ``cluster_labels_``.
     energy_history_ : ndarray of shape (n_rounds,)
         Relaxed energy at the end of each round's bound iterations, one value per round
         (``n_iter_`` values).
@@ -167,20 +187,22 @@ default="kmeans"
         self.max_bound_iter = max_bound_iter
         self.random_state = random_state
 
-    def _initial_prototypes(self, X, clamp, rng):
+    def _initial_prototypes(self, X, clamp, n_clusters, rng):
         if not isinstance(self.init, str):
             init = np.asarray(to_numpy(self.init) if is_array(self.init) else self.init,
                               dtype=X.dtype)
-            if init.shape != (self.n_clusters, X.shape[1]):
+            if init.shape != (n_clusters, X.shape[1]):
+                grown = "" if n_clusters == self.n_clusters else (
+                    f" (one row per cluster: y labels {n_clusters} classes)")
                 raise ValueError(
-                    f"init must have shape ({self.n_clusters}, {X.shape[1]}), "
+                    f"init must have shape ({n_clusters}, {X.shape[1]}){grown}, "
                     f"got {init.shape}."
                 )
             if not np.all(np.isfinite(init)):
                 raise ValueError("init holds NaN or infinite values.")
             return self._frame.to_frame(init)  # given in X's units
-        centers = np.empty((self.n_clusters, X.shape[1]), dtype=X.dtype)
-        seeded = np.zeros(self.n_clusters, dtype=bool)
+        centers = np.empty((n_clusters, X.shape[1]), dtype=X.dtype)
+        seeded = np.zeros(n_clusters, dtype=bool)
         for label in np.unique(clamp[clamp >= 0]):
             centers[label] = X[clamp == label].mean(axis=0)
             seeded[label] = True
@@ -202,7 +224,7 @@ default="kmeans"
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
-        """Cluster ``X``; ``y`` may give labels in ``[0, n_clusters)``, -1 for unlabeled.
+        """Cluster ``X``; ``y`` may give class labels, -1 for unlabeled samples.
 
         The fit runs on the CPU (a sparse kNN graph from scikit-learn and the Numba
         kernels). ``X`` may be an array of any array-API namespace (a PyTorch tensor on
@@ -215,7 +237,8 @@ default="kmeans"
         X : array of shape (n_samples, n_features)
             Array-like, or an array of any array-API namespace.
         y : array of shape (n_samples,) or None, default=None
-            Partial labels, -1 for unlabeled (NumPy-compatible or any array).
+            Partial labels of any one kind (integers, strings, ...), -1 for unlabeled
+            samples (NumPy-compatible or any array); see "Labels" in the class docstring.
 
         Returns
         -------
@@ -225,13 +248,14 @@ default="kmeans"
         if is_other_array(X):
             namespace = (get_namespace(X), device(X))
             X = to_numpy(X)
-        if is_other_array(y):
-            y = to_numpy(y)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
         n_samples = X.shape[0]
         check_n_clusters(self.n_clusters, n_samples)
         check_neighbors(self.n_neighbors, n_samples)  # before the labels: a clearer error
-        clamp = check_partial_labels(y, n_samples, n_classes=self.n_clusters)
+        partial = partial_labels(y, n_samples)
+        n_clusters = partial.n_clusters(self.n_clusters)
+        partial.check_new_clusters(n_clusters)
+        clamp = partial.codes  # class i is cluster i; the new clusters follow
         rng = check_random_state(self.random_state)
         # fit in X's normalised frame (clusterlab._scaling): centred and divided by a
         # power of two, so X * 1e-200 or X * 1e200 gives X's partition
@@ -241,13 +265,16 @@ default="kmeans"
         graph = knn_affinity(X, self.n_neighbors, weights=self.weights)
         sigma2 = graph.sigma2
         scale = np.where(sigma2 > 0, sigma2, 1.0)
-        centers = self._initial_prototypes(X, clamp, rng)
+        centers = self._initial_prototypes(X, clamp, n_clusters, rng)
         result = fit_prototypes(
             X[None], graph.affinity, self.lam, centers[None], clamp=clamp[None],
             kind=self.prototypes, sigma2=scale, cost_scale=scale if self.prototypes == "means"
             else None, max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
         )
-        self.labels_ = result.labels[0]
+        self.classes_ = partial.classes
+        self.cluster_labels_ = partial.output_labels(
+            np.r_[np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)])
+        self.labels_ = self.cluster_labels_[result.labels[0]]
         self._centers = result.prototypes[0]  # in the frame, for predict
         self.cluster_centers_ = self._frame.points(self._centers).astype(dtype, copy=False)
         self.assignments_ = result.assignments[0]
@@ -280,7 +307,8 @@ default="kmeans"
         if namespace is not None:
             xp, where = namespace
             work = accumulation_dtype(xp, where)
-            self.labels_ = xp.asarray(self.labels_, device=where)
+            if self.labels_.dtype.kind in "iu":  # string labels stay NumPy
+                self.labels_ = xp.asarray(self.labels_, device=where)
             self.cluster_centers_ = xp.asarray(self.cluster_centers_, device=where)
             self.assignments_ = xp.asarray(
                 self.assignments_.astype(np.float32 if work == xp.float32 else np.float64),
@@ -300,8 +328,8 @@ default="kmeans"
         Returns
         -------
         labels : array of shape (n_samples,)
-            NumPy int64 for NumPy-compatible input, else int64 in ``X``'s namespace and
-            on its device.
+            Values of ``cluster_labels_``: NumPy for NumPy-compatible input, else int64
+            in ``X``'s namespace and on its device (string labels: a NumPy array).
         """
         check_is_fitted(self)
         if is_other_array(X):
@@ -313,9 +341,34 @@ default="kmeans"
                 )
             xp = get_namespace(X)
             centers = xp.asarray(self._centers, device=device(X))
-            return nearest_centers(xp, self._frame.to_frame(X), xp.astype(centers, X.dtype))
+            nearest = nearest_centers(xp, self._frame.to_frame(X), xp.astype(centers, X.dtype))
+            if self.cluster_labels_.dtype.kind not in "iu":  # strings cannot live on a device
+                return self.cluster_labels_[to_numpy(nearest)]
+            labels = xp.asarray(self.cluster_labels_, dtype=xp.int64, device=device(X))
+            return xp.take(labels, nearest, axis=0)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return _nearest(self._frame.to_frame(X), self._centers.astype(X.dtype, copy=False))
+        nearest = _nearest(self._frame.to_frame(X), self._centers.astype(X.dtype, copy=False))
+        return self.cluster_labels_[nearest]
+
+
+# Values of lam that TransductiveFewShot.calibrate tries by default; 0 is kept (with the
+# estimator's prototypes: K-means with clamped support for "means").
+CALIBRATION_LAMS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+
+
+def _check_candidates(candidates):
+    """Sorted distinct candidate values of lam, each finite and >= 0."""
+    try:
+        values = np.asarray(candidates, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"candidates must be a sequence of numbers, got {candidates!r}."
+        ) from None
+    if values.ndim != 1 or values.size == 0:
+        raise ValueError(f"candidates must be a non-empty 1-D sequence, got {candidates!r}.")
+    if not np.all(np.isfinite(values)) or np.any(values < 0):
+        raise ValueError(f"candidates must be finite and >= 0, got {candidates!r}.")
+    return np.unique(values)
 
 
 class TransductiveFewShot(ClassifierMixin, BaseEstimator):
@@ -374,9 +427,23 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray of shape (n_way,)
+        The classes of the support set, sorted: int64 for integer labels, else in the
+        labels' dtype (strings, objects); predictions are values of ``classes_``.
     support_ : ndarray of shape (n_support, n_features)
-    n_iter_ : int
-        Rounds run by the last single-task prediction.
+    lam_, prototypes_, shift_queries_ : float, str, bool
+        Set by :meth:`calibrate`: the setting kept (SimpleShot is ``"fixed"``, 0,
+        False); predictions then use them in place of the parameters.
+    base_mean_ : ndarray of shape (n_features,) or None
+        Set by :meth:`calibrate`: the centring mean for "cl2n" (the ``base_mean``
+        parameter, or the mean of the base samples when it is None); None for other
+        preprocessing.
+    calibration_results_ : dict of ndarrays
+        Set by :meth:`calibrate`, one entry per setting scored (SimpleShot first, then
+        the candidate ``lam`` values, sorted): ``"lam"``, ``"prototypes"``,
+        ``"shift_queries"``, ``"mean_accuracy"`` (mean query accuracy over the
+        episodes), ``"ci95"`` (its 95% half-width ``1.96 std / sqrt(n_tasks)``),
+        ``"n_unsettled"`` (episodes whose labels had not settled when the solver
+        stopped) and ``"selected"`` (True for the setting kept).
 
     Examples
     --------
@@ -424,8 +491,10 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             or a GPU, a CuPy array...), kept as it is: the queries are then classified on
             its device.
         y : array-like of shape (n_support,)
-            Integer class labels (every support sample is labeled, so -1 is an ordinary
-            class); an array of any library is copied to the host.
+            Class labels of any one kind (integers, strings, ...; every support sample is
+            labeled, so -1 is an ordinary class here); whole-number floats are read as
+            integers, other floats are refused ("Unknown label type"). An array of any
+            library is copied to the host.
 
         Returns
         -------
@@ -436,17 +505,173 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = X.shape[1]
         else:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        y = check_class_labels(to_numpy(y) if is_array(y) else y, (X.shape[0],))
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        self.classes_, codes = class_labels(y, X.shape[0])
         self.support_ = X
         self._support_codes = codes
         return self
 
-    def _settings(self):
+    @_fit_context(prefer_skip_nested_validation=True)
+    def calibrate(self, X_base, y_base, *, n_way, n_shot, n_query=15, n_tasks=1000,
+                  candidates=CALIBRATION_LAMS, random_state=None):
+        """Choose ``lam`` (and the centring mean) on few-shot episodes of base classes.
+
+        Draws ``n_tasks`` episodes (``n_way`` classes, ``n_shot`` support and ``n_query``
+        query samples per class) from ``X_base, y_base`` with
+        :func:`clusterlab.datasets.fewshot_tasks`, and scores on the same episodes, by
+        mean query accuracy:
+
+        - every ``lam`` in ``candidates``, with this estimator's other parameters
+          (``prototypes``, ``shift_queries``, ``n_neighbors``...);
+        - SimpleShot: the nearest support mean, i.e. ``prototypes="fixed"``, ``lam=0``,
+          ``shift_queries=False``.
+
+        The best one (ties: SimpleShot, then the smaller ``lam``) is kept in ``lam_``,
+        ``prototypes_`` and ``shift_queries_``; so the calibrated setting is never worse
+        than SimpleShot on these episodes. With ``preprocessing="cl2n"``, ``base_mean_``
+        is the ``base_mean`` parameter, or, when it is None, the mean of ``X_base``: the
+        episodes are centred on it, and so are the tasks predicted afterwards.
+
+        From then on, :meth:`predict`, :meth:`predict_proba`, :meth:`predict_tasks` and
+        :meth:`predict_proba_tasks` use ``lam_``, ``prototypes_``, ``shift_queries_`` and
+        ``base_mean_`` in place of the parameters ``lam``, ``prototypes``,
+        ``shift_queries`` and ``base_mean`` (later changes to those four parameters are
+        ignored until the next ``calibrate``; the other parameters still apply).
+        :meth:`fit` keeps the calibration, and :func:`sklearn.base.clone` drops it, as it
+        drops every fitted attribute.
+
+        Calibrate on classes that do not appear in the tasks to be predicted: the base
+        classes the features were learned on, or held-out validation classes. The
+        episodes of all candidates are solved together, chunk by chunk, with the
+        preprocessing and kNN graphs shared (:mod:`clusterlab.solvers.fewshot_calibration`),
+        on the CPU: an ``X_base`` of another library (a PyTorch tensor on a GPU...) is
+        copied to the host once; ``base_mean_`` is a NumPy array, moved to the features'
+        device at prediction time.
+
+        Parameters
+        ----------
+        X_base : array of shape (n_samples, n_features)
+            Features of the base samples.
+        y_base : array-like of shape (n_samples,)
+            Their classes, read as :meth:`fit` reads labels (integers, strings...); at
+            least ``n_way`` classes must have ``n_shot + n_query`` samples or more.
+        n_way : int
+            Classes per episode, at least 2; that of the tasks to be predicted.
+        n_shot : int
+            Support samples per class; that of the tasks to be predicted.
+        n_query : int, default=15
+            Query samples per class in each episode.
+        n_tasks : int, default=1000
+            Episodes drawn.
+        candidates : sequence of float, default=(0, 0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5)
+            Values of ``lam`` tried (finite, >= 0; duplicates are scored once).
+        random_state : int, RandomState instance or None, default=None
+            Seeds the episode draw.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> from clusterlab.datasets import fewshot_tasks, load_dataset
+        >>> from clusterlab.metrics import evaluate_fewshot
+        >>> from clusterlab.transductive import TransductiveFewShot
+        >>> X, y = load_dataset("digits")
+        >>> base, novel = y < 5, y >= 5
+        >>> model = TransductiveFewShot().calibrate(
+        ...     X[base], y[base], n_way=5, n_shot=1, n_tasks=100, candidates=[0.3, 0.7, 1.0],
+        ...     random_state=0)
+        >>> model.prototypes_, model.lam_
+        ('means', 0.7)
+        >>> tasks = fewshot_tasks(X[novel], y[novel], n_way=5, n_shot=1, n_tasks=100,
+        ...                       random_state=1)
+        >>> pred = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
+        >>> evaluate_fewshot(tasks.y_query, pred).accuracy > 0.75
+        True
+        """
+        from clusterlab.datasets import fewshot_tasks
+
+        X = check_float_matrix(to_numpy(X_base) if is_other_array(X_base) else X_base,
+                               "X_base", min_rows=2)
+        _, y = class_labels(y_base, X.shape[0], name="y_base")  # codes 0..n-1
+        n_way = check_count(n_way, "n_way", minimum=2)
+        n_shot = check_count(n_shot, "n_shot")
+        n_query = check_count(n_query, "n_query")
+        n_tasks = check_count(n_tasks, "n_tasks")
+        lams = _check_candidates(candidates)
+        base_mean = None
+        if self.preprocessing == "cl2n":
+            given = self.base_mean
+            base_mean = (X.mean(axis=0, dtype=np.float64) if given is None else
+                         np.asarray(to_numpy(given) if is_array(given) else given))
+            if base_mean.shape != (X.shape[1],) or base_mean.dtype.kind not in "iuf" \
+                    or not np.all(np.isfinite(base_mean)):
+                raise ValueError(
+                    f"base_mean must hold {X.shape[1]} finite numbers (one per feature of "
+                    f"X_base), got {base_mean.dtype} {base_mean.shape}."
+                )
+            base_mean = base_mean.astype(np.float64)
+        rows = np.arange(X.shape[0]).reshape(-1, 1)
+        episodes = fewshot_tasks(rows, y, n_way=n_way, n_shot=n_shot, n_query=n_query,
+                                 n_tasks=n_tasks, random_state=random_state)
+        support_rows, query_rows = episodes.X_support[..., 0], episodes.X_query[..., 0]
+        support_codes, classes = encode_task_labels(episodes.y_support)
+        query_codes = np.stack([np.searchsorted(task_classes, task_y) for task_classes, task_y
+                                in zip(classes, episodes.y_query, strict=True)])
+        settings = self._settings(calibrated=False)
+        if self.preprocessing is not None:
+            # divide by one power of two (exact), as predictions do: far-from-1 units
+            # neither overflow nor underflow the norms
+            frame = common_scale(X, base_mean)
+            X = frame.to_frame(X)
+            if base_mean is not None:
+                settings = replace(settings, base_mean=frame.to_frame(base_mean))
+        scores = episode_scores(X, support_rows, support_codes, query_rows, query_codes,
+                                n_way, lams, settings)
+        correct = np.vstack([scores.simpleshot, scores.correct])
+        best = int(np.argmax(correct.sum(axis=1)))  # first of the ties: the simplest
+        accuracy = correct / scores.n_query
+        n_settings = correct.shape[0]
+        prototypes = np.array([SIMPLESHOT["prototypes"]] + [self.prototypes] * lams.size)
+        shift = np.array([SIMPLESHOT["shift_queries"]] + [self.shift_queries] * lams.size)
+        self.calibration_results_ = {
+            "lam": np.concatenate([[SIMPLESHOT["lam"]], lams]),
+            "prototypes": prototypes,
+            "shift_queries": shift,
+            "mean_accuracy": accuracy.mean(axis=1),
+            "ci95": 1.96 * accuracy.std(axis=1) / np.sqrt(n_tasks),
+            "n_unsettled": np.concatenate([[0], scores.unsettled]),
+            "selected": np.arange(n_settings) == best,
+        }
+        self.lam_ = float(self.calibration_results_["lam"][best])
+        self.prototypes_ = str(prototypes[best])
+        self.shift_queries_ = bool(shift[best])
+        self.base_mean_ = base_mean
+        if best > 0 and (scores.unsettled[best - 1] or scores.capped[best - 1]):
+            warnings.warn(
+                f"With the lam={self.lam_:g} kept by calibrate, {scores.unsettled[best - 1]}"
+                f" of {n_tasks} base episodes stopped before their labels settled "
+                f"(max_iter={self.max_iter}, or a class lost all its points) and "
+                f"{scores.capped[best - 1]} ended their last bound iterations at "
+                f"max_bound_iter={self.max_bound_iter}.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _settings(self, calibrated=True):
+        """The solver's settings: the calibrated ones after :meth:`calibrate` (unless
+        ``calibrated=False``), else the parameters."""
+        if calibrated and hasattr(self, "lam_"):
+            lam, prototypes = self.lam_, self.prototypes_
+            base_mean, shift_queries = self.base_mean_, self.shift_queries_
+        else:
+            lam, prototypes = self.lam, self.prototypes
+            base_mean, shift_queries = self.base_mean, self.shift_queries
         return FewShotSettings(
-            lam=self.lam, n_neighbors=self.n_neighbors, weights=self.weights,
-            prototypes=self.prototypes, preprocessing=self.preprocessing,
-            base_mean=self.base_mean, shift_queries=self.shift_queries,
+            lam=lam, n_neighbors=self.n_neighbors, weights=self.weights,
+            prototypes=prototypes, preprocessing=self.preprocessing,
+            base_mean=base_mean, shift_queries=shift_queries,
             max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
         )
 
@@ -480,7 +705,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             dtype on NumPy (float32 stays float32; the solver works in float64); else in
             the namespace and on the device where the task was solved.
         """
-        check_is_fitted(self)
+        check_is_fitted(self, "support_")  # calibrate alone does not fit a task
         support, codes = self.support_, self._support_codes
         if not (is_other_array(X) or is_other_array(support)):
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
@@ -501,7 +726,6 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         support, X, settings = self._scaled_tasks(support[None, ...], X[None, ...])
         solution = infer_tasks(support, codes[None, ...], X, self.classes_.shape[0], settings)
         self._warn_unsettled([solution.result], stacklevel=3)
-        self.n_iter_ = int(to_numpy(solution.result.n_iter)[0])
         proba = solution.proba[0, ...]
         # float32 features give float32 probabilities (the solver works in float64)
         return proba.astype(support.dtype, copy=False) if isinstance(proba, np.ndarray) \
@@ -519,12 +743,14 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         -------
         labels : array of shape (n_query,)
             Values of ``classes_``: a NumPy array, or, when the task was solved on
-            another library's device, an int64 array there.
+            another library's device and the classes are integers, an int64 array there.
         """
         proba = self.predict_proba(X)
         if isinstance(proba, np.ndarray):
             return self.classes_[proba.argmax(axis=1)]
         xp = get_namespace(proba)
+        if self.classes_.dtype.kind not in "iu":  # strings cannot live on a device
+            return self.classes_[to_numpy(xp.argmax(proba, axis=1))]
         classes = xp.asarray(self.classes_, dtype=xp.int64, device=device(proba))
         return xp.take(classes, xp.argmax(proba, axis=1), axis=0)
 
@@ -532,8 +758,11 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         """Validated tasks solved chunk by chunk: the solutions, the classes (NumPy), and
         whether the classes go back in the features' namespace."""
         self._validate_params()
+        y_support, names = _task_label_codes(y_support)
         support, labels, queries = check_fewshot_tasks(X_support, y_support, X_query)
         codes, classes = encode_task_labels(labels)
+        if names is not None:  # string labels: the codes' classes by name
+            classes = names[classes]
         n_tasks, n_points = support.shape[0], support.shape[1] + queries.shape[1]
         support, queries, settings = self._scaled_tasks(support, queries)
         if isinstance(support, np.ndarray):
@@ -612,8 +841,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         X_support : array of shape (n_tasks, n_support, n_features)
             NumPy-compatible (array-like), or an array of another array-API namespace.
         y_support : array-like of shape (n_tasks, n_support)
-            Integer class labels; every task has the same number of classes. NumPy, a
-            list, or an array of any namespace (copied to the host: labels are small).
+            Class labels (integers, or strings and other values of one kind, as in
+            :meth:`fit`); every task has the same number of classes. NumPy, a list, or
+            an array of any namespace (copied to the host: labels are small).
         X_query : array of shape (n_tasks, n_query, n_features)
             Same library and device as ``X_support``; converted to ``X_support``'s float
             dtype.
@@ -626,9 +856,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             device and float dtype (the solver itself computes in float64 where the device
             has it).
         classes : array of shape (n_tasks, n_way)
-            Each task's classes, sorted, int64. A NumPy array, unless ``y_support`` is a
-            non-NumPy array and the features are too: then in the features' namespace
-            and on their device.
+            Each task's classes, sorted: int64 for integer labels (a NumPy array, unless
+            ``y_support`` is a non-NumPy array and the features are too: then in the
+            features' namespace and on their device), else a NumPy array of the labels.
         """
         solutions, classes, labels_on_device, _, dtype = self._solve_tasks(
             X_support, y_support, X_query)
@@ -651,12 +881,19 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        labels : array of shape (n_tasks, n_query), int64
-            NumPy when ``y_support`` is NumPy-compatible (a list, an ndarray); in the
+        labels : array of shape (n_tasks, n_query)
+            Values of ``y_support``: int64 for integer labels, else a NumPy array of the
+            labels. NumPy when ``y_support`` is NumPy-compatible (a list, an ndarray); in the
             features' namespace and on their device when ``y_support`` and the features
             are non-NumPy arrays. The argmax is taken on the solver's float64
-            assignments, as on the NumPy path.
+            assignments, as on the NumPy path. A Dask array when ``X_support`` or
+            ``X_query`` is one (chunked along the tasks; each chunk of tasks is solved by
+            the NumPy path on a worker, and its ``ConvergenceWarning`` is raised there).
         """
+        if is_dask_array(X_support) or is_dask_array(X_query):
+            self._validate_params()
+            return map_tasks(self.predict_tasks, X_support, y_support, X_query,
+                             dtype=np.int64, name="fewshot-predict-tasks")
         solutions, classes, labels_on_device, n_support, _ = self._solve_tasks(
             X_support, y_support, X_query)
         assignments = [solution.result.assignments[:, n_support:, :] for solution in solutions]
@@ -669,6 +906,17 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             return np.take_along_axis(classes, to_numpy(best), axis=1)
         classes = xp.asarray(classes, device=device(best))
         return xp.take_along_axis(classes, best, axis=1)
+
+
+def _task_label_codes(y_support):
+    """NumPy-compatible stacked task labels, read as :meth:`TransductiveFewShot.fit`
+    reads labels: integer codes into their sorted values, and those values. Arrays of
+    other libraries (numbers) are left to ``check_fewshot_tasks`` (values None)."""
+    if is_array(y_support) and not isinstance(y_support, np.ndarray):
+        return y_support, None
+    y = np.asarray(y_support)
+    names, codes = class_labels(y.reshape(-1), y.size, name="y_support")
+    return codes.reshape(y.shape), names
 
 
 def _unsettled_counts(result):

@@ -26,9 +26,15 @@ _LN2_HI = 0.693145751953125
 _LN2_LO = 1.4286068203094173e-06
 
 
-def _make_exp(float_t, int_t, degree, clamp, exponent_bias, mantissa_bits):
-    """Build the kernel for one floating type (the constants differ, the algorithm not)."""
-    coefficients = tuple(float_t(1.0 / math.factorial(j)) for j in range(degree, -1, -1))
+def _make_exp(float_t, int_t, degree, clamp, exponent_bias, mantissa_bits, coefficients=None):
+    """Build the kernel for one floating type (the constants differ, the algorithm not).
+
+    ``coefficients``: of the polynomial on the reduced interval, highest degree first
+    (default: the Taylor polynomial of ``degree``).
+    """
+    if coefficients is None:
+        coefficients = [1.0 / math.factorial(j) for j in range(degree, -1, -1)]
+    coefficients = tuple(float_t(c) for c in coefficients)
     log2e, ln2_hi, ln2_lo = float_t(_LOG2E), float_t(_LN2_HI), float_t(_LN2_LO)
     lower, half, zero = float_t(clamp), float_t(0.5), float_t(0.0)
     bias, shift = int_t(exponent_bias), int_t(mantissa_bits)
@@ -56,6 +62,21 @@ def _make_exp(float_t, int_t, degree, clamp, exponent_bias, mantissa_bits):
 _exp_float32 = _make_exp(np.float32, np.int32, 7, -87.0, 127, 23)
 _exp_float64 = _make_exp(np.float64, np.int64, 12, -708.0, 1023, 52)
 
+# Degree 6, fitted to exp on [-log(2)/2, log(2)/2] for the least maximum relative error
+# (Lawson's iteratively reweighted least squares, in float64): 1.9e-9 in exact arithmetic,
+# below float32's rounding, so the float32 result is as accurate as degree-7 Taylor's
+# (both about 1.7e-7 measured, from rounding) with one multiply-add fewer per entry.
+_MINIMAX_FLOAT32 = (
+    0.0013836845964958502,
+    0.008374815907884667,
+    0.04166822557623518,
+    0.16666420168624319,
+    0.49999992079758393,
+    1.0000000363234665,
+    1.0000000005541732,
+)
+_exp_float32_minimax = _make_exp(np.float32, np.int32, 6, -87.0, 127, 23, _MINIMAX_FLOAT32)
+
 
 def exp_nonpositive(x, out, work):
     """``out[:] = exp(x)`` for ``x <= 0``; ``work`` is an integer buffer of the same size.
@@ -69,6 +90,21 @@ def exp_nonpositive(x, out, work):
 def _exp_nonpositive_overload(x, out, work):
     if x.dtype == numba.float32:
         return lambda x, out, work: _exp_float32(x, out, work)
+    if x.dtype == numba.float64:
+        return lambda x, out, work: _exp_float64(x, out, work)
+    return None
+
+
+def exp_nonpositive_minimax(x, out, work):
+    """:func:`exp_nonpositive` with a degree-6 minimax polynomial for float32 (float64 as
+    :func:`exp_nonpositive`): the same accuracy, less arithmetic. Numba code only."""
+    raise NotImplementedError("exp_nonpositive_minimax is callable from Numba-compiled code only")
+
+
+@overload(exp_nonpositive_minimax)
+def _exp_nonpositive_minimax_overload(x, out, work):
+    if x.dtype == numba.float32:
+        return lambda x, out, work: _exp_float32_minimax(x, out, work)
     if x.dtype == numba.float64:
         return lambda x, out, work: _exp_float64(x, out, work)
     return None

@@ -138,7 +138,7 @@ def objective(X, plan, centers, *, scale, eps):
 
 def single_run(
     X, centers, proportions, *, spherical, scale, eps, max_iter, tol,
-    sinkhorn_tol, sinkhorn_max_iter, verbose=0,
+    sinkhorn_tol, sinkhorn_max_iter, callback=None,
 ):
     """One balanced k-means run from ``centers`` (the analogue of scikit-learn's
     ``_kmeans_single_lloyd``).
@@ -163,8 +163,8 @@ def single_run(
         Stop once the squared centre shift is at most ``tol * scale``.
     sinkhorn_tol, sinkhorn_max_iter : float, int
         Of each transport solve (each warm-starts from the previous one's potentials).
-    verbose : int
-        Print the objective after every centroid update.
+    callback : callable or None
+        Called as ``callback(n_iter, objective)`` after every centroid update.
 
     Returns
     -------
@@ -193,8 +193,8 @@ def single_run(
         shift, cost, entropy = host_floats(xp, shift, cost, entropy)  # one sync
         value = n * (cost - 2.0 * scale * eps * entropy)
         history.append(value)
-        if verbose:
-            print(f"[SinkhornKMeans] iteration {it}: objective {value:.6g}")
+        if callback is not None:
+            callback(it, value)
         if shift <= tol * scale:
             converged, n_iter = True, it
             break

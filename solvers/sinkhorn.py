@@ -446,29 +446,37 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
 _SCALING_RANGE = {4: 80.0, 8: 650.0}
 
 
-def scaling_codes(scores, eps, n_iter, *, score_range):
+def scaling_codes(scores, eps, n_iter, *, score_range=None):
     """SwAV's fixed-iteration codes in the scaling domain; None where it is unsafe.
 
     ``E = exp((S - max S) / eps)`` is formed once (the global shift is exact: it cancels
     in the first normalisation), and the iterations are matrix-vector products with
     column and row scalings: one exponential pass in all and no host sync. The
     constant marginals ``1/n`` and ``1/K`` cancel in the row-normalised codes.
-    ``score_range`` is ``(low, high)``, bounds of the scores (NumPy shifts by ``high``
-    rather than reading the maximum again); with ``spread = high - low`` the
-    entries of ``E`` lie in ``[exp(-spread / eps), 1]`` and the scalings within
-    ``n K exp(spread / eps)`` of one, so this runs only where
+    ``score_range`` is ``(low, high)``, bounds of the scores; with
+    ``spread = high - low`` the entries of ``E`` lie in ``[exp(-spread / eps), 1]`` and
+    the scalings within ``n K exp(spread / eps)`` of one, so this runs only where
     ``spread / eps + log n + log K`` stays below ``_SCALING_RANGE`` for the dtype
     (entries normal numbers, scalings finite); it returns None otherwise, and the
     caller takes the log-domain path.
+
+    NumPy scores run :func:`_numba_scaling_codes`; ``score_range`` may be None there
+    (the first pass then finds the range); other namespaces need it.
     """
     xp = get_namespace(scores)
     n, K = scores.shape
     itemsize = 4 if scores.dtype == xp.float32 else 8
-    low, high = score_range
-    if (high - low) / eps + math.log(n) + math.log(K) > _SCALING_RANGE[itemsize]:
-        return None
+    if score_range is not None:
+        low, high = score_range
+        if not _scaling_safe(high - low, eps, n, K, itemsize):
+            return None
     if is_numpy_namespace(xp):
-        return _numba_scaling_codes(scores, eps, n_iter, high)
+        return _numba_scaling_codes(scores, eps, n_iter,
+                                    None if score_range is None else score_range[1])
+    if score_range is None:
+        high, low = host_floats(xp, *extrema(xp, scores))
+        if not _scaling_safe(high - low, eps, n, K, itemsize):
+            return None
     S = stop_gradient(xp, scores)
     E = S * (1.0 / eps)  # a new array: updated in place below
     E -= xp.max(E)
@@ -484,24 +492,62 @@ def scaling_codes(scores, eps, n_iter, *, score_range):
     return E
 
 
-def _numba_scaling_codes(S, eps, n_iter, high):
-    """:func:`scaling_codes` on NumPy: one exponential pass, then one fused pass over
-    ``E`` per iteration (:mod:`._scaling_kernels`)."""
+def _scaling_safe(spread, eps, n, K, itemsize):
+    """Whether scores spread over ``spread`` fit the scaling domain (:func:`scaling_codes`)."""
+    return spread / eps + math.log(n) + math.log(K) <= _SCALING_RANGE[itemsize]
+
+
+def _numba_scaling_codes(S, eps, n_iter, high=None):
+    """:func:`scaling_codes` on NumPy: four passes over the n x K matrix in all.
+
+    The first reads the scores once and writes ``E`` into the output buffer with the
+    column sums of the first column update. With ``high`` (an upper bound of the scores,
+    known from the caller's input check) every entry is shifted by it
+    (:func:`._scaling_kernels.exp_column_sums`). Without it each row is shifted by its
+    own maximum and the pass finds the range of the scores too
+    (:func:`._scaling_kernels.exp_rows_column_sums`; a per-row shift is exact once the
+    first column sums carry the weights ``exp((m_i - max S) / eps)``, since every row
+    update normalises its row), so no separate pass over the scores is needed; it costs
+    about 5 % more than the global shift. Then one fused pass per iteration (row update,
+    then the next column sums), the last one writing the codes in place
+    (:func:`._scaling_kernels.row_scaling_pass`). Without ``high``, returns None after
+    the first pass where the range is too wide for the scaling domain or not finite.
+    """
     n, K = S.shape
     parallel = n * K >= _PARALLEL_MIN_SIZE and n_threads() > 1
     n_chunks = max(1, min(n, 4 * n_threads())) if parallel else 1
-    exp_pass = scaling_kernels.exp_column_sums if parallel else (
-        scaling_kernels.exp_column_sums_serial)
+    exp_pass = scaling_kernels.exp_rows_column_sums if parallel else (
+        scaling_kernels.exp_rows_column_sums_serial)
     row_pass = scaling_kernels.row_scaling_pass if parallel else (
         scaling_kernels.row_scaling_pass_serial)
     col_partial = np.empty((n_chunks, K))
+    stats = np.empty((n_chunks, 3))
     E = np.empty_like(S)
     inv_eps = 1.0 / eps
-    exp_pass(S, inv_eps, high * inv_eps, E, col_partial,
-             np.empty((n_chunks, K), dtype=work_dtype(S.dtype)))
+    integers = work_dtype(S.dtype)
+    if high is not None:
+        shifted = scaling_kernels.exp_column_sums if parallel else (
+            scaling_kernels.exp_column_sums_serial)
+        shifted(S, inv_eps, high * inv_eps, E, col_partial,
+                np.empty((n_chunks, K), dtype=integers))
+        return _iterate_scalings(E, col_partial.sum(axis=0), col_partial, n_iter, row_pass)
+    exp_pass(S, S.view(integers), scaling_kernels.key_mask(S.dtype), inv_eps, E,
+             col_partial, stats, np.empty((n_chunks, K), dtype=integers))
+    high, low = float(stats[:, 0].max()), float(stats[:, 1].min())
+    itemsize = 4 if S.dtype == np.float32 else 8
+    if stats[:, 2].any() or not _scaling_safe(high - low, eps, n, K, itemsize):
+        return None
+    # blocks' sums to the global maximum (an empty block has maximum -inf: weight 0)
+    block_weight = np.exp((stats[:, 0] - high) * inv_eps)
+    return _iterate_scalings(E, block_weight @ col_partial, col_partial, n_iter, row_pass)
+
+
+def _iterate_scalings(E, col_sums, col_partial, n_iter, row_pass):
+    """The iterations from the first column sums of ``E``; codes written over ``E``."""
     for it in range(n_iter):
-        v = 1.0 / col_partial.sum(axis=0)  # column update (prototype loads)
+        v = 1.0 / col_sums  # column update (prototype loads)
         row_pass(E, v, col_partial, it == n_iter - 1)  # row update; codes on the last
+        col_sums = col_partial.sum(axis=0)
     return E
 
 

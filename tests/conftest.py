@@ -102,3 +102,20 @@ def backend(request):
 def other_backend(request):
     """The non-NumPy libraries, for comparisons against the NumPy path."""
     return _backend(request.param)
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A ``distributed`` client on a two-process LocalCluster on the loopback address."""
+    distributed = pytest.importorskip("distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+            dashboard_address=None, memory_limit="4GiB",
+            # no dashboard, and the scheduler's HTTP routes on a free loopback port: the
+            # default 8787 may be taken (another cluster), which warns (an error here)
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

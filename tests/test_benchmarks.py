@@ -193,3 +193,65 @@ def test_pamc_benchmark_quick_run(tmp_path):
     digits = [r for r in rows if r["case"] == "digits"]
     assert len(digits) == 8  # three labelings and the dense loss, at two temperatures
     assert all(r["loss"] is not None for r in rows)  # non-finite values are written as null
+
+
+def test_fewshot_embeddings_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/fewshot_embeddings.py", tmp_path / "fewshot_embeddings.json")
+    cells = {(r["set"], r["n_shot"]) for r in rows}
+    assert ("digits", 1) in cells
+    assert ("digits", 5) in cells
+    for cell in cells:
+        methods = {r["method"]: r for r in rows if (r["set"], r["n_shot"]) == cell}
+        assert set(methods) == {"SimpleShot", "default (λ=0.7)", "calibrated"}
+        assert methods["SimpleShot"]["diff_vs_simpleshot"] == 0.0
+        assert all(0.0 <= r["accuracy"] <= 1.0 for r in methods.values())
+        calibrated = methods["calibrated"]
+        scores = calibrated["cal_scores"]
+        assert "SimpleShot" in scores
+        assert "0" in scores  # the lam=0 candidate
+        # the setting kept is the best on the calibration episodes
+        kept = "SimpleShot" if calibrated["chosen"] == "SimpleShot" else f"{calibrated['lam']:g}"
+        assert scores[kept] == max(scores.values())
+
+
+def test_distributed_benchmark_quick_run(tmp_path):
+    pytest.importorskip("distributed")
+    pytest.importorskip("dask_ml")
+    rows = run_quick("benchmarks/distributed.py", tmp_path / "distributed.json")
+    swav = {r["method"]: r for r in rows if r["case"] == "swav" and r["n"] == 8000}
+    assert swav["clusterlab Dask"]["max_diff"] <= 1e-5  # the codes equal the in-memory ones
+    assert swav["clusterlab Dask"]["label_agree"] > 0.999
+    lloyd = {r["method"]: r for r in rows if r["case"] == "lloyd"}
+    ours = lloyd["clusterlab SphericalKMeans (Dask)"]
+    in_memory = lloyd["clusterlab SphericalKMeans (in memory)"]
+    assert abs(ours["mean_cos"] - in_memory["mean_cos"]) <= 0.002
+    assert in_memory["label_agree"] == 1.0
+    assert ours["n_iter"] == lloyd["dask-ml KMeans"]["n_iter"] == 5
+    assert {r["workers"] for r in rows if r["case"] == "workers"} == {1}
+
+
+def test_gcd_embeddings_benchmark_quick_run(tmp_path):
+    rows = run_quick("benchmarks/gcd_embeddings.py", tmp_path / "gcd_embeddings.json")
+    methods = {row["method"] for row in rows}
+    assert methods == {"SemiSupervisedGMM, default", "SemiSupervisedGMM, previous default",
+                       "SemiSupervisedKMeans, true K"}
+    assert len({row["set"] for row in rows}) == 1  # --quick: the smallest set, one seed
+    assert all(0.0 <= row["all"] <= 1.0 and row["k_per_seed"] for row in rows)
+
+
+@pytest.mark.slow
+def test_sdp_ila_warm_benchmark_quick_run(tmp_path):
+    completed = subprocess.run(
+        [sys.executable, "benchmarks/sdp.py", "--ila-warm", "--quick", "--out",
+         str(tmp_path / "ila.json")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    rows = json.loads((tmp_path / "ila.json").read_text())["rows"]
+    for case in {row["case"] for row in rows}:
+        variants = {row["method"]: row for row in rows if row["case"] == case}
+        default = variants["warm, ftol=1e-10 (default)"]
+        for other in variants.values():  # same partition, F within 1e-3 relative
+            assert other["same_labels"]
+            assert abs(other["objective"] - default["objective"]) <= 1e-3 * abs(
+                default["objective"])

@@ -248,6 +248,15 @@ def test_estimate_n_clusters_is_reproducible():
     assert rng_result[0] in rng_result[1]
 
 
+def test_estimate_n_clusters_reads_string_labels_like_integers():
+    X, y_partial = blobs_task(4, n_centers=4, n_old=2)
+    names = np.array(["ant", "bee"], dtype=object)[np.maximum(y_partial, 0)]
+    names[y_partial == -1] = -1
+    assert set(names[y_partial != -1]) == {"ant", "bee"}
+    expected = estimate_n_clusters(X, y_partial, n_init=1, random_state=5, return_scores=True)
+    assert estimate_n_clusters(X, names, n_init=1, random_state=5, return_scores=True) == expected
+
+
 def test_estimate_n_clusters_errors():
     X, y_partial = blobs_task(0, n_centers=3, n_old=1)
     with pytest.raises(ValueError, match="no labeled samples"):
@@ -266,8 +275,8 @@ def test_estimate_n_clusters_errors():
         estimate_n_clusters(X, y_partial, n_init=0)
     with pytest.raises(ValueError, match="y must be a 1-D array of length"):
         estimate_n_clusters(X, y_partial[:-1])
-    with pytest.raises(ValueError, match="labels below -1"):
-        estimate_n_clusters(X, np.where(y_partial == -1, -2, y_partial))
+    with pytest.raises(ValueError, match="Unknown label type"):
+        estimate_n_clusters(X, np.where(y_partial == -1, -1.0, y_partial + 0.5))
     bad = X.copy()
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):

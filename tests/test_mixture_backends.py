@@ -14,7 +14,6 @@ from clusterlab.solvers._backend import get_namespace
 from clusterlab.solvers.sdp.peng_wei import nearest_centre
 from sklearn.base import clone
 
-import clusterlab.mixture as mixture_module
 from clusterlab.mixture import SemiSupervisedGMM, SemiSupervisedKMeans
 
 COVARIANCE_TYPES = ["full", "diag", "spherical"]
@@ -46,9 +45,7 @@ def _gmm(covariance_type):
         _MODELS[covariance_type] = SemiSupervisedGMM(
             3, covariance_type=covariance_type, random_state=0
         ).fit(X, y)
-    model = copy.deepcopy(_MODELS[covariance_type])  # deepcopy drops the array cache
-    assert not hasattr(model, "_array_cache")
-    return model
+    return copy.deepcopy(_MODELS[covariance_type])
 
 
 def _new_points(d=5, n=300, seed=1):
@@ -101,32 +98,20 @@ def test_gmm_predictions_match_numpy(other_backend, covariance_type, dtype):
 
 
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_gmm_parameters_move_once_per_namespace_device_and_dtype(
-    other_backend, covariance_type, monkeypatch
-):
-    model = _gmm(covariance_type)
-    calls = []
-    original = mixture_module.mixture_on
-
-    def counting(*args, **kwargs):
-        calls.append(args[-1])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(mixture_module, "mixture_on", counting)
+def test_predictions_on_other_arrays_write_no_state(other_backend, covariance_type):
+    X_train, y = _blobs()
     X = _new_points()
-    X32 = other_backend.asarray(X.astype(np.float32))
-    model.predict(X32)
-    (entry,) = model._array_cache.values()
-    model.predict_proba(X32)
-    model.score_samples(other_backend.asarray(X[:7].astype(np.float32)))
-    model.score(X32)
-    assert len(calls) == 1
-    (again,) = model._array_cache.values()
-    assert again is entry
-    model.predict(other_backend.asarray(X))  # float64: a second entry
-    assert len(calls) == 2
-    assert len(model._array_cache) == 2
-    assert any(value is entry for value in model._array_cache.values())
+    for model in (_gmm(covariance_type), SemiSupervisedKMeans(4, random_state=0).fit(X_train, y)):
+        before = dict(model.__dict__)
+        for dtype in DTYPES:
+            Xb = other_backend.asarray(X.astype(dtype))
+            model.predict(Xb)
+            if isinstance(model, SemiSupervisedGMM):
+                model.predict_proba(Xb)
+                model.score_samples(Xb)
+                model.score(Xb)
+        assert model.__dict__.keys() == before.keys()
+        assert all(model.__dict__[key] is value for key, value in before.items())
 
 
 def test_numpy_input_keeps_the_numpy_path():
@@ -134,7 +119,6 @@ def test_numpy_input_keeps_the_numpy_path():
     X = _new_points()
     model.predict_proba(X)
     model.predict(X.astype(np.float32))
-    assert not hasattr(model, "_array_cache")
     # float32 stays float32 on NumPy as on the other backends (issue 16)
     assert model.predict_proba(X.astype(np.float32)).dtype == np.float32
     assert model.predict_proba(X).dtype == np.float64
@@ -147,23 +131,19 @@ def test_pickle_clone_and_refit_after_a_torch_predict():
     X = _new_points()
     params = model.get_params()
     expected = model.predict(torch.as_tensor(X)).numpy()
-    assert len(model._array_cache) == 1
 
     restored = pickle.loads(pickle.dumps(model))
-    assert not hasattr(restored, "_array_cache")
-    assert hasattr(model, "_array_cache")  # pickling did not touch the model
     np.testing.assert_array_equal(restored.predict(torch.as_tensor(X)).numpy(), expected)
     np.testing.assert_array_equal(restored.predict(X), expected)
     assert clone(model).get_params() == params
     assert model.get_params() == params
 
-    model.fit(X_train, y)  # a refit drops the parameters moved before
-    assert not hasattr(model, "_array_cache")
+    model.fit(X_train, y)
+    np.testing.assert_array_equal(model.predict(torch.as_tensor(X)).numpy(), expected)
 
     kmeans = SemiSupervisedKMeans(4, random_state=0).fit(X_train, y)
     kmeans.predict(torch.as_tensor(X))
     restored = pickle.loads(pickle.dumps(kmeans))
-    assert not hasattr(restored, "_array_cache")
     np.testing.assert_array_equal(restored.predict(X), kmeans.predict(X))
 
 
@@ -178,10 +158,6 @@ def test_kmeans_predict_matches_numpy(other_backend, dtype):
     expected = model.predict(X)
     assert len(np.unique(expected)) == 4
     np.testing.assert_array_equal(other_backend.to_numpy(labels), expected)
-    (entry,) = model._array_cache.values()
-    model.predict(other_backend.asarray(X[:5]))
-    (again,) = model._array_cache.values()
-    assert again is entry
 
 
 @pytest.mark.parametrize("make", [lambda: SemiSupervisedKMeans(4, random_state=0),

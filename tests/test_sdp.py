@@ -23,7 +23,9 @@ from clusterlab.sdp import ILASDP, SDPKMeans
 
 @parametrize_with_checks(
     [
-        SDPKMeans(n_clusters=3, solver="lowrank", random_state=0),
+        # the checks fit unstructured data, where the SDP optimum is no partition matrix
+        # and the certified gap stays open: gap_tol=inf accepts it without a warning
+        SDPKMeans(n_clusters=3, solver="lowrank", gap_tol=np.inf, random_state=0),
         ILASDP(n_clusters=3, solver="lowrank", tol=1e-3, random_state=0),
     ]
 )
@@ -194,12 +196,13 @@ def test_ila_sdp_never_increases_f(covariance_type, solver):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # see the note
 def test_ila_sdp_fixes_what_kmeans_and_peng_wei_get_wrong():
     """sdp.md's K = 2 heterogeneous setting over 20 replicates (the issue's criterion)."""
     ila, pw, km = [], [], []
     for seed in range(20):
         X, y = _heterogeneous(seed)
-        sdp = SDPKMeans(2, solver="lowrank", random_state=seed).fit(X)
+        sdp = SDPKMeans(2, solver="lowrank", gap_tol=np.inf, random_state=seed).fit(X)
         model = ILASDP(2, solver="lowrank", init=sdp.labels_, random_state=seed).fit(X)
         ila.append(misclustering_error(y, model.labels_))
         pw.append(misclustering_error(y, sdp.labels_))

@@ -9,7 +9,9 @@
 
 Both experiments return a result with ``format_table()`` and ``save(out_dir)`` (CSV, JSON
 and, with matplotlib installed, a PNG plot); ``clusterlab recovery`` runs them from the
-command line.
+command line. Both take ``n_jobs`` (fits run at once through joblib, on a Dask cluster
+inside ``joblib.parallel_config(backend="dask")``): every seed is drawn before the first
+fit, so the tables do not depend on it.
 """
 
 from clusterlab.experiments.heterogeneous import HeterogeneousResult, heterogeneous

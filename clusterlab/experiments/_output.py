@@ -21,12 +21,18 @@ def _plain(value):
     return value
 
 
-def write_csv(path, rows):
-    """Rows (dicts with the same keys) as a CSV file with a header line."""
+# Wall-clock columns: they change from run to run (and with --n-jobs), so they go in the
+# JSON file and the printed table but not in the CSV files, which the seed determines.
+TIMING_COLUMNS = ("seconds", "mean_seconds")
+
+
+def write_csv(path, rows, *, exclude=()):
+    """Rows (dicts with the same keys) as a CSV file with a header line, without the
+    columns named in ``exclude``."""
     path = Path(path)
-    fields = list(rows[0]) if rows else []
+    fields = [key for key in rows[0] if key not in exclude] if rows else []
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(_plain(row) for row in rows)
     return path
@@ -44,7 +50,9 @@ def save_experiment(out_dir, name, summary, detail_name, details, payload, plot=
     """Write an experiment's files into ``out_dir`` (created if missing).
 
     ``{name}.csv`` (the summary rows), ``{name}_{detail_name}.csv`` (one row per trial or
-    replicate), ``{name}.json`` (``{"experiment": name, **payload}``) and, when ``plot``
+    replicate), both without the wall-clock columns (:data:`TIMING_COLUMNS`), so that
+    two runs with the same seed write the same bytes, serial or parallel;
+    ``{name}.json`` (``{"experiment": name, **payload}``, times included) and, when ``plot``
     (a callable taking the PNG path) is given, ``{name}.png``. The numbers are written
     before the plot, so a missing matplotlib (an ImportError) loses none of them.
 
@@ -54,8 +62,10 @@ def save_experiment(out_dir, name, summary, detail_name, details, payload, plot=
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
-        "csv": write_csv(out_dir / f"{name}.csv", summary),
-        f"{detail_name}_csv": write_csv(out_dir / f"{name}_{detail_name}.csv", details),
+        "csv": write_csv(out_dir / f"{name}.csv", summary, exclude=TIMING_COLUMNS),
+        f"{detail_name}_csv": write_csv(
+            out_dir / f"{name}_{detail_name}.csv", details, exclude=TIMING_COLUMNS
+        ),
         "json": write_json(out_dir / f"{name}.json", {"experiment": name, **payload}),
     }
     if plot is not None:

@@ -18,6 +18,7 @@ from clusterlab._validation import check_count
 from clusterlab.datasets import HETEROGENEOUS_SETTINGS, make_heterogeneous_mixture
 from clusterlab.experiments._methods import check_methods, check_sdp_solver, run_method
 from clusterlab.experiments._output import format_table, save_experiment
+from clusterlab.experiments._parallel import check_n_jobs, run_tasks
 
 __all__ = ["HeterogeneousResult", "heterogeneous"]
 
@@ -120,6 +121,15 @@ def _check_settings(settings):
     return settings
 
 
+def _fit(setting, replicate, method, data_seed, fit_seed, sdp_solver):
+    """One method on one replicate's data set (drawn again from its seed): its row."""
+    X, y = make_heterogeneous_mixture(setting, random_state=data_seed)
+    n_clusters = len(HETEROGENEOUS_SETTINGS[setting]["means"])
+    fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
+    return {"setting": setting, "replicate": replicate, "method": method, **fit,
+            "data_seed": data_seed}
+
+
 def heterogeneous(
     settings=("k2", "k3"),
     *,
@@ -129,6 +139,7 @@ def heterogeneous(
     random_state=None,
     verbose=False,
     on_result=None,
+    n_jobs=None,
 ):
     """Mis-clustering error of each method on heterogeneous mixtures (experiment 2).
 
@@ -154,7 +165,13 @@ def heterogeneous(
     on_result : callable or None
         Called with every per-fit row (a dict, as in ``result.replicates``) as soon as it is
         measured: ``clusterlab recovery`` writes them to a partial file, so that an
-        interrupted run keeps what it measured.
+        interrupted run keeps what it measured. In parallel, in the order the fits finish.
+    n_jobs : int or None, default=None
+        Fits run at once, through joblib (-1: one per CPU; None: one at a time, unless a
+        ``joblib.parallel_config`` context says otherwise; inside
+        ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster). Every
+        seed is drawn before the first fit, so the result is the same for any
+        ``n_jobs``, times aside.
 
     Returns
     -------
@@ -172,6 +189,7 @@ def heterogeneous(
     n_replicates = check_count(n_replicates, "n_replicates")
     methods = check_methods(methods)
     sdp_solver = check_sdp_solver(sdp_solver)
+    n_jobs = check_n_jobs(n_jobs)
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=(len(settings), n_replicates, 2))
     result = HeterogeneousResult(
@@ -184,39 +202,37 @@ def heterogeneous(
         }
     )
     start = time.perf_counter()
-    for s, setting in enumerate(settings):
-        n_clusters = len(HETEROGENEOUS_SETTINGS[setting]["means"])
-        fits = {method: [] for method in methods}
-        for replicate in range(n_replicates):
-            replicate_start = time.perf_counter()
-            data_seed, fit_seed = (int(seed) for seed in seeds[s, replicate])
-            X, y = make_heterogeneous_mixture(setting, random_state=data_seed)
-            for method in methods:
-                fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
-                fits[method].append(fit)
-                result.replicates.append(
-                    {
-                        "setting": setting,
-                        "replicate": replicate,
-                        "method": method,
-                        **fit,
-                        "data_seed": data_seed,
-                    }
-                )
-                if on_result is not None:
-                    on_result(result.replicates[-1])
-            if verbose:
-                errors = ", ".join(
-                    f"{method} {fits[method][-1]['error']:.3f}" for method in methods
-                )
-                print(
-                    f"[heterogeneous {setting}] replicate {replicate + 1}/{n_replicates}: "
-                    f"error {errors} [{time.perf_counter() - replicate_start:.1f} s]",
-                    file=sys.stderr,
-                    flush=True,
-                )
+    tasks = [
+        (setting, replicate, method, int(seeds[s, replicate, 0]), int(seeds[s, replicate, 1]),
+         sdp_solver)
+        for s, setting in enumerate(settings)
+        for replicate in range(n_replicates)
+        for method in methods
+    ]
+    rows = [None] * len(tasks)
+    left = {}  # (setting, replicate) -> fits not yet finished
+    for index, row in run_tasks(_fit, tasks, n_jobs=n_jobs):
+        rows[index] = row
+        if on_result is not None:
+            on_result(row)
+        key = (row["setting"], row["replicate"])
+        left[key] = left.get(key, len(methods)) - 1
+        if verbose and left[key] == 0:
+            first = index - methods.index(row["method"])
+            fits = rows[first:first + len(methods)]
+            errors = ", ".join(f"{fit['method']} {fit['error']:.3f}" for fit in fits)
+            seconds = sum(fit["seconds"] for fit in fits)
+            print(
+                f"[heterogeneous {row['setting']}] replicate {row['replicate'] + 1}/"
+                f"{n_replicates}: error {errors} [{seconds:.1f} s]",
+                file=sys.stderr,
+                flush=True,
+            )
+    result.replicates = rows
+    for setting in settings:
         for method in methods:
-            errors = np.array([fit["error"] for fit in fits[method]])
+            fits = [row for row in rows if row["setting"] == setting and row["method"] == method]
+            errors = np.array([fit["error"] for fit in fits])
             result.summary.append(
                 {
                     "setting": setting,
@@ -227,8 +243,8 @@ def heterogeneous(
                     "median_error": float(np.median(errors)),
                     "min_error": float(errors.min()),
                     "max_error": float(errors.max()),
-                    "mean_seconds": float(np.mean([fit["seconds"] for fit in fits[method]])),
-                    "warnings": int(sum(fit["warnings"] for fit in fits[method])),
+                    "mean_seconds": float(np.mean([fit["seconds"] for fit in fits])),
+                    "warnings": int(sum(fit["warnings"] for fit in fits)),
                 }
             )
     result.seconds = time.perf_counter() - start

@@ -21,6 +21,7 @@ from clusterlab._validation import check_count, check_positive
 from clusterlab.datasets import make_isotropic_mixture
 from clusterlab.experiments._methods import check_methods, check_sdp_solver, run_method
 from clusterlab.experiments._output import format_table, save_experiment
+from clusterlab.experiments._parallel import check_n_jobs, run_tasks
 from clusterlab.experiments.threshold import exact_recovery_threshold
 
 __all__ = ["PhaseTransitionResult", "phase_transition", "recovery_crossing"]
@@ -182,6 +183,35 @@ def _check_grid(grid):
     return sorted({float(value) for value in values})
 
 
+def _fit(n, p, n_clusters, separation, trial, method, data_seed, fit_seed, sigma, sdp_solver):
+    """One method on one trial's data set (drawn again from its seed): its row."""
+    X, y = make_isotropic_mixture(
+        n, p, n_clusters, separation, sigma=sigma, random_state=data_seed
+    )
+    fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
+    return {"n": n, "p": p, "n_clusters": n_clusters, "separation": separation,
+            "trial": trial, "method": method, "recovered": fit["error"] == 0.0, **fit,
+            "data_seed": data_seed}
+
+
+def _report_point(rows, methods, theta2):
+    """The progress line of one grid point (its fits' rows); seconds summed over fits."""
+    first = rows[0]
+    probabilities = ", ".join(
+        f"{method} {np.mean([row['recovered'] for row in rows if row['method'] == method]):.2f}"
+        for method in methods
+    )
+    separation = first["separation"]
+    print(
+        f"[phase transition] n={first['n']} p={first['p']} K={first['n_clusters']} "
+        f"sep/Θ²={separation:.2f} (Δ²={separation * theta2:.1f}): "
+        f"P(exact recovery) {probabilities} "
+        f"[{sum(row['seconds'] for row in rows):.1f} s]",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def phase_transition(
     configs=((200, 10, 3),),
     grid=DEFAULT_GRID,
@@ -193,6 +223,7 @@ def phase_transition(
     random_state=None,
     verbose=False,
     on_result=None,
+    n_jobs=None,
 ):
     """Probability of exact recovery against separation / Θ² (experiment 1).
 
@@ -227,7 +258,13 @@ def phase_transition(
     on_result : callable or None
         Called with every per-fit row (a dict, as in ``result.trials``) as soon as it is
         measured: ``clusterlab recovery`` writes them to a partial file, so that an
-        interrupted run keeps what it measured.
+        interrupted run keeps what it measured. In parallel, in the order the fits finish.
+    n_jobs : int or None, default=None
+        Fits run at once, through joblib (-1: one per CPU; None: one at a time, unless a
+        ``joblib.parallel_config`` context says otherwise; inside
+        ``joblib.parallel_config(backend="dask")`` they run on a Dask cluster). Every
+        seed is drawn before the first fit, so the result is the same for any
+        ``n_jobs``, times aside.
 
     Returns
     -------
@@ -247,6 +284,7 @@ def phase_transition(
     methods = check_methods(methods)
     sigma = check_positive(sigma, "sigma")
     sdp_solver = check_sdp_solver(sdp_solver)
+    n_jobs = check_n_jobs(n_jobs)
     rng = check_random_state(random_state)
     seeds = rng.randint(0, 2**31 - 1, size=(len(configs), len(grid), n_trials, 2))
     result = PhaseTransitionResult(
@@ -261,36 +299,36 @@ def phase_transition(
         }
     )
     start = time.perf_counter()
+    thresholds = [exact_recovery_threshold(n, p, n_clusters, sigma) for n, p, n_clusters in configs]
+    tasks = [
+        (n, p, n_clusters, separation, trial, method, int(seeds[c, g, trial, 0]),
+         int(seeds[c, g, trial, 1]), sigma, sdp_solver)
+        for c, (n, p, n_clusters) in enumerate(configs)
+        for g, separation in enumerate(grid)
+        for trial in range(n_trials)
+        for method in methods
+    ]
+    per_point = n_trials * len(methods)
+    trials = [None] * len(tasks)
+    left = [per_point] * (len(configs) * len(grid))  # fits not yet finished, per grid point
+    for index, row in run_tasks(_fit, tasks, n_jobs=n_jobs):
+        trials[index] = row
+        if on_result is not None:
+            on_result(row)
+        point = index // per_point
+        left[point] -= 1
+        if verbose and left[point] == 0:
+            _report_point(trials[point * per_point:(point + 1) * per_point], methods,
+                          thresholds[point // len(grid)])
+    result.trials = trials
     for c, (n, p, n_clusters) in enumerate(configs):
-        theta2 = exact_recovery_threshold(n, p, n_clusters, sigma)
+        theta2 = thresholds[c]
         for g, separation in enumerate(grid):
-            point_start = time.perf_counter()
-            fits = {method: [] for method in methods}
-            for trial in range(n_trials):
-                data_seed, fit_seed = (int(seed) for seed in seeds[c, g, trial])
-                X, y = make_isotropic_mixture(
-                    n, p, n_clusters, separation, sigma=sigma, random_state=data_seed
-                )
-                for method in methods:
-                    fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
-                    fits[method].append(fit)
-                    result.trials.append(
-                        {
-                            "n": n,
-                            "p": p,
-                            "n_clusters": n_clusters,
-                            "separation": separation,
-                            "trial": trial,
-                            "method": method,
-                            "recovered": fit["error"] == 0.0,
-                            **fit,
-                            "data_seed": data_seed,
-                        }
-                    )
-                    if on_result is not None:
-                        on_result(result.trials[-1])
+            point = c * len(grid) + g
+            rows = trials[point * per_point:(point + 1) * per_point]
             for method in methods:
-                errors = np.array([fit["error"] for fit in fits[method]])
+                fits = [row for row in rows if row["method"] == method]
+                errors = np.array([fit["error"] for fit in fits])
                 result.summary.append(
                     {
                         "n": n,
@@ -304,22 +342,9 @@ def phase_transition(
                         "recovered": int(np.sum(errors == 0.0)),
                         "recovery_probability": float(np.mean(errors == 0.0)),
                         "mean_error": float(errors.mean()),
-                        "mean_seconds": float(np.mean([fit["seconds"] for fit in fits[method]])),
-                        "warnings": int(sum(fit["warnings"] for fit in fits[method])),
+                        "mean_seconds": float(np.mean([fit["seconds"] for fit in fits])),
+                        "warnings": int(sum(fit["warnings"] for fit in fits)),
                     }
-                )
-            if verbose:
-                probabilities = ", ".join(
-                    f"{row['method']} {row['recovery_probability']:.2f}"
-                    for row in result.summary[-len(methods) :]
-                )
-                print(
-                    f"[phase transition] n={n} p={p} K={n_clusters} "
-                    f"sep/Θ²={separation:.2f} (Δ²={separation * theta2:.1f}): "
-                    f"P(exact recovery) {probabilities} "
-                    f"[{time.perf_counter() - point_start:.1f} s]",
-                    file=sys.stderr,
-                    flush=True,
                 )
         for method in methods:
             rows = result.rows(n=n, p=p, n_clusters=n_clusters, method=method)

@@ -10,7 +10,7 @@ tensor.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cvxpy as cp
@@ -59,6 +59,9 @@ class ExactResult:
         Whether the status is ``"optimal"``.
     n_iter : int or None
         The conic solver's iteration count when it reports one.
+    row_duals : list of ndarray
+        The dual values of the row-sum constraints (one array, or none when the solver
+        gives none), in cvxpy's sign convention.
     """
 
     blocks: list
@@ -66,6 +69,7 @@ class ExactResult:
     status: str
     converged: bool
     n_iter: int | None
+    row_duals: list = field(default_factory=list)
 
 
 @lru_cache(maxsize=4)
@@ -80,7 +84,9 @@ def _program(n, traces):
     return cp.Problem(cp.Minimize(objective), constraints), costs, blocks
 
 
-def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm_start=False):
+def solve_exact(
+    cost_matrices, traces, *, solver=None, solver_options=None, warm_start=False, duals=False
+):
     """Solve the block SDP of :mod:`.lowrank` exactly with a cvxpy conic solver.
 
     Parameters
@@ -95,7 +101,10 @@ def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm
         Passed to ``Problem.solve``, on top of the defaults (for SCS:
         ``eps_abs = eps_rel = 1e-5``; pass other values to override them).
     warm_start : bool
-        Start from the previous solution of a problem of the same shape.
+        Start from the previous solution of a problem of the same shape (SCS takes the
+        previous primal and dual iterates through cvxpy's ``warm_start``).
+    duals : bool
+        Return the row-sum constraint's dual values in ``row_duals``.
 
     Raises
     ------
@@ -119,10 +128,14 @@ def solve_exact(cost_matrices, traces, *, solver=None, solver_options=None, warm
         raise SDPStatusError(problem.status, solver)
     matrices = [0.5 * (Z.value + Z.value.T) for Z in blocks]
     objective = sum(float(np.sum(C * Z)) for C, Z in zip(cost_matrices, matrices, strict=True))
+    row_duals = []
+    if duals and problem.constraints[0].dual_value is not None:
+        row_duals.append(np.asarray(problem.constraints[0].dual_value, dtype=np.float64).ravel())
     return ExactResult(
         blocks=matrices,
         objective=objective,
         status=problem.status,
         converged=problem.status == cp.OPTIMAL,
         n_iter=problem.solver_stats.num_iters,
+        row_duals=row_duals,
     )

@@ -201,6 +201,7 @@ def ila_sdp(
     lowrank_options=None,
     exact_options=None,
     callback=None,
+    warm_start=True,
 ):
     """Iterative likelihood-adjusted SDP from a starting partition.
 
@@ -224,6 +225,11 @@ def ila_sdp(
         Passed to :func:`.lowrank.solve_lowrank` / :func:`.exact.solve_exact`.
     callback : callable or None
         ``callback(n_iter, F)`` after every accepted step.
+    warm_start : bool
+        Start every LA-SDP step after the first from the previous one: the low-rank
+        factors and multipliers, or SCS's iterates. False (for comparisons): each
+        low-rank step starts from the partition of the current memberships with fresh
+        multipliers, and each cvxpy solve cold.
     """
     center = X.mean(axis=0)
     Xc = X - center
@@ -240,8 +246,15 @@ def ila_sdp(
     n_iter = 0
     while n_iter < max_iter:
         costs, _ = _costs(Xc, blocks, covariances, covariance_type)
+        if not warm_start and n_iter > 0:
+            labels = np.argmax(blocks.weights, axis=1)
+            if np.all(np.bincount(labels, minlength=n_clusters) > 0):
+                start = MembershipBlocks.from_labels(Xc, labels, n_clusters, rng)
+                blocks = MembershipBlocks(blocks.weights, blocks.moments, start.factors)
+            multipliers = None
         trial, status, multipliers = _la_step(
-            Xc, costs, blocks, solver, multipliers, lowrank_options, exact_options
+            Xc, costs, blocks, solver, multipliers, lowrank_options, exact_options,
+            warm_start and n_iter > 0,
         )
         statuses.append(status)
         scatters = trial.scatters(Xc)
@@ -276,12 +289,12 @@ def ila_sdp(
     )
 
 
-def _la_step(X, costs, blocks, solver, multipliers, lowrank_options, exact_options):
-    """One LA-SDP solve; the low-rank path warm-starts from the last factors and multipliers."""
+def _la_step(X, costs, blocks, solver, multipliers, lowrank_options, exact_options, warm):
+    """One LA-SDP solve; the low-rank path starts from ``blocks.factors`` and ``multipliers``."""
     ones = [1.0] * len(costs)
     if solver == "cvxpy":
         result = solve_exact(
-            [c.dense() for c in costs], ones, warm_start=True, **(exact_options or {})
+            [c.dense() for c in costs], ones, warm_start=warm, **(exact_options or {})
         )
         return MembershipBlocks.from_matrices(X, result.blocks), result.status, None
     result = solve_lowrank(

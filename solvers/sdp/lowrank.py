@@ -122,6 +122,11 @@ class LowRankResult:
     converged : bool
     multipliers : Multipliers
         The final ``y`` and ``beta``; ``y`` warm-starts a similar problem.
+    row_multipliers : ndarray of shape (n,)
+        ``-(y + beta rho)`` at the returned factors: the multipliers of the row-sum
+        constraints in the sign of the Lagrangian ``<C, Z> - y^T (Z 1 - 1)`` (the
+        augmented Lagrangian is stationary where ``C_b + sym(y + beta rho)`` is), for the
+        dual bound of :mod:`.certificate`.
     """
 
     factors: list
@@ -131,24 +136,25 @@ class LowRankResult:
     n_outer: int
     converged: bool
     multipliers: Multipliers
+    row_multipliers: np.ndarray
 
 
 def solve_lowrank(
-    costs, traces, factors0, *, beta=10.0, tol=1e-6, max_iter=20000, multipliers=None
+    costs, traces, factors0, *, penalty=10.0, tol=1e-6, max_iter=20000, multipliers=None, ftol=0.0
 ):
     """Minimise ``sum_b <C_b, U_b U_b^T>`` over nonnegative factors (see module text).
 
     Parameters
     ----------
     costs : list of BlockCost
-        Costs scaled so that a point's share of the objective is of order one; ``beta``
-        is relative to that scale.
+        Costs scaled so that a point's share of the objective is of order one;
+        ``penalty`` is relative to that scale.
     traces : sequence of float
         ``t_b``, the trace of each block.
     factors0 : list of ndarray of shape (n, r_b)
         Starting factors (nonnegative); their column counts fix the ranks.
-    beta : float
-        Initial penalty weight of the augmented Lagrangian.
+    penalty : float
+        Initial penalty weight ``beta`` of the augmented Lagrangian.
     tol : float
         Root-mean-square constraint violation, and inner projected-gradient tolerance
         relative to the gradient's scale ``sqrt(n / sum_b t_b)``.
@@ -157,11 +163,17 @@ def solve_lowrank(
     multipliers : Multipliers or None
         Warm start for ``y`` from a similar problem (``beta`` restarts at ``beta``: a
         penalty grown for the last problem made the next one stiff).
+    ftol : float
+        Each round's L-BFGS-B also stops when the augmented Lagrangian changes by less
+        than ``ftol`` relative between iterations (scipy's ``ftol``); 0: on the projected
+        gradient alone. On degenerate problems (rank-deficient optima, as LA-SDP's blocks)
+        the projected-gradient test can take thousands of iterations after the objective
+        has settled, with counts that swing tenfold with rounding; iLA-SDP passes 1e-10.
     """
-    problem = _AugmentedLagrangian(costs, traces, factors0, beta, multipliers)
+    problem = _AugmentedLagrangian(costs, traces, factors0, penalty, multipliers)
     work = problem.u0.size * max(cost.W.shape[1] for cost in costs)  # n * r * p
     with single_threaded_blas() if work < _THREADED_WORK else contextlib.nullcontext():
-        u, n_iter, n_outer, converged = problem.solve(tol, max_iter)
+        u, n_iter, n_outer, converged = problem.solve(tol, max_iter, ftol)
     blocks = [np.ascontiguousarray(U) for U in problem.unpack(u)]
     row = problem.row_residual(blocks)
     objective = sum(cost.value_and_gradient(U)[0] for cost, U in zip(costs, blocks, strict=True))
@@ -173,6 +185,7 @@ def solve_lowrank(
         n_outer=n_outer,
         converged=converged,
         multipliers=Multipliers(problem.y, problem.beta),
+        row_multipliers=-(problem.y_at_exit + problem.beta_at_exit * row),
     )
 
 
@@ -190,6 +203,7 @@ class _AugmentedLagrangian:
             self.y = self._estimate_multipliers(self.unpack(self.u0))
         else:
             self.y = multipliers.y.copy()
+        self.y_at_exit, self.beta_at_exit = self.y.copy(), self.beta
 
     def _estimate_multipliers(self, factors):
         """Least-squares ``y`` for the stationarity condition at the starting factors.
@@ -256,7 +270,7 @@ class _AugmentedLagrangian:
             grads.append(G * (root / norm))
         return value, np.hstack(grads).ravel()
 
-    def solve(self, tol, max_iter):
+    def solve(self, tol, max_iter, ftol=0.0):
         v = self.u0
         inner_tol = max(_FIRST_INNER_TOL, tol)
         # Entries of U are O(sqrt(t / n)) and those of the gradient O(sqrt(n / t)): the
@@ -268,11 +282,13 @@ class _AugmentedLagrangian:
         while n_outer < _MAX_OUTER and n_iter < max_iter:
             n_outer += 1
             v, nit = _lbfgsb(
-                self.value_and_gradient, v, inner_tol * gradient_scale, max_iter - n_iter
+                self.value_and_gradient, v, inner_tol * gradient_scale, max_iter - n_iter, ftol
             )
             n_iter += nit
             row = self.row_residual(self.unpack(v))
             infeasible = np.linalg.norm(row) / np.sqrt(self.n)
+            # the state v was minimised for: its stationary multipliers are y + beta rho
+            self.y_at_exit, self.beta_at_exit = self.y.copy(), self.beta
             if infeasible <= tol and inner_tol <= tol:
                 return v, n_iter, n_outer, True
             self.y += self.beta * row
@@ -283,9 +299,10 @@ class _AugmentedLagrangian:
         return v, n_iter, n_outer, False
 
 
-def _lbfgsb(fun, x, gtol, max_iter):
-    """Minimise ``fun`` over ``x >= 0`` to a projected-gradient max norm of ``gtol``."""
-    options = {"maxiter": max_iter, "gtol": gtol, "ftol": 0.0, "maxcor": 10}
+def _lbfgsb(fun, x, gtol, max_iter, ftol=0.0):
+    """Minimise ``fun`` over ``x >= 0`` to a projected-gradient max norm of ``gtol`` (or a
+    relative change of ``fun`` below ``ftol``)."""
+    options = {"maxiter": max_iter, "gtol": gtol, "ftol": ftol, "maxcor": 10}
     bounds = [(0.0, None)] * x.size
     run = minimize(fun, x, jac=True, method="L-BFGS-B", bounds=bounds, options=options)
     return run.x, run.nit

@@ -22,6 +22,7 @@ import numpy as np
 
 from .._backend import get_namespace, nearest_centers
 from ..seeded_kmeans import seeded_kmeans
+from .certificate import MAX_SAMPLES, peng_wei_lower_bound
 from .exact import solve_exact
 from .lowrank import BlockCost, solve_lowrank
 
@@ -53,13 +54,25 @@ class PengWeiResult:
         ``Z ~ factor @ factor.T`` (the low-rank solution, or the eigen-factor of cvxpy's Z).
     objective : float
         ``||X_c||_F^2 - <X_c X_c^T, Z>`` for the centred data ``X_c``: the K-means cost of
-        ``Z``, a lower bound on the cost of any partition.
+        ``Z``. The SDP optimum is a lower bound on the cost of any partition; the
+        low-rank ``Z`` is feasible, so its objective is at or above that optimum.
+    lower_bound : float
+        A certified lower bound on the SDP optimum in the same units (:mod:`.certificate`),
+        or NaN when not computed (more than ``certificate.MAX_SAMPLES`` samples, or
+        ``certify=False``). ``objective - lower_bound`` bounds how far ``Z`` is from
+        optimal (for the low-rank ``Z``; for cvxpy's, up to its feasibility tolerance).
     primal_infeasibility : float
         ``||Z 1 - 1||_2``.
     n_iter : int or None
+        Solver iterations (summed over the ranks tried).
     converged : bool
+        The last solve met its tolerances (not the gap: see ``gap_converged``).
     status : str
         ``"optimal"``/``"optimal_inaccurate"`` (cvxpy) or ``"converged"``/``"max_iter"``.
+    rank : int or None
+        Columns of the low-rank factor of the last solve (None for cvxpy).
+    gap_converged : bool
+        Whether ``objective - lower_bound <= gap_tol * |objective|`` (False when no bound).
     """
 
     labels: np.ndarray
@@ -69,6 +82,9 @@ class PengWeiResult:
     n_iter: int | None
     converged: bool
     status: str
+    lower_bound: float = np.nan
+    rank: int | None = None
+    gap_converged: bool = False
 
 
 def _normalised(X):
@@ -85,10 +101,13 @@ def peng_wei(
     rng,
     solver="lowrank",
     rank=None,
-    beta=10.0,
+    max_rank=None,
+    gap_tol=1e-5,
+    certify=True,
+    penalty=10.0,
     tol=1e-6,
     max_iter=20000,
-    solver_name=None,
+    cvxpy_solver=None,
     solver_options=None,
 ):
     """Solve the Peng–Wei SDP and round it to ``n_clusters`` labels.
@@ -98,47 +117,115 @@ def peng_wei(
     X : ndarray of shape (n, p), float64
     n_clusters : int
     rng : numpy.random.Generator
-        For the k-means warm start of the low-rank factor and for the rounding.
+        For the k-means warm start of the low-rank factor, the padding columns of a rank
+        increase, and the rounding.
     solver : {"lowrank", "cvxpy"}
     rank : int or None
-        Columns of the low-rank factor (default ``2 * n_clusters``, at most n).
-    beta, tol, max_iter
-        Passed to :func:`.lowrank.solve_lowrank`.
-    solver_name, solver_options
-        Passed to :func:`.exact.solve_exact`.
+        Columns of the first low-rank factor (default ``2 * n_clusters``, at most n).
+    max_rank : int or None
+        Rank escalation: while the certified gap ``objective - lower_bound`` exceeds
+        ``gap_tol * |objective|``, the solve is repeated with ``n_clusters`` more columns
+        (the previous factor padded with small random ones, and its multipliers) up to
+        this many (default ``4 * n_clusters``, at most n). It also stops when a rank
+        increase lowered the objective by less than ``gap_tol`` relative (the rank is
+        then not what keeps the gap open). ``max_rank <= rank``: no escalation.
+    gap_tol : float
+        Relative certified gap that ends the escalation.
+    certify : bool
+        Compute ``lower_bound`` (up to ``certificate.MAX_SAMPLES`` samples).
+    penalty, tol, max_iter
+        Passed to :func:`.lowrank.solve_lowrank` (``max_iter`` over all ranks).
+    cvxpy_solver, solver_options
+        Passed to :func:`.exact.solve_exact` as ``solver`` and ``solver_options``.
     """
     n = X.shape[0]
     Xc, W, total = _normalised(np.asarray(X, dtype=np.float64))
+    unit = total / n  # the objective is total + unit * <C, Z> with C = -W W^T
+    certify = certify and n <= MAX_SAMPLES
     if solver == "cvxpy":
         result = solve_exact(
-            [-(W @ W.T)], [n_clusters], solver=solver_name, solver_options=solver_options
+            [-(W @ W.T)], [n_clusters], solver=cvxpy_solver, solver_options=solver_options,
+            duals=True,
         )
         Z = result.blocks[0]
         factor = factor_of(Z)
+        labels = labels_from_factor(factor, n_clusters, rng)
         objective = total - float(np.sum((Xc @ Xc.T) * Z))
-        infeasibility = float(np.linalg.norm(Z.sum(axis=1) - 1.0))
-        n_iter, converged, status = result.n_iter, result.converged, result.status
-    else:
-        rank = min(n, rank or 2 * n_clusters)
-        start = _kmeans_start(W, n_clusters, rank, rng)
-        result = solve_lowrank(
-            [BlockCost(W)], [n_clusters], [start], beta=beta, tol=tol, max_iter=max_iter
+        lower_bound = np.nan
+        if certify:
+            # any y gives a valid bound (certificate eq. 2): try cvxpy's dual in both
+            # sign conventions and keep the better
+            candidates = [sign * y for y in result.row_duals for sign in (1.0, -1.0)]
+            certificate = peng_wei_lower_bound(-(W @ W.T), n_clusters, labels, candidates)
+            lower_bound = total + unit * certificate.lower_bound
+        return PengWeiResult(
+            labels=labels,
+            factor=factor,
+            objective=objective,
+            primal_infeasibility=float(np.linalg.norm(Z.sum(axis=1) - 1.0)),
+            n_iter=result.n_iter,
+            converged=result.converged,
+            status=result.status,
+            lower_bound=lower_bound,
+            gap_converged=_gap_closed(objective, lower_bound, gap_tol),
         )
+    rank = min(n, rank or 2 * n_clusters)
+    max_rank = min(n, 4 * n_clusters if max_rank is None else max_rank)
+    factor = _kmeans_start(W, n_clusters, rank, rng)
+    multipliers, n_iter, previous = None, 0, np.inf
+    cost = BlockCost(W)
+    while True:
+        result = solve_lowrank(
+            [cost], [n_clusters], [factor], penalty=penalty, tol=tol,
+            max_iter=max(max_iter - n_iter, 1), multipliers=multipliers,
+        )
+        n_iter += result.n_iter
         factor = result.factors[0]
+        labels = labels_from_factor(factor, n_clusters, rng)
         XtU = Xc.T @ factor
         objective = total - float(np.sum(XtU * XtU))
-        infeasibility = result.primal_infeasibility
-        n_iter, converged = result.n_iter, result.converged
-        status = "converged" if converged else "max_iter"
+        lower_bound = np.nan
+        if certify:
+            certificate = peng_wei_lower_bound(
+                -(W @ W.T), n_clusters, labels, result.row_multipliers
+            )
+            lower_bound = total + unit * certificate.lower_bound
+        closed = _gap_closed(objective, lower_bound, gap_tol)
+        # a rank increase that did not lower the objective by gap_tol says the rank is
+        # not what keeps the gap open (a bound that is loose, as when the optimum is
+        # not a partition matrix): more columns would cost time for nothing
+        stalled = previous - objective <= gap_tol * abs(objective)
+        if closed or stalled or not certify or rank >= max_rank or n_iter >= max_iter:
+            break
+        previous = objective
+        # escalate: the optimum may need a higher rank than the factor has (an SDP
+        # solution of rank > r is out of reach of r columns), or the solve sits at a
+        # spurious point of the factorised problem; new small positive columns give the
+        # solver directions out of it, the multipliers carry over
+        new_rank = min(max_rank, rank + n_clusters)
+        padding = _START_NOISE * np.abs(rng.standard_normal((n, new_rank - rank))) / np.sqrt(n)
+        factor = np.hstack([factor, padding])
+        factor *= np.sqrt(n_clusters / np.sum(factor * factor))
+        multipliers = result.multipliers
+        rank = new_rank
     return PengWeiResult(
-        labels=labels_from_factor(factor, n_clusters, rng),
+        labels=labels,
         factor=factor,
         objective=objective,
-        primal_infeasibility=infeasibility,
+        primal_infeasibility=result.primal_infeasibility,
         n_iter=n_iter,
-        converged=converged,
-        status=status,
+        converged=result.converged,
+        status="converged" if result.converged else "max_iter",
+        lower_bound=lower_bound,
+        rank=rank,
+        gap_converged=closed,
     )
+
+
+def _gap_closed(objective, lower_bound, gap_tol):
+    if gap_tol == np.inf:  # any gap accepted (inf * 0 would be NaN at a zero objective)
+        return True
+    return bool(objective - lower_bound <= gap_tol * abs(objective))
 
 
 def _kmeans_start(W, n_clusters, rank, rng):
