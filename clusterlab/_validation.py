@@ -345,3 +345,21 @@ def check_adjacency(adjacency, n_samples, name="adjacency"):
         )
     A.sort_indices()
     return A
+
+
+def check_dask_features(estimator, X, *, reset):
+    """A row-chunked Dask ``X`` checked lazily (shape, dtype) and its number of features:
+    stored as ``n_features_in_`` when ``reset`` (``fit``), compared with it otherwise."""
+    from clusterlab.solvers._dask import check_dask_matrix
+
+    X = check_dask_matrix(X, "X")
+    if reset:
+        estimator.n_features_in_ = X.shape[1]
+        if hasattr(estimator, "feature_names_in_"):
+            del estimator.feature_names_in_
+    elif X.shape[1] != estimator.n_features_in_:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting "
+            f"{estimator.n_features_in_} features as input."
+        )
+    return X

@@ -27,6 +27,7 @@ from clusterlab._scaling import normalise_scale
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
 from clusterlab._validation import (
     check_count,
+    check_dask_features,
     check_float_matrix,
     check_marginal,
     check_n_clusters,
@@ -679,16 +680,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _check_dask(self, X, *, reset):
         """Shape and dtype checked lazily, NaN and inf in one pass."""
-        X = check_dask_matrix(X, "X")
-        if reset:
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        X = check_dask_features(self, X, reset=reset)
         if not bool(_dask_all_finite(X)):
             raise ValueError("X contains NaN or infinity.")
         return X

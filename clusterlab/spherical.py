@@ -20,7 +20,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from clusterlab._progress import progress_printer
 from clusterlab._sklearn_compat import Interval, StrOptions, _fit_context, validate_data
-from clusterlab._validation import check_float_matrix, check_n_clusters, count_runs
+from clusterlab._validation import (
+    check_dask_features,
+    check_float_matrix,
+    check_n_clusters,
+    count_runs,
+)
 from clusterlab.solvers import spherical_kmeans as _skm
 from clusterlab.solvers._backend import (
     accumulation_dtype,
@@ -32,7 +37,7 @@ from clusterlab.solvers._backend import (
     to_namespace,
     to_numpy,
 )
-from clusterlab.solvers._dask import check_dask_matrix, is_dask_array
+from clusterlab.solvers._dask import is_dask_array
 
 __all__ = ["SphericalKMeans"]
 
@@ -247,16 +252,7 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         unit rows (lazily normalised where needed)."""
         from clusterlab.solvers import dask_lloyd
 
-        X = check_dask_matrix(X, "X")
-        if reset:
-            self.n_features_in_ = X.shape[1]
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
-        elif X.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        X = check_dask_features(self, X, reset=reset)
         smallest, worst, finite = dask_lloyd.norm_range(X)
         if not finite:
             raise ValueError("X contains NaN or infinity.")
