@@ -181,3 +181,14 @@ def test_sinkhorn_kmeans_on_a_cluster(dask_client, digits):
                                quiet_fit(SinkhornKMeans(**kw), X).cluster_centers_,
                                rtol=1e-4, atol=1e-4)
     assert np.bincount(balanced.labels_.compute()).tolist() == [360, 360, 359, 359, 359]
+
+
+@pytest.mark.parametrize("make", [lambda: SphericalKMeans(3, random_state=0),
+                                  lambda: SinkhornKMeans(3, random_state=0)])
+def test_dask_predict_with_other_feature_count_is_an_error(make):
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(0)
+    model = make().fit(da.from_array(rng.standard_normal((60, 4)), chunks=(20, 4)))
+    assert model.n_features_in_ == 4
+    with pytest.raises(ValueError, match=r"X has 5 features, but .* is expecting 4"):
+        model.predict(da.from_array(rng.standard_normal((30, 5)), chunks=(10, 5)))
