@@ -117,8 +117,6 @@ QUICK = Sizes(n_tasks=200, n_points=5_000)
 # -- measurements -----------------------------------------------------------------------
 
 
-
-
 def row(case, method, seconds, *, threads=None, accuracy=None, differing=None, note=""):
     return {
         "case": case,
@@ -140,8 +138,15 @@ def digits_tasks(n_tasks):
     X, y = load_dataset("digits")
     base_mean = X[y < 5].mean(axis=0)
     novel = y >= 5
-    tasks = fewshot_tasks(X[novel], y[novel], n_way=N_WAY, n_shot=N_SHOT, n_query=N_QUERY,
-                          n_tasks=n_tasks, random_state=TASK_SEED)
+    tasks = fewshot_tasks(
+        X[novel],
+        y[novel],
+        n_way=N_WAY,
+        n_shot=N_SHOT,
+        n_query=N_QUERY,
+        n_tasks=n_tasks,
+        random_state=TASK_SEED,
+    )
     return tasks, base_mean
 
 
@@ -149,21 +154,36 @@ def fewshot_case(n_tasks):
     """``TransductiveFewShot.predict_tasks`` against the per-task NumPy loop."""
     tasks, base_mean = digits_tasks(n_tasks)
     case = f"fewshot {N_WAY}-way {N_SHOT}-shot, {n_tasks} tasks"
-    model = TransductiveFewShot(base_mean=base_mean, lam=FEWSHOT_LAM,
-                                n_neighbors=FEWSHOT_NEIGHBORS, tol=TOL, max_iter=MAX_ITER,
-                                max_bound_iter=MAX_BOUND_ITER)
+    model = TransductiveFewShot(
+        base_mean=base_mean,
+        lam=FEWSHOT_LAM,
+        n_neighbors=FEWSHOT_NEIGHBORS,
+        tol=TOL,
+        max_iter=MAX_ITER,
+        max_bound_iter=MAX_BOUND_ITER,
+    )
     support, labels, queries = tasks.X_support, tasks.y_support, tasks.X_query
 
     def ours():
         return model.predict_tasks(support, labels, queries)
 
     def reference():
-        return np.stack([
-            fewshot_task_numpy(support[t], labels[t], queries[t], base_mean=base_mean,
-                               lam=FEWSHOT_LAM, n_neighbors=FEWSHOT_NEIGHBORS, tol=TOL,
-                               max_iter=MAX_ITER, max_bound_iter=MAX_BOUND_ITER)
-            for t in range(n_tasks)
-        ])
+        return np.stack(
+            [
+                fewshot_task_numpy(
+                    support[t],
+                    labels[t],
+                    queries[t],
+                    base_mean=base_mean,
+                    lam=FEWSHOT_LAM,
+                    n_neighbors=FEWSHOT_NEIGHBORS,
+                    tol=TOL,
+                    max_iter=MAX_ITER,
+                    max_bound_iter=MAX_BOUND_ITER,
+                )
+                for t in range(n_tasks)
+            ]
+        )
 
     warm = slice(0, WARMUP_TASKS)
     quietly(lambda: model.predict_tasks(support[warm], labels[warm], queries[warm]))()
@@ -175,9 +195,17 @@ def fewshot_case(n_tasks):
     for method, threads, seconds, pred, messages in runs:
         score = evaluate_fewshot(tasks.y_query, pred)
         differing = int(np.count_nonzero((pred != ref_pred).any(axis=1)))
-        rows.append(row(case, method, seconds, threads=threads,
-                        accuracy=f"{100 * score.accuracy:.2f} +- {100 * score.ci95:.2f} %",
-                        differing=differing, note="; ".join(messages)))
+        rows.append(
+            row(
+                case,
+                method,
+                seconds,
+                threads=threads,
+                accuracy=f"{100 * score.accuracy:.2f} +- {100 * score.ci95:.2f} %",
+                differing=differing,
+                note="; ".join(messages),
+            )
+        )
     return rows
 
 
@@ -193,15 +221,32 @@ def gaussian_mixture(n, dim, seed=0):
 def solve_ours(X, graph, init):
     """:func:`fit_prototypes` called as :meth:`LaplacianKMeans.fit` calls it (means)."""
     scale = np.where(graph.sigma2 > 0, graph.sigma2, 1.0)
-    return fit_prototypes(X[None], graph.affinity, KMEANS_LAM, init[None], kind="means",
-                          sigma2=scale, cost_scale=scale, max_iter=MAX_ITER, tol=TOL,
-                          max_bound_iter=MAX_BOUND_ITER)
+    return fit_prototypes(
+        X[None],
+        graph.affinity,
+        KMEANS_LAM,
+        init[None],
+        kind="means",
+        sigma2=scale,
+        cost_scale=scale,
+        max_iter=MAX_ITER,
+        tol=TOL,
+        max_bound_iter=MAX_BOUND_ITER,
+    )
 
 
 def solve_reference(X, graph, init):
     scale = float(graph.sigma2[0]) if graph.sigma2[0] > 0 else 1.0
-    return laplacian_kmeans_numpy(X, graph.affinity, KMEANS_LAM, init, cost_scale=scale,
-                                  tol=TOL, max_iter=MAX_ITER, max_bound_iter=MAX_BOUND_ITER)
+    return laplacian_kmeans_numpy(
+        X,
+        graph.affinity,
+        KMEANS_LAM,
+        init,
+        cost_scale=scale,
+        tol=TOL,
+        max_iter=MAX_ITER,
+        max_bound_iter=MAX_BOUND_ITER,
+    )
 
 
 def _describe(result):
@@ -221,15 +266,27 @@ def laplacian_kmeans_case(n, dim):
     init, _ = kmeans_plusplus(X, N_CLUSTERS, random_state=0)
     case = f"laplacian k-means, n={n}, d={dim}"
     graph_seconds, graph = timed(lambda: knn_affinity(X, KMEANS_NEIGHBORS))
-    rows = [row(case, f"knn_affinity, {KMEANS_NEIGHBORS}-NN (shared)", graph_seconds,
-                note=f"{graph.affinity.nnz} edges, sigma^2 = {graph.sigma2[0]:.4g}")]
+    rows = [
+        row(
+            case,
+            f"knn_affinity, {KMEANS_NEIGHBORS}-NN (shared)",
+            graph_seconds,
+            note=f"{graph.affinity.nnz} edges, sigma^2 = {graph.sigma2[0]:.4g}",
+        )
+    ]
 
     few = slice(0, WARMUP_POINTS)
     solve_ours(X[few], knn_affinity(X[few], KMEANS_NEIGHBORS), init)  # compile, untimed
     ref_seconds, (ref_labels, _) = timed(lambda: solve_reference(X, graph, init))
-    rows.append(row(case, "NumPy reference", ref_seconds,
-                    accuracy=f"{100 * clustering_accuracy(components, ref_labels):.2f} %",
-                    differing=0))
+    rows.append(
+        row(
+            case,
+            "NumPy reference",
+            ref_seconds,
+            accuracy=f"{100 * clustering_accuracy(components, ref_labels):.2f} %",
+            differing=0,
+        )
+    )
 
     default_threads = numba.get_num_threads()
     most = min(PARALLEL_THREADS, numba.config.NUMBA_NUM_THREADS)
@@ -238,12 +295,17 @@ def laplacian_kmeans_case(n, dim):
             numba.set_num_threads(threads)
             seconds, result = timed(lambda: solve_ours(X, graph, init))
             labels = result.labels[0]
-            rows.append(row(
-                case, "clusterlab fit_prototypes", seconds, threads=threads,
-                accuracy=f"{100 * clustering_accuracy(components, labels):.2f} %",
-                differing=int(np.count_nonzero(labels != ref_labels)),
-                note="; ".join(_describe(result)),
-            ))
+            rows.append(
+                row(
+                    case,
+                    "clusterlab fit_prototypes",
+                    seconds,
+                    threads=threads,
+                    accuracy=f"{100 * clustering_accuracy(components, labels):.2f} %",
+                    differing=int(np.count_nonzero(labels != ref_labels)),
+                    note="; ".join(_describe(result)),
+                )
+            )
     finally:
         numba.set_num_threads(default_threads)
     return rows
@@ -257,8 +319,9 @@ def add_ratios(rows):
     for r in rows:
         if r["method"].startswith("knn_affinity"):
             continue
-        ours = next(o for o in rows
-                    if o["case"] == r["case"] and o["method"].startswith("clusterlab"))
+        ours = next(
+            o for o in rows if o["case"] == r["case"] and o["method"].startswith("clusterlab")
+        )
         r["ratio"] = r["seconds"] / ours["seconds"]
     return rows
 
@@ -287,17 +350,29 @@ def metadata(quick, sizes):
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
         "numba_threading_layer": numba.threading_layer(),
-        "blas": [{k: info.get(k) for k in ("internal_api", "version", "num_threads")}
-                 for info in threadpool_info() if info.get("user_api") == "blas"],
+        "blas": [
+            {k: info.get(k) for k in ("internal_api", "version", "num_threads")}
+            for info in threadpool_info()
+            if info.get("user_api") == "blas"
+        ],
         "sizes": sizes.__dict__,
-        "fewshot": {"n_way": N_WAY, "n_shot": N_SHOT, "n_query": N_QUERY, "lam": FEWSHOT_LAM,
-                    "n_neighbors": FEWSHOT_NEIGHBORS, "random_state": TASK_SEED,
-                    "data": "digits: classes 0-4 base mean, 5-9 tasks"},
-        "laplacian_kmeans": {"n_clusters": N_CLUSTERS, "lam": KMEANS_LAM,
-                             "n_neighbors": KMEANS_NEIGHBORS,
-                             "data": f"mixture of {N_CLUSTERS} unit Gaussians, centres "
-                                     f"{CENTRE_SCALE} * N(0, I), default_rng(0)",
-                             "init": "kmeans_plusplus(random_state=0)"},
+        "fewshot": {
+            "n_way": N_WAY,
+            "n_shot": N_SHOT,
+            "n_query": N_QUERY,
+            "lam": FEWSHOT_LAM,
+            "n_neighbors": FEWSHOT_NEIGHBORS,
+            "random_state": TASK_SEED,
+            "data": "digits: classes 0-4 base mean, 5-9 tasks",
+        },
+        "laplacian_kmeans": {
+            "n_clusters": N_CLUSTERS,
+            "lam": KMEANS_LAM,
+            "n_neighbors": KMEANS_NEIGHBORS,
+            "data": f"mixture of {N_CLUSTERS} unit Gaussians, centres "
+            f"{CENTRE_SCALE} * N(0, I), default_rng(0)",
+            "init": "kmeans_plusplus(random_state=0)",
+        },
         "solver": {"tol": TOL, "max_iter": MAX_ITER, "max_bound_iter": MAX_BOUND_ITER},
         "timing": f"best of {REPEAT} (one run when the first exceeds {SINGLE_RUN_ABOVE_S} s)",
     }
@@ -319,8 +394,9 @@ def main(argv=None):
     parser.add_argument("--points", type=int, help="Laplacian K-means points (overrides)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    sizes = Sizes(n_tasks=args.tasks or sizes.n_tasks, n_points=args.points or sizes.n_points,
-                  dim=sizes.dim)
+    sizes = Sizes(
+        n_tasks=args.tasks or sizes.n_tasks, n_points=args.points or sizes.n_points, dim=sizes.dim
+    )
     rows = run(sizes)
     meta = metadata(args.quick, sizes)
     print(format_table(rows, COLUMNS))

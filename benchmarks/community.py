@@ -84,8 +84,7 @@ def sbm_graph(seed, quick):
 
 def karate_graph(seed, quick):
     graph = nx.karate_club_graph()
-    A = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(34), weight=None),
-                      dtype=float)
+    A = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=range(34), weight=None), dtype=float)
     y = np.array([graph.nodes[i]["club"] == "Officer" for i in range(34)], dtype=int)
     return np.eye(34), A, y
 
@@ -101,13 +100,11 @@ def digits_graph(seed, quick):
 def lesmis_graph(seed, quick):
     graph = nx.les_miserables_graph()
     nodes = sorted(graph.nodes)
-    A = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=nodes, weight="weight"),
-                      dtype=float)
+    A = sp.csr_matrix(nx.to_scipy_sparse_array(graph, nodelist=nodes, weight="weight"), dtype=float)
     return np.eye(len(nodes)), A, None
 
 
-GRAPHS = {"sbm": sbm_graph, "karate": karate_graph, "digits": digits_graph,
-          "lesmis": lesmis_graph}
+GRAPHS = {"sbm": sbm_graph, "karate": karate_graph, "digits": digits_graph, "lesmis": lesmis_graph}
 FIXED = {"karate", "digits", "lesmis"}  # the same graph for every seed
 
 
@@ -116,8 +113,9 @@ FIXED = {"karate", "digits", "lesmis"}  # the same graph for every seed
 
 def ours(X, A, seed, beta=None, n_hops=1):
     params = {"n_hops": n_hops} if beta is None else {"beta": beta, "n_hops": n_hops}
-    return GroupSparseCommunity(k_max=K_MAX, random_state=seed, **params).fit(
-        X, adjacency=A).labels_
+    return (
+        GroupSparseCommunity(k_max=K_MAX, random_state=seed, **params).fit(X, adjacency=A).labels_
+    )
 
 
 def louvain(X, A, seed):
@@ -138,16 +136,16 @@ def eigengap_k(A, k_max=K_MAX):
         values = np.linalg.eigvalsh(L.toarray())[: k_max + 1]
     else:
         shifted = sp.identity(n, format="csr") - L
-        top = eigsh(shifted, k=k_max + 1, which="LA", v0=np.ones(n),
-                    return_eigenvectors=False)
+        top = eigsh(shifted, k=k_max + 1, which="LA", v0=np.ones(n), return_eigenvectors=False)
         values = np.sort(1.0 - top)
     gaps = np.diff(values)  # gaps[k - 1] = lambda_k - lambda_(k-1), 0-based lambdas
     return int(np.argmax(gaps[1:k_max]) + 2)
 
 
 def spectral(X, A, seed, k):
-    model = SpectralClustering(n_clusters=k, affinity="precomputed", random_state=seed,
-                               assign_labels="cluster_qr")
+    model = SpectralClustering(
+        n_clusters=k, affinity="precomputed", random_state=seed, assign_labels="cluster_qr"
+    )
     return model.fit_predict(A)
 
 
@@ -199,8 +197,9 @@ def compare(graph_name, seeds, quick):
                 X, A, y = make(seed, quick)
             labels, seconds, messages = fit_timed(method, X, A, seed)
             per_seed["k"].append(int(np.unique(labels).shape[0]))
-            per_seed["nmi"].append(None if y is None
-                                   else float(normalized_mutual_info_score(y, labels)))
+            per_seed["nmi"].append(
+                None if y is None else float(normalized_mutual_info_score(y, labels))
+            )
             per_seed["edge"].append(None if y is None else edge_f1_score(A, y, labels))
             per_seed["modularity"].append(modularity(A, labels))
             per_seed["seconds"].append(seconds)
@@ -209,15 +208,24 @@ def compare(graph_name, seeds, quick):
         def mean(key, values=per_seed):
             return None if values[key][0] is None else float(np.mean(values[key]))
 
-        rows.append({
-            "graph": graph_name, "n_nodes": int(A.shape[0]),
-            "true_k": None if y is None else int(np.unique(y).shape[0]),
-            "method": name, "seeds": list(seeds), **{f"{k}_per_seed": v for k, v
-                                                       in per_seed.items()},
-            "k_mean": mean("k"), "k_min": min(per_seed["k"]), "k_max": max(per_seed["k"]),
-            "nmi": mean("nmi"), "edge": mean("edge"), "modularity": mean("modularity"),
-            "seconds": mean("seconds"), "note": "; ".join(sorted(notes)),
-        })
+        rows.append(
+            {
+                "graph": graph_name,
+                "n_nodes": int(A.shape[0]),
+                "true_k": None if y is None else int(np.unique(y).shape[0]),
+                "method": name,
+                "seeds": list(seeds),
+                **{f"{k}_per_seed": v for k, v in per_seed.items()},
+                "k_mean": mean("k"),
+                "k_min": min(per_seed["k"]),
+                "k_max": max(per_seed["k"]),
+                "nmi": mean("nmi"),
+                "edge": mean("edge"),
+                "modularity": mean("modularity"),
+                "seconds": mean("seconds"),
+                "note": "; ".join(sorted(notes)),
+            }
+        )
     return rows
 
 
@@ -231,9 +239,16 @@ def beta_sweep(graph_name, seeds, quick):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the largest beta switches all off
                 counts.append(int(np.unique(ours(X, A, seed, beta)).shape[0]))
-        rows.append({"graph": graph_name, "method": "beta sweep", "seed": seed,
-                     "betas": list(BETAS), "k_found": counts,
-                     "non_increasing": counts == sorted(counts, reverse=True)})
+        rows.append(
+            {
+                "graph": graph_name,
+                "method": "beta sweep",
+                "seed": seed,
+                "betas": list(BETAS),
+                "k_found": counts,
+                "non_increasing": counts == sorted(counts, reverse=True),
+            }
+        )
     return rows
 
 
@@ -247,9 +262,14 @@ def _k_cell(row):
 
 
 COLUMNS = [
-    ("graph", 7, "{}"), ("true K", 6, lambda r: "" if r["true_k"] is None else str(r["true_k"])),
-    ("method", 28, "{}"), ("K found", 12, _k_cell), ("nmi", 6, "{:.3f}"),
-    ("edge", 6, "{:.3f}"), ("modularity", 10, "{:.3f}"), ("seconds", 0, "{:.3f}"),
+    ("graph", 7, "{}"),
+    ("true K", 6, lambda r: "" if r["true_k"] is None else str(r["true_k"])),
+    ("method", 28, "{}"),
+    ("K found", 12, _k_cell),
+    ("nmi", 6, "{:.3f}"),
+    ("edge", 6, "{:.3f}"),
+    ("modularity", 10, "{:.3f}"),
+    ("seconds", 0, "{:.3f}"),
 ]
 
 
@@ -266,15 +286,22 @@ def main(argv=None):
         rows += compare(graph_name, seeds, args.quick)
     for graph_name in ("sbm", "karate"):
         sweeps += beta_sweep(graph_name, seeds, args.quick)
-    meta = {**base_metadata(args.quick), "networkx": nx.__version__, "seeds": list(seeds),
-            "k_max": K_MAX, "estimator": GroupSparseCommunity().get_params(),
-            "timing": "mean wall time per seed after an untimed warm-up run",
-            "total_seconds": time.perf_counter() - start}
+    meta = {
+        **base_metadata(args.quick),
+        "networkx": nx.__version__,
+        "seeds": list(seeds),
+        "k_max": K_MAX,
+        "estimator": GroupSparseCommunity().get_params(),
+        "timing": "mean wall time per seed after an untimed warm-up run",
+        "total_seconds": time.perf_counter() - start,
+    }
     print(format_table(rows, COLUMNS))
     print("\nK found by GroupSparseCommunity for beta = " + ", ".join(map(str, BETAS)))
     for row in sweeps:
-        print(f"  {row['graph']:7} seed {row['seed']}: {row['k_found']}"
-              f"{'' if row['non_increasing'] else '  (grows!)'}")
+        print(
+            f"  {row['graph']:7} seed {row['seed']}: {row['k_found']}"
+            f"{'' if row['non_increasing'] else '  (grows!)'}"
+        )
     notes = [f"{r['graph']} {r['method']}: {r['note']}" for r in rows if r["note"]]
     if notes:
         print("\nwarnings:\n" + "\n".join(notes))

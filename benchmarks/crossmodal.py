@@ -144,32 +144,51 @@ def run_case(case, names, views, y):
 
     fitted = {}
     for n_sinkhorn_iter in (3, SETTLED_ITER):
+
         def ours(n_sinkhorn_iter=n_sinkhorn_iter):
             return CrossModalPrototypeClustering(
-                K, n_sinkhorn_iter=n_sinkhorn_iter, n_init=N_INIT, max_iter=MAX_ITER,
+                K,
+                n_sinkhorn_iter=n_sinkhorn_iter,
+                n_init=N_INIT,
+                max_iter=MAX_ITER,
                 random_state=0,
             ).fit(left, right)
 
         seconds, model, notes = measure(ours, warm_ours)
         fitted[n_sinkhorn_iter] = model
         suffix = "" if n_sinkhorn_iter == 3 else f", n_sinkhorn_iter={n_sinkhorn_iter}"
-        rows.append({
-            "case": case, "method": f"CrossModalPrototypeClustering{suffix}",
-            "views": "both", "seconds": seconds, **scores(y, model.labels_),
-            "agreement": model.code_agreement_, "n_iter": model.n_iter_,
-            "converged": bool(model.converged_), "note": "; ".join(notes),
-        })
+        rows.append(
+            {
+                "case": case,
+                "method": f"CrossModalPrototypeClustering{suffix}",
+                "views": "both",
+                "seconds": seconds,
+                **scores(y, model.labels_),
+                "agreement": model.code_agreement_,
+                "n_iter": model.n_iter_,
+                "converged": bool(model.converged_),
+                "note": "; ".join(notes),
+            }
+        )
     base = rows[0]["seconds"]
     model = fitted[3]
     for index, name in enumerate(names):
         args = (views[0], None) if index == 0 else (None, views[1])
-        seconds, labels, notes = measure(lambda args=args: model.predict(*args),
-                                         lambda args=args: model.predict(*args))
-        rows.append({
-            "case": case, "method": "  predict, one view (3 it.)", "views": name,
-            "seconds": seconds, **scores(y, labels), "note": "; ".join(notes),
-        })
+        seconds, labels, notes = measure(
+            lambda args=args: model.predict(*args), lambda args=args: model.predict(*args)
+        )
+        rows.append(
+            {
+                "case": case,
+                "method": "  predict, one view (3 it.)",
+                "views": name,
+                "seconds": seconds,
+                **scores(y, labels),
+                "note": "; ".join(notes),
+            }
+        )
     for name, view in [*zip(names, views, strict=True), ("concatenated", np.hstack(views))]:
+
         def kmeans(view=view):
             return KMeans(K, n_init=N_INIT, random_state=0).fit(view).labels_
 
@@ -177,13 +196,18 @@ def run_case(case, names, views, y):
             return KMeans(K, n_init=1, random_state=0).fit(view[:warm_n])
 
         seconds, labels, notes = measure(kmeans, warm_kmeans)
-        rows.append({
-            "case": case, "method": "scikit-learn KMeans", "views": name,
-            "seconds": seconds, **scores(y, labels), "note": "; ".join(notes),
-        })
+        rows.append(
+            {
+                "case": case,
+                "method": "scikit-learn KMeans",
+                "views": name,
+                "seconds": seconds,
+                **scores(y, labels),
+                "note": "; ".join(notes),
+            }
+        )
     for row in rows:  # ratios against the two-view fit; none for the predict calls
-        row["ratio"] = row["seconds"] / base if row["method"].startswith(("Cross", "sci")) \
-            else None
+        row["ratio"] = row["seconds"] / base if row["method"].startswith(("Cross", "sci")) else None
         row["n"] = int(n)
     return rows
 
@@ -199,8 +223,13 @@ COLUMNS = [
     ("sizes", 10, lambda r: f"{r['smallest']}-{r['largest']}"),
     ("dev %", 6, lambda r: f"{r['max_dev_pct']:.1f}"),
     ("agree", 6, lambda r: "" if r.get("agreement") is None else f"{r['agreement']:.3f}"),
-    ("iter", 5, lambda r: "" if r.get("n_iter") is None else
-     f"{r['n_iter']}{'' if r['converged'] else '!'}"),
+    (
+        "iter",
+        5,
+        lambda r: (
+            "" if r.get("n_iter") is None else f"{r['n_iter']}{'' if r['converged'] else '!'}"
+        ),
+    ),
     ("note", 0, lambda r: r.get("note", "")),
 ]
 
@@ -214,7 +243,7 @@ def run(quick):
             skipped.append(f"{case}: {error}")
             continue
         if quick:  # a random subset: mnist_5k is sorted by class
-            keep = np.random.default_rng(0).permutation(y.size)[:QUICK_SAMPLES[case]]
+            keep = np.random.default_rng(0).permutation(y.size)[: QUICK_SAMPLES[case]]
             views, y = [v[keep] for v in views], y[keep]
         datasets[case] = {"n": int(y.size), "view_features": [int(v.shape[1]) for v in views]}
         print(f"running {case} (n={y.size}) ...", file=sys.stderr, flush=True)
@@ -232,17 +261,24 @@ def main(argv=None):
     rows, datasets, skipped = run(args.quick)
     meta = {
         **base_metadata(args.quick),
-        "n_clusters": K, "n_init": N_INIT, "max_iter": MAX_ITER, "mnist_pca": MNIST_PCA,
-        "datasets": datasets, "skipped": skipped,
-        "load_average_before": load_before, "load_average_after": os.getloadavg(),
+        "n_clusters": K,
+        "n_init": N_INIT,
+        "max_iter": MAX_ITER,
+        "mnist_pca": MNIST_PCA,
+        "datasets": datasets,
+        "skipped": skipped,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
         "wall_seconds": time.perf_counter() - start,
         "timing": f"best of {REPEAT} (one run when the first exceeds {SINGLE_RUN_ABOVE_S} s)",
     }
     print(format_table(rows, COLUMNS))
     for line in skipped:
         print(f"skipped {line}")
-    print(f"\n{meta['cpu_count']} CPUs, load average {load_before[0]:.1f} before and "
-          f"{meta['load_average_after'][0]:.1f} after; {meta['timing']}")
+    print(
+        f"\n{meta['cpu_count']} CPUs, load average {load_before[0]:.1f} before and "
+        f"{meta['load_average_after'][0]:.1f} after; {meta['timing']}"
+    )
     write_json(args.out, rows, meta)
     print(f"wrote {args.out}")
     return rows

@@ -78,8 +78,7 @@ def methods(seed, sweep=False):
     out = {"KMeans(n_init=10)": KMeans(10, n_init=10, random_state=seed)}
     if sweep:
         for alpha in SWEEP_ALPHAS:
-            out[f"DEPICT exact a={alpha:g}"] = DEPICTClustering(10, alpha=alpha,
-                                                                random_state=seed)
+            out[f"DEPICT exact a={alpha:g}"] = DEPICTClustering(10, alpha=alpha, random_state=seed)
         return out
     for target in TARGETS:
         out[f"DEPICT {target}"] = DEPICTClustering(10, target=target, random_state=seed)
@@ -100,38 +99,54 @@ def run_case(name, n_pca, n_samples, seeds, sweep=False):
                 seconds = time.perf_counter() - start
             depict = isinstance(model, DEPICTClustering)
             history = model.objective_history_ if depict else None
-            rows.append({
-                "case": case, "method": method, "seed": seed,
-                "accuracy": clustering_accuracy(y, labels),
-                "nmi": normalized_mutual_info_score(y, labels),
-                "seconds": seconds,
-                "n_iter": int(model.n_iter_),
-                "converged": bool(model.converged_) if depict else None,
-                "monotone": bool(np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1])))
-                if depict else None,
-                "mean_max_p": float(np.mean(np.max(model.predict_proba(X), axis=1)))
-                if depict else None,
-                "warnings": sorted({str(w.message)[:80] for w in caught}),
-            })
+            rows.append(
+                {
+                    "case": case,
+                    "method": method,
+                    "seed": seed,
+                    "accuracy": clustering_accuracy(y, labels),
+                    "nmi": normalized_mutual_info_score(y, labels),
+                    "seconds": seconds,
+                    "n_iter": int(model.n_iter_),
+                    "converged": bool(model.converged_) if depict else None,
+                    "monotone": bool(np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1])))
+                    if depict
+                    else None,
+                    "mean_max_p": float(np.mean(np.max(model.predict_proba(X), axis=1)))
+                    if depict
+                    else None,
+                    "warnings": sorted({str(w.message)[:80] for w in caught}),
+                }
+            )
             print(f"{case} seed {seed} {method}: done", file=sys.stderr, flush=True)
     if len(seeds) > 1:
         for method in methods(0, sweep):
             mine = [r for r in rows if r["method"] == method]
-            rows.append({
-                "case": case, "method": method, "seed": "mean",
-                **{key: float(np.mean([r[key] for r in mine]))
-                   for key in ("accuracy", "nmi", "seconds")},
-                "n_iter": None, "converged": None, "monotone": None, "mean_max_p": None,
-                "warnings": [],
-            })
+            rows.append(
+                {
+                    "case": case,
+                    "method": method,
+                    "seed": "mean",
+                    **{
+                        key: float(np.mean([r[key] for r in mine]))
+                        for key in ("accuracy", "nmi", "seconds")
+                    },
+                    "n_iter": None,
+                    "converged": None,
+                    "monotone": None,
+                    "mean_max_p": None,
+                    "warnings": [],
+                }
+            )
     return rows
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a digits subset, one seed")
-    parser.add_argument("--sweep", action="store_true",
-                        help="digits, seed 0: exact targets with alpha > 0")
+    parser.add_argument(
+        "--sweep", action="store_true", help="digits, seed 0: exact targets with alpha > 0"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL

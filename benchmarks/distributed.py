@@ -147,6 +147,7 @@ def measured(client, fn, repeat, warmup=True):
 
 # -- data ---------------------------------------------------------------------------------
 
+
 def _unit(block):
     return block / np.linalg.norm(block, axis=1, keepdims=True)
 
@@ -159,8 +160,13 @@ def embeddings_on_workers(n, d, chunk, seed):
     directions = np.random.default_rng(seed).standard_normal((64, d)).astype(np.float32)
     pick = rng.integers(0, 64, size=n, chunks=chunk)
     noise = rng.standard_normal((n, d), chunks=(chunk, d), dtype=np.float32)
-    Z = da.map_blocks(lambda p, e: _unit(directions[p[:, 0]] + 0.8 * e), pick[:, None],
-                      noise, dtype=np.float32, chunks=noise.chunks)
+    Z = da.map_blocks(
+        lambda p, e: _unit(directions[p[:, 0]] + 0.8 * e),
+        pick[:, None],
+        noise,
+        dtype=np.float32,
+        chunks=noise.chunks,
+    )
     return Z.persist()
 
 
@@ -173,7 +179,8 @@ def clustered_rows(n, d, n_directions, seed):
 
 def unit_prototypes(K, d, seed):
     return np.ascontiguousarray(
-        _unit(np.random.default_rng(seed).standard_normal((K, d))).astype(np.float32))
+        _unit(np.random.default_rng(seed).standard_normal((K, d))).astype(np.float32)
+    )
 
 
 def mean_cosine(X, centers):
@@ -184,6 +191,7 @@ def mean_cosine(X, centers):
 
 
 # -- cases --------------------------------------------------------------------------------
+
 
 def swav_rows(client, sizes, repeat, workers, with_memory):
     """SwAV codes from a Dask Z against the in-memory run (two-worker cluster)."""
@@ -212,8 +220,9 @@ def swav_rows(client, sizes, repeat, workers, with_memory):
         mem_codes = sinkhorn_codes(np.ascontiguousarray(Z @ C.T), 0.05, 3)[first]
         row["max_diff"] = float(np.max(np.abs(full - mem_codes)))
         row["label_agree"] = float(np.mean(labels == mem_labels))
-        rows.append({**base, "method": "clusterlab in memory", "seconds": mem_seconds,
-                     "peak_MB": mem_peak})
+        rows.append(
+            {**base, "method": "clusterlab in memory", "seconds": mem_seconds, "peak_MB": mem_peak}
+        )
         row["ratio"] = mem_seconds / seconds
         del Z
     rows.insert(0, row)
@@ -232,8 +241,16 @@ def swav_large_row(client, sizes, repeat):
 
     # the workers ran this code path in the smaller swav case just before
     seconds, peak, _ = measured(client, dask_run, max(1, repeat - 1), warmup=False)
-    return {"case": "swav", "method": "clusterlab Dask", "workers": 2, "n": n, "K": K,
-                "d": d, "seconds": seconds, "peak_MB": peak}
+    return {
+        "case": "swav",
+        "method": "clusterlab Dask",
+        "workers": 2,
+        "n": n,
+        "K": K,
+        "d": d,
+        "seconds": seconds,
+        "peak_MB": peak,
+    }
 
 
 def lloyd_rows(client, sizes, repeat, workers, X, C0, with_peers):
@@ -253,24 +270,38 @@ def lloyd_rows(client, sizes, repeat, workers, X, C0, with_peers):
         return model, model.labels_.compute()
 
     seconds, peak, (model, labels) = measured(client, ours, repeat)
-    rows = [{**base, "method": "clusterlab SphericalKMeans (Dask)", "seconds": seconds,
-             "peak_MB": peak, "mean_cos": 1.0 - model.inertia_ / n,
-             "n_iter": model.n_iter_}]
+    rows = [
+        {
+            **base,
+            "method": "clusterlab SphericalKMeans (Dask)",
+            "seconds": seconds,
+            "peak_MB": peak,
+            "mean_cos": 1.0 - model.inertia_ / n,
+            "n_iter": model.n_iter_,
+        }
+    ]
     if not with_peers:
         return rows
     from dask_ml.cluster import KMeans
 
     def peer():
-        km = KMeans(n_clusters=K, init=C0, max_iter=sizes.n_iter, tol=0.0,
-                    random_state=0).fit(Xd)
+        km = KMeans(n_clusters=K, init=C0, max_iter=sizes.n_iter, tol=0.0, random_state=0).fit(Xd)
         return km, np.asarray(km.labels_.compute())
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         peer_seconds, peer_peak, (km, peer_labels) = measured(client, peer, repeat)
-    rows.append({**base, "method": "dask-ml KMeans", "seconds": peer_seconds,
-                 "peak_MB": peer_peak, "mean_cos": mean_cosine(X, km.cluster_centers_),
-                 "n_iter": int(km.n_iter_), "label_agree": float(np.mean(peer_labels == labels))})
+    rows.append(
+        {
+            **base,
+            "method": "dask-ml KMeans",
+            "seconds": peer_seconds,
+            "peak_MB": peer_peak,
+            "mean_cos": mean_cosine(X, km.cluster_centers_),
+            "n_iter": int(km.n_iter_),
+            "label_agree": float(np.mean(peer_labels == labels)),
+        }
+    )
 
     def in_memory():
         with warnings.catch_warnings():
@@ -278,10 +309,17 @@ def lloyd_rows(client, sizes, repeat, workers, X, C0, with_peers):
             return SphericalKMeans(K, init=C0, max_iter=sizes.n_iter, tol=0.0).fit(X)
 
     mem_seconds, mem_peak, memory_model = measured(None, in_memory, repeat)
-    rows.append({**base, "method": "clusterlab SphericalKMeans (in memory)",
-                 "seconds": mem_seconds, "peak_MB": mem_peak,
-                 "mean_cos": 1.0 - memory_model.inertia_ / n, "n_iter": memory_model.n_iter_,
-                 "label_agree": float(np.mean(memory_model.labels_ == labels))})
+    rows.append(
+        {
+            **base,
+            "method": "clusterlab SphericalKMeans (in memory)",
+            "seconds": mem_seconds,
+            "peak_MB": mem_peak,
+            "mean_cos": 1.0 - memory_model.inertia_ / n,
+            "n_iter": memory_model.n_iter_,
+            "label_agree": float(np.mean(memory_model.labels_ == labels)),
+        }
+    )
     for row in rows:
         row["ratio"] = row["seconds"] / seconds
     return rows
@@ -290,8 +328,14 @@ def lloyd_rows(client, sizes, repeat, workers, X, C0, with_peers):
 def cluster(n_workers):
     from distributed import Client, LocalCluster
 
-    local = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                         host="127.0.0.1", dashboard_address=None, memory_limit="8GiB")
+    local = LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        memory_limit="8GiB",
+    )
     return local, Client(local)
 
 
@@ -301,9 +345,15 @@ def communication(K_codes, K_lloyd, d_lloyd):
     for P in (2, 100):
         sinkhorn = 16 * K_codes * P
         lloyd = (8 * K_lloyd * d_lloyd + 8 * K_lloyd) * P + 4 * K_lloyd * d_lloyd * P
-        lines.append({"workers": P, "sinkhorn_bytes": sinkhorn, "lloyd_bytes": lloyd,
-                      "sinkhorn_ms_at_10Gbps": sinkhorn * 8 / 10e9 * 1e3,
-                      "lloyd_ms_at_10Gbps": lloyd * 8 / 10e9 * 1e3})
+        lines.append(
+            {
+                "workers": P,
+                "sinkhorn_bytes": sinkhorn,
+                "lloyd_bytes": lloyd,
+                "sinkhorn_ms_at_10Gbps": sinkhorn * 8 / 10e9 * 1e3,
+                "lloyd_ms_at_10Gbps": lloyd * 8 / 10e9 * 1e3,
+            }
+        )
     return lines
 
 
@@ -317,18 +367,24 @@ COLUMNS = [
     ("peak_MB", 8, lambda r: "" if r.get("peak_MB") is None else f"{r['peak_MB']:.0f}"),
     ("ratio", 6, lambda r: "" if r.get("ratio") is None else f"{r['ratio']:.2f}"),
     ("mean_cos", 8, lambda r: "" if r.get("mean_cos") is None else f"{r['mean_cos']:.5f}"),
-    ("max_diff / agree", 0, lambda r: " ".join(
-        s for s in (
-            "" if r.get("max_diff") is None else f"{r['max_diff']:.1e}",
-            "" if r.get("label_agree") is None else f"{r['label_agree']:.4f}",
-        ) if s)),
+    (
+        "max_diff / agree",
+        0,
+        lambda r: " ".join(
+            s
+            for s in (
+                "" if r.get("max_diff") is None else f"{r['max_diff']:.1e}",
+                "" if r.get("label_agree") is None else f"{r['label_agree']:.4f}",
+            )
+            if s
+        ),
+    ),
 ]
 
 
 def run(sizes, repeat, cases):
     rows, one = [], []
-    X = clustered_rows(sizes.n_lloyd, sizes.d_lloyd, 512 if sizes.n_lloyd > 10**5 else 64,
-                       seed=4)
+    X = clustered_rows(sizes.n_lloyd, sizes.d_lloyd, 512 if sizes.n_lloyd > 10**5 else 64, seed=4)
     C0 = X[np.random.default_rng(5).choice(X.shape[0], sizes.K_lloyd, replace=False)].copy()
     local, client = cluster(2)
     try:
@@ -356,8 +412,14 @@ def run(sizes, repeat, cases):
             client.close()
             local.close()
     for row in one:
-        two = next(r for r in rows if r["case"] == row["case"] and r["workers"] == 2
-                   and r["method"] == row["method"] and r["n"] == row["n"])
+        two = next(
+            r
+            for r in rows
+            if r["case"] == row["case"]
+            and r["workers"] == 2
+            and r["method"] == row["method"]
+            and r["n"] == row["n"]
+        )
         row["ratio"] = row["seconds"] / two["seconds"]
         row["case"] = "workers"
     return rows + one
@@ -368,12 +430,20 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     parser.add_argument("--repeat", type=int, default=None, help="timed runs per contender")
-    parser.add_argument("--n-large", type=int, default=None,
-                        help="rows of the Dask-only SwAV run (0: skip)")
-    parser.add_argument("--n-codes", type=int, default=None,
-                        help="rows of the SwAV run compared with the in-memory one")
-    parser.add_argument("--cases", default="swav,lloyd,workers",
-                        help="comma-separated subset of swav, lloyd, workers")
+    parser.add_argument(
+        "--n-large", type=int, default=None, help="rows of the Dask-only SwAV run (0: skip)"
+    )
+    parser.add_argument(
+        "--n-codes",
+        type=int,
+        default=None,
+        help="rows of the SwAV run compared with the in-memory one",
+    )
+    parser.add_argument(
+        "--cases",
+        default="swav,lloyd,workers",
+        help="comma-separated subset of swav, lloyd, workers",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     for name, value in (("n_large", args.n_large), ("n_codes", args.n_codes)):
@@ -384,11 +454,16 @@ def main(argv=None):
     load_before = os.getloadavg()
     rows = run(sizes, repeat, set(args.cases.split(",")))
     meta = base_metadata(args.quick)
-    meta.update({
-        "sizes": sizes.__dict__, "n_large": n_large, "repeat": repeat,
-        "load_average_before": load_before, "load_average_after": os.getloadavg(),
-        "communication": communication(sizes.K_codes, sizes.K_lloyd, sizes.d_lloyd),
-    })
+    meta.update(
+        {
+            "sizes": sizes.__dict__,
+            "n_large": n_large,
+            "repeat": repeat,
+            "load_average_before": load_before,
+            "load_average_after": os.getloadavg(),
+            "communication": communication(sizes.K_codes, sizes.K_lloyd, sizes.d_lloyd),
+        }
+    )
     import dask
     import distributed
 
@@ -396,12 +471,16 @@ def main(argv=None):
     print(format_table(rows, COLUMNS))
     print("\nbytes per iteration (on paper):")
     for line in meta["communication"]:
-        print(f"  P={line['workers']:>3}: Sinkhorn {line['sinkhorn_bytes'] / 1e6:.3f} MB "
-              f"(K={sizes.K_codes}; {line['sinkhorn_ms_at_10Gbps']:.2f} ms at 10 Gb/s), "
-              f"Lloyd {line['lloyd_bytes'] / 1e6:.2f} MB (K={sizes.K_lloyd}, "
-              f"d={sizes.d_lloyd}; {line['lloyd_ms_at_10Gbps']:.2f} ms at 10 Gb/s)")
-    print(f"load average {load_before} before, {meta['load_average_after']} after; "
-          f"{meta['cpu_count']} CPUs, dask {meta['dask']}")
+        print(
+            f"  P={line['workers']:>3}: Sinkhorn {line['sinkhorn_bytes'] / 1e6:.3f} MB "
+            f"(K={sizes.K_codes}; {line['sinkhorn_ms_at_10Gbps']:.2f} ms at 10 Gb/s), "
+            f"Lloyd {line['lloyd_bytes'] / 1e6:.2f} MB (K={sizes.K_lloyd}, "
+            f"d={sizes.d_lloyd}; {line['lloyd_ms_at_10Gbps']:.2f} ms at 10 Gb/s)"
+        )
+    print(
+        f"load average {load_before} before, {meta['load_average_after']} after; "
+        f"{meta['cpu_count']} CPUs, dask {meta['dask']}"
+    )
     write_json(args.out, rows, meta)
     print(f"wrote {args.out}")
     return rows

@@ -86,7 +86,7 @@ def _open(name: str):
     if not path.is_file():
         raise FileNotFoundError(
             f"embedding set {name!r} has no file {path}; regenerate it with "
-            f"`pip install -e \".[embed]\"` and `python benchmarks/export_embeddings.py {name}`"
+            f'`pip install -e ".[embed]"` and `python benchmarks/export_embeddings.py {name}`'
         )
     return np.load(path, allow_pickle=False)
 
@@ -122,16 +122,18 @@ def _summary(names=None, seed=0):
         X, y, class_names = load_embedding_set(name)
         sizes = np.bincount(y)
         labels = KMeans(len(class_names), n_init=10, random_state=seed).fit_predict(X)
-        rows.append({
-            "set": name,
-            "n": X.shape[0],
-            "d": X.shape[1],
-            "classes": len(class_names),
-            "min_size": int(sizes.min()),
-            "max_size": int(sizes.max()),
-            "kmeans_acc": clustering_accuracy(y, labels),
-            "kmeans_nmi": float(normalized_mutual_info_score(y, labels)),
-        })
+        rows.append(
+            {
+                "set": name,
+                "n": X.shape[0],
+                "d": X.shape[1],
+                "classes": len(class_names),
+                "min_size": int(sizes.min()),
+                "max_size": int(sizes.max()),
+                "kmeans_acc": clustering_accuracy(y, labels),
+                "kmeans_nmi": float(normalized_mutual_info_score(y, labels)),
+            }
+        )
     return rows
 
 

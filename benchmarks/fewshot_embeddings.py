@@ -149,8 +149,7 @@ def _task_accuracy(model, tasks):
     return per_task, score, seconds, _summarise([str(w.message) for w in caught])
 
 
-def run_set(name, n_tasks=N_TASKS, n_cal_tasks=N_CAL_TASKS, shots=SHOTS, log=None,
-            skipped=None):
+def run_set(name, n_tasks=N_TASKS, n_cal_tasks=N_CAL_TASKS, shots=SHOTS, log=None, skipped=None):
     """One row per (shots, method) on the set ``name``; ``skipped`` (a list) collects the
     (set, shots) cells that cannot be run, with the reason."""
     X, y = load_set(name)
@@ -163,30 +162,41 @@ def run_set(name, n_tasks=N_TASKS, n_cal_tasks=N_CAL_TASKS, shots=SHOTS, log=Non
     for n_shot in shots:
         q_cal, q_test = largest_query(y_base, n_shot), largest_query(y_novel, n_shot)
         if q_cal < 1 or q_test < 1:
-            reason = (f"{name} {n_shot}-shot: fewer than {N_WAY} "
-                      f"{'base' if q_cal < 1 else 'novel'} classes with {n_shot + 1} samples")
+            reason = (
+                f"{name} {n_shot}-shot: fewer than {N_WAY} "
+                f"{'base' if q_cal < 1 else 'novel'} classes with {n_shot + 1} samples"
+            )
             if log is not None:
                 log(reason)
             if skipped is not None:
                 skipped.append(reason)
             continue
-        test = draw_tasks(X_novel, y_novel, n_tasks, TEST_SEED, n_way=N_WAY, n_shot=n_shot,
-                          n_query=q_test)
+        test = draw_tasks(
+            X_novel, y_novel, n_tasks, TEST_SEED, n_way=N_WAY, n_shot=n_shot, n_query=q_test
+        )
         calibration = {"n_way": N_WAY, "n_shot": n_shot, "n_query": q_cal}
-        TransductiveFewShot().calibrate(X_base, y_base, n_tasks=5, random_state=0,
-                                        **calibration)  # warm-up: Numba's compile
+        TransductiveFewShot().calibrate(
+            X_base, y_base, n_tasks=5, random_state=0, **calibration
+        )  # warm-up: Numba's compile
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             start = time.perf_counter()
             calibrated = TransductiveFewShot().calibrate(
-                X_base, y_base, n_tasks=n_cal_tasks, random_state=CAL_SEED, **calibration)
+                X_base, y_base, n_tasks=n_cal_tasks, random_state=CAL_SEED, **calibration
+            )
             cal_seconds = time.perf_counter() - start
         results = calibrated.calibration_results_
-        chosen = ("SimpleShot" if calibrated.prototypes_ == "fixed" and calibrated.lam_ == 0
-                  and not calibrated.shift_queries_ else f"λ={calibrated.lam_:g}")
+        chosen = (
+            "SimpleShot"
+            if calibrated.prototypes_ == "fixed"
+            and calibrated.lam_ == 0
+            and not calibrated.shift_queries_
+            else f"λ={calibrated.lam_:g}"
+        )
         models = {
-            "SimpleShot": TransductiveFewShot(lam=0.0, prototypes="fixed", shift_queries=False,
-                                              base_mean=base_mean),
+            "SimpleShot": TransductiveFewShot(
+                lam=0.0, prototypes="fixed", shift_queries=False, base_mean=base_mean
+            ),
             "default (λ=0.7)": TransductiveFewShot(base_mean=base_mean),
             "calibrated": calibrated,
         }
@@ -212,23 +222,26 @@ def run_set(name, n_tasks=N_TASKS, n_cal_tasks=N_CAL_TASKS, shots=SHOTS, log=Non
                 "note": note,
             }
             if method == "calibrated":
-                row.update({
-                    "chosen": chosen,
-                    "lam": calibrated.lam_,
-                    "prototypes": calibrated.prototypes_,
-                    "shift_queries": calibrated.shift_queries_,
-                    "cal_seconds": cal_seconds,
-                    "n_cal_tasks": n_cal_tasks,
-                    "n_query_cal": q_cal,
-                    "cal_scores": {
-                        ("SimpleShot" if i == 0 else f"{lam:g}"): float(acc)
-                        for i, (lam, acc) in enumerate(zip(results["lam"],
-                                                           results["mean_accuracy"],
-                                                           strict=True))
-                    },
-                    "note": "; ".join(filter(None, [note, _summarise(
-                        [str(w.message) for w in caught])])),
-                })
+                row.update(
+                    {
+                        "chosen": chosen,
+                        "lam": calibrated.lam_,
+                        "prototypes": calibrated.prototypes_,
+                        "shift_queries": calibrated.shift_queries_,
+                        "cal_seconds": cal_seconds,
+                        "n_cal_tasks": n_cal_tasks,
+                        "n_query_cal": q_cal,
+                        "cal_scores": {
+                            ("SimpleShot" if i == 0 else f"{lam:g}"): float(acc)
+                            for i, (lam, acc) in enumerate(
+                                zip(results["lam"], results["mean_accuracy"], strict=True)
+                            )
+                        },
+                        "note": "; ".join(
+                            filter(None, [note, _summarise([str(w.message) for w in caught])])
+                        ),
+                    }
+                )
             rows.append(row)
     return rows
 
@@ -238,8 +251,11 @@ COLUMNS = [
     ("shots", 5, lambda r: str(r["n_shot"])),
     ("method", 15, "{}"),
     ("accuracy %", 14, lambda r: f"{100 * r['accuracy']:.2f} ± {100 * r['ci95']:.2f}"),
-    ("diff vs SS", 13,
-     lambda r: f"{100 * r['diff_vs_simpleshot']:+.2f} ± {100 * r['diff_ci95']:.2f}"),
+    (
+        "diff vs SS",
+        13,
+        lambda r: f"{100 * r['diff_vs_simpleshot']:+.2f} ± {100 * r['diff_ci95']:.2f}",
+    ),
     ("chosen", 10, lambda r: r.get("chosen", "")),
     ("q cal", 5, lambda r: str(r.get("n_query_cal", ""))),
     ("q test", 6, lambda r: str(r["n_query_test"])),
@@ -253,9 +269,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="few tasks (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
-    parser.add_argument("--sets", nargs="+", default=None,
-                        help="digits, mnist_5k or embedding sets (default: digits and every "
-                        "exported set)")
+    parser.add_argument(
+        "--sets",
+        nargs="+",
+        default=None,
+        help="digits, mnist_5k or embedding sets (default: digits and every exported set)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else {"n_tasks": N_TASKS, "n_cal_tasks": N_CAL_TASKS}
     names = args.sets or available_sets()
@@ -270,18 +289,25 @@ def main(argv=None):
     meta = {
         **base_metadata(args.quick),
         "protocol": {
-            "splits": {name: [int(c) for c in base_classes(name, load_set(name)[1])]
-                       for name in names},
-            "n_way": N_WAY, "n_query": N_QUERY, "shots": list(SHOTS),
-            "test_seed": TEST_SEED, "cal_seed": CAL_SEED, **sizes,
+            "splits": {
+                name: [int(c) for c in base_classes(name, load_set(name)[1])] for name in names
+            },
+            "n_way": N_WAY,
+            "n_query": N_QUERY,
+            "shots": list(SHOTS),
+            "test_seed": TEST_SEED,
+            "cal_seed": CAL_SEED,
+            **sizes,
             "preprocessing": "cl2n with the mean of the base samples, 3-NN binary graphs",
         },
         "skipped": skipped,
         "total_seconds": total,
     }
     print(format_table(rows, COLUMNS))
-    print(f"\n{sizes['n_tasks']} test tasks from the novel classes, calibration on "
-          f"{sizes['n_cal_tasks']} base episodes; total {total:.0f} s")
+    print(
+        f"\n{sizes['n_tasks']} test tasks from the novel classes, calibration on "
+        f"{sizes['n_cal_tasks']} base episodes; total {total:.0f} s"
+    )
     for reason in skipped:
         print(f"skipped: {reason}")
     write_json(args.out, rows, meta)

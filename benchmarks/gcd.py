@@ -78,8 +78,15 @@ def run_setting(X, y, seed, start_k, baselines):
     def record(method, k, labels, seconds):
         score = _score(y, labels, split)
         rows.append(
-            {"method": method, "seed": seed, "k": int(k), "all": score.all, "old": score.old,
-             "new": score.new, "seconds": seconds}
+            {
+                "method": method,
+                "seed": seed,
+                "k": int(k),
+                "all": score.all,
+                "old": score.old,
+                "new": score.new,
+                "seconds": seconds,
+            }
         )
 
     for k0 in start_k:
@@ -87,8 +94,12 @@ def run_setting(X, y, seed, start_k, baselines):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ConvergenceWarning is reported via converged_
             model = SemiSupervisedGMM(n_components=k0, random_state=seed).fit(X, split.y_partial)
-        record(f"SemiSupervisedGMM K0={k0}", model.n_components_, model.labels_,
-               time.perf_counter() - start)
+        record(
+            f"SemiSupervisedGMM K0={k0}",
+            model.n_components_,
+            model.labels_,
+            time.perf_counter() - start,
+        )
     if not baselines:
         return rows
     start = time.perf_counter()
@@ -115,9 +126,14 @@ def summarise(rows):
     table = []
     for (setting, method), group in groups.items():
         ks = np.array([r["k"] for r in group])
-        entry = {"setting": setting, "method": method, "k_per_seed": ks.tolist(),
-                 "k_mean": float(ks.mean()), "k_within_1": int((np.abs(ks - TRUE_K) <= 1).sum()),
-                 "seconds": float(np.mean([r["seconds"] for r in group]))}
+        entry = {
+            "setting": setting,
+            "method": method,
+            "k_per_seed": ks.tolist(),
+            "k_mean": float(ks.mean()),
+            "k_within_1": int((np.abs(ks - TRUE_K) <= 1).sum()),
+            "seconds": float(np.mean([r["seconds"] for r in group])),
+        }
         for part in ("all", "old", "new"):
             values = np.array([r[part] for r in group])
             entry[part] = float(values.mean())
@@ -143,9 +159,15 @@ def main(argv=None):
             )
             print(f"{setting}: seed {seed} done", flush=True)
     table = summarise(rows)
-    columns = [("setting", 18, "{}"), ("method", 32, "{}"), ("k_per_seed", 18, "{}"),
-               ("all", 6, "{:.3f}"), ("old", 6, "{:.3f}"), ("new", 6, "{:.3f}"),
-               ("seconds", 0, "{:.2f}")]
+    columns = [
+        ("setting", 18, "{}"),
+        ("method", 32, "{}"),
+        ("k_per_seed", 18, "{}"),
+        ("all", 6, "{:.3f}"),
+        ("old", 6, "{:.3f}"),
+        ("new", 6, "{:.3f}"),
+        ("seconds", 0, "{:.2f}"),
+    ]
     print(format_table(table, columns))
     meta = base_metadata(args.quick)
     meta["per_seed_rows"] = rows

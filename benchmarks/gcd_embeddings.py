@@ -53,8 +53,11 @@ SEEDS = (0, 1, 2, 3, 4)
 PREVIOUS_ALL_SEEDS_MAX_FEATURES = 64
 PREVIOUS_HIGH_D_MAX_SAMPLES = 3000
 REFERENCE_SETS = ("digits, PCA-32", "digits, as loaded")
-METHODS = ("SemiSupervisedGMM, default", "SemiSupervisedGMM, previous default",
-           "SemiSupervisedKMeans, true K")
+METHODS = (
+    "SemiSupervisedGMM, default",
+    "SemiSupervisedGMM, previous default",
+    "SemiSupervisedKMeans, true K",
+)
 
 
 def available_sets():
@@ -110,20 +113,33 @@ def run_set(name, seeds):
         split = make_gcd_split(y, old, labeled_fraction=0.5, random_state=seed)
         unlabeled = split.unlabeled_mask
         for method in METHODS:
-            if (method == METHODS[1] and X.shape[1] > PREVIOUS_ALL_SEEDS_MAX_FEATURES
-                    and (seed != seeds[0] or X.shape[0] > PREVIOUS_HIGH_D_MAX_SAMPLES)):
+            if (
+                method == METHODS[1]
+                and X.shape[1] > PREVIOUS_ALL_SEEDS_MAX_FEATURES
+                and (seed != seeds[0] or X.shape[0] > PREVIOUS_HIGH_D_MAX_SAMPLES)
+            ):
                 continue
             model = make_method(method, n_classes, seed)
             start = time.perf_counter()
             fit_quietly(model, X, split.y_partial)
             seconds = time.perf_counter() - start
             k = getattr(model, "n_components_", None) or model.cluster_centers_.shape[0]
-            score = gcd_accuracy(y[unlabeled], model.labels_[unlabeled],
-                                 split.old_mask[unlabeled])
-            rows.append({"set": name, "n": int(X.shape[0]), "d": int(X.shape[1]),
-                         "true_k": int(n_classes), "method": method, "seed": int(seed),
-                         "k": int(k), "all": float(score.all), "old": float(score.old),
-                         "new": float(score.new), "seconds": float(seconds)})
+            score = gcd_accuracy(y[unlabeled], model.labels_[unlabeled], split.old_mask[unlabeled])
+            rows.append(
+                {
+                    "set": name,
+                    "n": int(X.shape[0]),
+                    "d": int(X.shape[1]),
+                    "true_k": int(n_classes),
+                    "method": method,
+                    "seed": int(seed),
+                    "k": int(k),
+                    "all": float(score.all),
+                    "old": float(score.old),
+                    "new": float(score.new),
+                    "seconds": float(seconds),
+                }
+            )
         print(f"{name}: seed {seed} done", flush=True)
     return rows
 
@@ -139,12 +155,17 @@ def summarise(rows):
     for (name, method), group in groups.items():
         ks = np.array([r["k"] for r in group])
         true_k = group[0]["true_k"]
-        entry = {"set": name, "d": group[0]["d"], "true_k": true_k, "method": method,
-                 "k_per_seed": ks.tolist(), "seeds": [r["seed"] for r in group],
-                 "k_within_20pct": int((np.abs(ks - true_k) <= 0.2 * true_k).sum()),
-                 "all_vs_bar_ok": int(sum(r["all"] >= bar[(name, r["seed"])] - 0.02
-                                          for r in group)),
-                 "seconds": float(np.mean([r["seconds"] for r in group]))}
+        entry = {
+            "set": name,
+            "d": group[0]["d"],
+            "true_k": true_k,
+            "method": method,
+            "k_per_seed": ks.tolist(),
+            "seeds": [r["seed"] for r in group],
+            "k_within_20pct": int((np.abs(ks - true_k) <= 0.2 * true_k).sum()),
+            "all_vs_bar_ok": int(sum(r["all"] >= bar[(name, r["seed"])] - 0.02 for r in group)),
+            "seconds": float(np.mean([r["seconds"] for r in group])),
+        }
         for part in ("all", "old", "new"):
             entry[part] = float(np.mean([r[part] for r in group]))
         table.append(entry)
@@ -166,12 +187,23 @@ def main(argv=None):
     for name in sets:
         rows.extend(run_set(name, seeds))
     table = summarise(rows)
-    columns = [("set", 20, "{}"), ("d", 4, "{}"), ("method", 35, "{}"),
-               ("k_per_seed", 18, "{}"), ("all", 6, "{:.3f}"), ("old", 6, "{:.3f}"),
-               ("new", 6, "{:.3f}"), ("seconds", 8, "{:.2f}"),
-               ("K ok / All ok", 0,
-                lambda r: f"{r['k_within_20pct']}/{len(r['seeds'])} "
-                          f"{r['all_vs_bar_ok']}/{len(r['seeds'])}")]
+    columns = [
+        ("set", 20, "{}"),
+        ("d", 4, "{}"),
+        ("method", 35, "{}"),
+        ("k_per_seed", 18, "{}"),
+        ("all", 6, "{:.3f}"),
+        ("old", 6, "{:.3f}"),
+        ("new", 6, "{:.3f}"),
+        ("seconds", 8, "{:.2f}"),
+        (
+            "K ok / All ok",
+            0,
+            lambda r: (
+                f"{r['k_within_20pct']}/{len(r['seeds'])} {r['all_vs_bar_ok']}/{len(r['seeds'])}"
+            ),
+        ),
+    ]
     print(format_table(table, columns))
     meta = base_metadata(args.quick)
     meta["per_seed_rows"] = rows

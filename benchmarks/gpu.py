@@ -61,10 +61,22 @@ from clusterlab.datasets import fewshot_tasks, load_dataset
 
 DEFAULT_OUT = Path("benchmarks/results/gpu.json")
 
-FULL = {"swav": (4096, 65536), "K": 3000, "converged": (16384, 1000), "kmeans": (20000, 128, 50),
-        "tasks": 10_000, "gmm": (200_000, 64, 20)}
-QUICK = {"swav": (256,), "K": 100, "converged": (256, 50), "kmeans": (500, 16, 5),
-         "tasks": 50, "gmm": (2000, 8, 3)}
+FULL = {
+    "swav": (4096, 65536),
+    "K": 3000,
+    "converged": (16384, 1000),
+    "kmeans": (20000, 128, 50),
+    "tasks": 10_000,
+    "gmm": (200_000, 64, 20),
+}
+QUICK = {
+    "swav": (256,),
+    "K": 100,
+    "converged": (256, 50),
+    "kmeans": (500, 16, 5),
+    "tasks": 50,
+    "gmm": (2000, 8, 3),
+}
 
 COLUMNS = [
     ("case", 30, "{}"),
@@ -177,11 +189,18 @@ def cosine_scores(n, K, dim=128, seed=0, dtype=np.float32):
 
 
 def row(case, lib, dtype, seconds, baseline=None, **extra):
-    out = {"case": case, "backend": lib if isinstance(lib, str) else lib.name,
-           "dtype": np.dtype(dtype).name, "seconds": seconds,
-           "speedup": None if baseline is None else baseline / seconds,
-           "max_diff": None, "floor_ratio": None, "host_syncs": None, "peak_mb": None,
-           "note": ""}
+    out = {
+        "case": case,
+        "backend": lib if isinstance(lib, str) else lib.name,
+        "dtype": np.dtype(dtype).name,
+        "seconds": seconds,
+        "speedup": None if baseline is None else baseline / seconds,
+        "max_diff": None,
+        "floor_ratio": None,
+        "host_syncs": None,
+        "peak_mb": None,
+        "note": "",
+    }
     out.update(extra)
     return out
 
@@ -201,23 +220,42 @@ def swav_rows(libs, n, K, dtype):
         seconds = lib.timed(lambda scores=scores: sinkhorn_codes(scores, 0.05, 3))
         peak = lib.peak_mb(base)
         codes = to_numpy(sinkhorn_codes(scores, 0.05, 3))
-        syncs = count_syncs(lib, lambda scores=scores: solver.scaling_codes(
-            scores, 0.05, 3, spread=spread))
+        syncs = count_syncs(
+            lib, lambda scores=scores: solver.scaling_codes(scores, 0.05, 3, spread=spread)
+        )
         public = count_syncs(lib, lambda scores=scores: sinkhorn_codes(scores, 0.05, 3))
-        rows.append(row(case, lib, dtype, seconds, base_time,
-                        max_diff=float(np.abs(codes - reference).max()),
-                        floor_ratio=seconds / floor, peak_mb=peak,
-                        host_syncs=None if syncs is None else f"{syncs}/{public}",
-                        note="host_syncs: solver/public call"))
+        rows.append(
+            row(
+                case,
+                lib,
+                dtype,
+                seconds,
+                base_time,
+                max_diff=float(np.abs(codes - reference).max()),
+                floor_ratio=seconds / floor,
+                peak_mb=peak,
+                host_syncs=None if syncs is None else f"{syncs}/{public}",
+                note="host_syncs: solver/public call",
+            )
+        )
         if lib.name.startswith("torch"):
             base = lib.reset_peak()
             seconds = lib.timed(lambda scores=scores: swav_sinkhorn_torch(scores, 0.05, 3))
             peak = lib.peak_mb(base)
             codes = to_numpy(swav_sinkhorn_torch(scores, 0.05, 3))
-            rows.append(row(case, f"SwAV {lib.name}", dtype, seconds, base_time,
-                            max_diff=float(np.abs(codes - reference).max()),
-                            floor_ratio=seconds / floor, peak_mb=peak,
-                            note="SwAV's own linear-domain Sinkhorn"))
+            rows.append(
+                row(
+                    case,
+                    f"SwAV {lib.name}",
+                    dtype,
+                    seconds,
+                    base_time,
+                    max_diff=float(np.abs(codes - reference).max()),
+                    floor_ratio=seconds / floor,
+                    peak_mb=peak,
+                    note="SwAV's own linear-domain Sinkhorn",
+                )
+            )
     return rows
 
 
@@ -231,9 +269,17 @@ def converged_rows(libs, n, K):
         scores = lib.asarray(S)
         seconds = lib.timed(lambda scores=scores: sinkhorn(scores, 0.05, tol=1e-6))
         result = sinkhorn(scores, 0.05, tol=1e-6)
-        rows.append(row(case, lib, np.float32, seconds, base_time,
-                        max_diff=float(np.abs(to_numpy(result.plan) - reference).max() * n),
-                        note=f"{result.n_iter} iterations, error {result.marginal_error:.1e}"))
+        rows.append(
+            row(
+                case,
+                lib,
+                np.float32,
+                seconds,
+                base_time,
+                max_diff=float(np.abs(to_numpy(result.plan) - reference).max() * n),
+                note=f"{result.n_iter} iterations, error {result.marginal_error:.1e}",
+            )
+        )
     return rows
 
 
@@ -253,8 +299,16 @@ def kmeans_rows(libs, n, dim, K):
         try:
             seconds = lib.timed(lambda data=data, centres=centres: fit(data, centres), repeat=1)
             labels = to_numpy(fit(data, centres).labels_)
-            rows.append(row(case, lib, np.float32, seconds, base_time,
-                            note=f"labels equal to NumPy's: {np.mean(labels == reference):.4f}"))
+            rows.append(
+                row(
+                    case,
+                    lib,
+                    np.float32,
+                    seconds,
+                    base_time,
+                    note=f"labels equal to NumPy's: {np.mean(labels == reference):.4f}",
+                )
+            )
         except (TypeError, ValueError) as exc:
             rows.append(row(case, lib, np.float32, float("nan"), note=f"failed: {exc}"))
     return rows
@@ -264,24 +318,40 @@ def fewshot_rows(libs, n_tasks):
     X, y = load_dataset("digits")
     X = X.astype(np.float32)
     novel = y >= 5
-    tasks = fewshot_tasks(X[novel], y[novel], n_way=5, n_shot=5, n_query=15, n_tasks=n_tasks,
-                          random_state=0)
+    tasks = fewshot_tasks(
+        X[novel], y[novel], n_way=5, n_shot=5, n_query=15, n_tasks=n_tasks, random_state=0
+    )
     support, support_y, query = tasks.X_support, tasks.y_support, tasks.X_query
     query_y = tasks.y_query
     model = TransductiveFewShot(lam=0.7, base_mean=X[~novel].mean(axis=0))
     case = f"fewshot {n_tasks} tasks 5w5s"
     base_time = libs[0].timed(lambda: model.predict_tasks(support, support_y, query), repeat=1)
     reference = model.predict_tasks(support, support_y, query)
-    rows = [row(case, libs[0], np.float32, base_time,
-                note=f"accuracy {np.mean(reference == query_y):.4f}")]
+    rows = [
+        row(
+            case,
+            libs[0],
+            np.float32,
+            base_time,
+            note=f"accuracy {np.mean(reference == query_y):.4f}",
+        )
+    ]
     for lib in libs[1:]:
         s, q = lib.asarray(support), lib.asarray(query)
         try:
             seconds = lib.timed(lambda s=s, q=q: model.predict_tasks(s, support_y, q), repeat=1)
             predicted = to_numpy(model.predict_tasks(s, support_y, q))
-            rows.append(row(case, lib, np.float32, seconds, base_time,
-                            note=f"accuracy {np.mean(predicted == query_y):.4f}, equal to "
-                                 f"NumPy's: {np.mean(predicted == reference):.4f}"))
+            rows.append(
+                row(
+                    case,
+                    lib,
+                    np.float32,
+                    seconds,
+                    base_time,
+                    note=f"accuracy {np.mean(predicted == query_y):.4f}, equal to "
+                    f"NumPy's: {np.mean(predicted == reference):.4f}",
+                )
+            )
         except (TypeError, ValueError) as exc:
             rows.append(row(case, lib, np.float32, float("nan"), note=f"failed: {exc}"))
     return rows
@@ -304,8 +374,16 @@ def gmm_rows(libs, n, dim, K):
         try:
             seconds = lib.timed(lambda data=data: model.predict_proba(data))
             proba = to_numpy(model.predict_proba(data))
-            rows.append(row(case, lib, np.float32, seconds, base_time,
-                            max_diff=float(np.abs(proba - reference).max())))
+            rows.append(
+                row(
+                    case,
+                    lib,
+                    np.float32,
+                    seconds,
+                    base_time,
+                    max_diff=float(np.abs(proba - reference).max()),
+                )
+            )
         except (TypeError, ValueError) as exc:
             rows.append(row(case, lib, np.float32, float("nan"), note=f"failed: {exc}"))
     return rows
@@ -327,8 +405,12 @@ def run(sizes, device):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
-    parser.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                        help="where PyTorch runs (CuPy needs cuda)")
+    parser.add_argument(
+        "--device",
+        choices=("cuda", "cpu"),
+        default="cuda",
+        help="where PyTorch runs (CuPy needs cuda)",
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL

@@ -86,20 +86,22 @@ def compare(dataset, preprocessing=None, seeds=SEEDS, estimators=ESTIMATORS):
             acc.append(clustering_accuracy(y, labels))
             seconds.append(elapsed)
             notes.update(f"seed {seed}: {m}" for m in messages)
-        rows.append({
-            "dataset": dataset,
-            "features": preprocessing or "raw",
-            "method": name,
-            "seeds": list(seeds),
-            "nmi": nmi,
-            "accuracy": acc,
-            "nmi_mean": float(np.mean(nmi)),
-            "nmi_std": float(np.std(nmi)),
-            "accuracy_mean": float(np.mean(acc)),
-            "accuracy_std": float(np.std(acc)),
-            "seconds_mean": float(np.mean(seconds)),
-            "note": "; ".join(sorted(notes)),
-        })
+        rows.append(
+            {
+                "dataset": dataset,
+                "features": preprocessing or "raw",
+                "method": name,
+                "seeds": list(seeds),
+                "nmi": nmi,
+                "accuracy": acc,
+                "nmi_mean": float(np.mean(nmi)),
+                "nmi_std": float(np.std(nmi)),
+                "accuracy_mean": float(np.mean(acc)),
+                "accuracy_std": float(np.std(acc)),
+                "seconds_mean": float(np.mean(seconds)),
+                "note": "; ".join(sorted(notes)),
+            }
+        )
     return rows
 
 
@@ -118,8 +120,10 @@ def run(datasets=DATASETS, preprocessing=PREPROCESSING, seeds=SEEDS, log=None):
 
 def format_table(rows):
     """Means over the seeds, then every seed's NMI / accuracy."""
-    head = (f"{'dataset':9}  {'features':11}  {'method':15}  {'NMI':>13}  {'accuracy':>13}  "
-            f"{'fit s':>6}  per seed NMI / acc")
+    head = (
+        f"{'dataset':9}  {'features':11}  {'method':15}  {'NMI':>13}  {'accuracy':>13}  "
+        f"{'fit s':>6}  per seed NMI / acc"
+    )
     out = [head, "-" * len(head)]
     for row in rows:
         per_seed = "  ".join(
@@ -131,8 +135,9 @@ def format_table(rows):
             f"{row['accuracy_mean']:.3f} ± {row['accuracy_std']:.3f}  "
             f"{row['seconds_mean']:6.2f}  {per_seed}"
         )
-    notes = [f"{r['dataset']} {r['features']} {r['method']}: {r['note']}" for r in rows
-             if r["note"]]
+    notes = [
+        f"{r['dataset']} {r['features']} {r['method']}: {r['note']}" for r in rows if r["note"]
+    ]
     if notes:
         out += ["", "warnings:", *notes]
     return "\n".join(out)
@@ -148,8 +153,11 @@ def metadata(quick, datasets, preprocessing, seeds):
         "n_clusters": N_CLUSTERS,
         "estimators": {
             "LaplacianKMeans": LaplacianKMeans(n_clusters=N_CLUSTERS).get_params(),
-            "sklearn KMeans": {k: v for k, v in KMeans(n_clusters=N_CLUSTERS).get_params()
-                               .items() if k != "random_state"},
+            "sklearn KMeans": {
+                k: v
+                for k, v in KMeans(n_clusters=N_CLUSTERS).get_params().items()
+                if k != "random_state"
+            },
         },
         "timing": "mean fit_predict wall time over the seeds, after an untimed warm-up fit",
     }
@@ -160,8 +168,11 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="digits, raw features, 2 seeds")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
     args = parser.parse_args(argv)
-    setup = QUICK if args.quick else {"datasets": DATASETS, "preprocessing": PREPROCESSING,
-                                      "seeds": SEEDS}
+    setup = (
+        QUICK
+        if args.quick
+        else {"datasets": DATASETS, "preprocessing": PREPROCESSING, "seeds": SEEDS}
+    )
 
     def log(message):
         print(message, file=sys.stderr, flush=True)

@@ -294,16 +294,28 @@ def fit_case(X, sizes):
     """Whole fits with their k-means starts (diagonal covariances, no labels)."""
 
     def ours(seed):
-        return quietly(lambda: SemiSupervisedGMM(
-            n_components=sizes.K, covariance_type="diag", split_merge=False,
-            max_iter=FIT_SWEEPS, tol=0, random_state=seed,
-        ).fit(X))
+        return quietly(
+            lambda: SemiSupervisedGMM(
+                n_components=sizes.K,
+                covariance_type="diag",
+                split_merge=False,
+                max_iter=FIT_SWEEPS,
+                tol=0,
+                random_state=seed,
+            ).fit(X)
+        )
 
     def theirs(seed):
-        return quietly(lambda: GaussianMixture(
-            n_components=sizes.K, covariance_type="diag", max_iter=FIT_SWEEPS, tol=0,
-            init_params="kmeans", random_state=seed,
-        ).fit(X))
+        return quietly(
+            lambda: GaussianMixture(
+                n_components=sizes.K,
+                covariance_type="diag",
+                max_iter=FIT_SWEEPS,
+                tol=0,
+                init_params="kmeans",
+                random_state=seed,
+            ).fit(X)
+        )
 
     clamp = np.full(X.shape[0], -1, dtype=np.int64)
 
@@ -335,16 +347,36 @@ def fit_case(X, sizes):
     )
     seeds = f"seeds {list(FIT_SEEDS)}"
     rows = [
-        row("fit diag", "clusterlab SemiSupervisedGMM.fit", ms["ours"], ratio=1.0,
-            n_iter=sweeps["ours"], note=f"mean of {seeds}, best of 3 each; "
-            f"{FIT_SWEEPS} sweeps, seeded k-means start"),
-        row("fit diag", "scikit-learn GaussianMixture.fit", ms["theirs"],
-            ratio=ms["theirs"] / ms["ours"], n_iter=sweeps["theirs"],
-            note=f"init_params='kmeans'; per-seed ratios {per_seed}"),
-        row("start diag", "clusterlab seeded_kmeans", ms["our_start"], ratio=1.0,
-            note="; ".join(notes["our_start"])),
-        row("start diag", "scikit-learn KMeans(n_init=1)", ms["their_start"],
-            ratio=ms["their_start"] / ms["our_start"], note="; ".join(notes["their_start"])),
+        row(
+            "fit diag",
+            "clusterlab SemiSupervisedGMM.fit",
+            ms["ours"],
+            ratio=1.0,
+            n_iter=sweeps["ours"],
+            note=f"mean of {seeds}, best of 3 each; {FIT_SWEEPS} sweeps, seeded k-means start",
+        ),
+        row(
+            "fit diag",
+            "scikit-learn GaussianMixture.fit",
+            ms["theirs"],
+            ratio=ms["theirs"] / ms["ours"],
+            n_iter=sweeps["theirs"],
+            note=f"init_params='kmeans'; per-seed ratios {per_seed}",
+        ),
+        row(
+            "start diag",
+            "clusterlab seeded_kmeans",
+            ms["our_start"],
+            ratio=1.0,
+            note="; ".join(notes["our_start"]),
+        ),
+        row(
+            "start diag",
+            "scikit-learn KMeans(n_init=1)",
+            ms["their_start"],
+            ratio=ms["their_start"] / ms["our_start"],
+            note="; ".join(notes["their_start"]),
+        ),
     ]
     return rows
 
@@ -525,8 +557,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
-    parser.add_argument("--fit-only", action="store_true",
-                        help="only the whole-fit and start cases (fit diag, start diag)")
+    parser.add_argument(
+        "--fit-only",
+        action="store_true",
+        help="only the whole-fit and start cases (fit diag, start diag)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rows, data_info = run(sizes, fit_only=args.fit_only)

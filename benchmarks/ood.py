@@ -62,8 +62,12 @@ FULL = {
     "n_prototypes": (1, 3, 5, 10),
     "temperatures": (0.1, 1.0),
 }
-QUICK = {"settings": (("digits", 32),), "seeds": (0,), "n_prototypes": (1, 10),
-         "temperatures": (0.1,)}
+QUICK = {
+    "settings": (("digits", 32),),
+    "seeds": (0,),
+    "n_prototypes": (1, 10),
+    "temperatures": (0.1,),
+}
 
 
 def split_features(X, y, n_pca, seed):
@@ -71,7 +75,8 @@ def split_features(X, y, n_pca, seed):
     then L2 rows. Also returns the PCA features before normalisation."""
     inlier = np.isin(y, INLIER_CLASSES)
     X_train, X_test, y_train, _ = train_test_split(
-        X[inlier], y[inlier], test_size=TEST_SIZE, stratify=y[inlier], random_state=seed)
+        X[inlier], y[inlier], test_size=TEST_SIZE, stratify=y[inlier], random_state=seed
+    )
     pca = PCA(n_pca, random_state=0).fit(X_train)
     raw = [pca.transform(A) for A in (X_train, X_test, X[~inlier])]
     unit = [Z / np.linalg.norm(Z, axis=1, keepdims=True) for Z in raw]
@@ -100,22 +105,30 @@ def methods(config):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a ConvergenceWarning is not a failure
                 detector = PrototypeOODDetector(n_prototypes=P, random_state=seed).fit(
-                    F_train, y_train)
-            result = {f"MaxQuery P={P}, raw max": (detector.score_samples(F_in),
-                                                   detector.score_samples(F_out))}
+                    F_train, y_train
+                )
+            result = {
+                f"MaxQuery P={P}, raw max": (
+                    detector.score_samples(F_in),
+                    detector.score_samples(F_out),
+                )
+            }
             for T in config["temperatures"]:
                 result[f"MaxQuery P={P}, softmax T={T:g}"] = tuple(
-                    max_query_score(A, detector.cluster_centers_, normalize="softmax",
-                                    temperature=T) for A in (F_in, F_out))
+                    max_query_score(
+                        A, detector.cluster_centers_, normalize="softmax", temperature=T
+                    )
+                    for A in (F_in, F_out)
+                )
             return result
 
         out[f"prototypes P={P}"] = prototypes
 
     def mahalanobis(unit, raw, y_train, seed):
-        return {"Mahalanobis (L2 features)": tuple(mahalanobis_scores(unit[0], y_train,
-                                                                      unit[1:])),
-                "Mahalanobis (PCA, no L2)": tuple(mahalanobis_scores(raw[0], y_train,
-                                                                     raw[1:]))}
+        return {
+            "Mahalanobis (L2 features)": tuple(mahalanobis_scores(unit[0], y_train, unit[1:])),
+            "Mahalanobis (PCA, no L2)": tuple(mahalanobis_scores(raw[0], y_train, raw[1:])),
+        }
 
     def knn(unit, raw, y_train, seed):
         return {f"{N_NEIGHBORS}-NN distance": tuple(knn_scores(unit[0], unit[1:]))}
@@ -140,8 +153,16 @@ def run_setting(name, n_pca, config):
             seconds = time.perf_counter() - start
             for method, (s_in, s_out) in results.items():
                 score = evaluate_ood(s_in, s_out)
-                rows.append({"method": method, "seed": seed, "auroc": score.auroc,
-                             "aupr": score.aupr, "fpr95": score.fpr95, "seconds": seconds})
+                rows.append(
+                    {
+                        "method": method,
+                        "seed": seed,
+                        "auroc": score.auroc,
+                        "aupr": score.aupr,
+                        "fpr95": score.fpr95,
+                        "seconds": seconds,
+                    }
+                )
         print(f"{name}: seed {seed} done", flush=True)
     return rows
 
@@ -169,11 +190,16 @@ def claims(table, setting, n_prototypes):
     theirs = np.array(rows["Mahalanobis (L2 features)"]["auroc_per_seed"])
     knn = np.array(rows[f"{N_NEIGHBORS}-NN distance"]["auroc_per_seed"])
     margin = ours - theirs
-    return {"setting": setting, "n_prototypes": n_prototypes,
-            "margin_mean": float(margin.mean()), "margin_sd": float(margin.std()),
-            "margin_min": float(margin.min()),
-            "seeds_with_margin_at_least_0.01": int((margin >= 0.01 - 1e-12).sum()),
-            "n_seeds": int(margin.size), "minus_knn_mean": float((ours - knn).mean())}
+    return {
+        "setting": setting,
+        "n_prototypes": n_prototypes,
+        "margin_mean": float(margin.mean()),
+        "margin_sd": float(margin.std()),
+        "margin_min": float(margin.min()),
+        "seeds_with_margin_at_least_0.01": int((margin >= 0.01 - 1e-12).sum()),
+        "n_seeds": int(margin.size),
+        "minus_knn_mean": float((ours - knn).mean()),
+    }
 
 
 def main(argv=None):
@@ -188,30 +214,46 @@ def main(argv=None):
         rows = run_setting(name, n_pca, config)
         per_seed.extend({"setting": setting, **row} for row in rows)
         table.extend(summarise(setting, rows))
-    digits = [r for r in table if r["setting"].startswith("digits") and
-              r["method"].endswith("raw max")]
+    digits = [
+        r for r in table if r["setting"].startswith("digits") and r["method"].endswith("raw max")
+    ]
     best = max(digits, key=lambda r: r["auroc"])
     chosen = int(best["method"].split("P=")[1].split(",")[0])
     default = PrototypeOODDetector().n_prototypes
-    columns = [("setting", 16, "{}"), ("method", 32, "{}"),
-               ("AUROC", 15, lambda r: f"{r['auroc']:.4f} ± {r['auroc_sd']:.4f}"),
-               ("AUPR", 15, lambda r: f"{r['aupr']:.4f} ± {r['aupr_sd']:.4f}"),
-               ("FPR95", 15, lambda r: f"{r['fpr95']:.4f} ± {r['fpr95_sd']:.4f}"),
-               ("seconds", 0, "{:.3f}")]
+    columns = [
+        ("setting", 16, "{}"),
+        ("method", 32, "{}"),
+        ("AUROC", 15, lambda r: f"{r['auroc']:.4f} ± {r['auroc_sd']:.4f}"),
+        ("AUPR", 15, lambda r: f"{r['aupr']:.4f} ± {r['aupr_sd']:.4f}"),
+        ("FPR95", 15, lambda r: f"{r['fpr95']:.4f} ± {r['fpr95_sd']:.4f}"),
+        ("seconds", 0, "{:.3f}"),
+    ]
     print(format_table(table, columns))
-    print(f"\nbest n_prototypes on digits (raw max, mean AUROC): {chosen}; the estimator's "
-          f"default is {default}" + ("" if chosen == default else "  <-- differs"))
-    checks = [claims(table, setting, default)
-              for setting in dict.fromkeys(r["setting"] for r in table)]
+    print(
+        f"\nbest n_prototypes on digits (raw max, mean AUROC): {chosen}; the estimator's "
+        f"default is {default}" + ("" if chosen == default else "  <-- differs")
+    )
+    checks = [
+        claims(table, setting, default) for setting in dict.fromkeys(r["setting"] for r in table)
+    ]
     for c in checks:
-        print(f"{c['setting']}: P={c['n_prototypes']} AUROC - Mahalanobis = "
-              f"{c['margin_mean']:+.4f} ± {c['margin_sd']:.4f} (min {c['margin_min']:+.4f}; "
-              f">= 0.01 on {c['seeds_with_margin_at_least_0.01']}/{c['n_seeds']} seeds); "
-              f"- 5-NN = {c['minus_knn_mean']:+.4f}")
+        print(
+            f"{c['setting']}: P={c['n_prototypes']} AUROC - Mahalanobis = "
+            f"{c['margin_mean']:+.4f} ± {c['margin_sd']:.4f} (min {c['margin_min']:+.4f}; "
+            f">= 0.01 on {c['seeds_with_margin_at_least_0.01']}/{c['n_seeds']} seeds); "
+            f"- 5-NN = {c['minus_knn_mean']:+.4f}"
+        )
     meta = base_metadata(args.quick)
-    meta.update({"chosen_n_prototypes": chosen, "default_n_prototypes": default,
-                 "claims": checks, "per_seed_rows": per_seed, "test_size": TEST_SIZE,
-                 "inlier_classes": list(INLIER_CLASSES)})
+    meta.update(
+        {
+            "chosen_n_prototypes": chosen,
+            "default_n_prototypes": default,
+            "claims": checks,
+            "per_seed_rows": per_seed,
+            "test_size": TEST_SIZE,
+            "inlier_classes": list(INLIER_CLASSES),
+        }
+    )
     write_json(args.out, table, meta)
     return table
 

@@ -143,22 +143,43 @@ def _rows_at(n, has_torch):
         return lambda: float(pamc_loss(Z, A, labels, order=order))
 
     contenders = [
-        (f"pamc_loss NumPy order {order}", pamc(order),
-         propagation_graph(A, order).n_edges + N_CENTRES**2, _graph_seconds(A, order))
+        (
+            f"pamc_loss NumPy order {order}",
+            pamc(order),
+            propagation_graph(A, order).n_edges + N_CENTRES**2,
+            _graph_seconds(A, order),
+        )
         for order in (1, 2)
     ]
     if has_torch:
-        contenders.append(("pamc_loss torch-cpu 1 thread fwd+bwd o1", _torch_step(Z, A, labels),
-                           propagation_graph(A, 1).n_edges + N_CENTRES**2, None))
+        contenders.append(
+            (
+                "pamc_loss torch-cpu 1 thread fwd+bwd o1",
+                _torch_step(Z, A, labels),
+                propagation_graph(A, 1).n_edges + N_CENTRES**2,
+                None,
+            )
+        )
     if n <= DENSE_MAX:
-        contenders.append(("ncontrast_loss NumPy dense order 1",
-                           lambda: float(ncontrast_loss(Z, A)), n * n, None))
+        contenders.append(
+            ("ncontrast_loss NumPy dense order 1", lambda: float(ncontrast_loss(Z, A)), n * n, None)
+        )
     rows = []
     for method, fn, pairs, graph_s in contenders:
         seconds, loss = best_time(fn)
-        rows.append({"case": "scaling", "n": n, "method": method, "pairs": int(pairs),
-                     "seconds": seconds, "graph_s": graph_s, "scale": None,
-                     "vs_dense": None, "loss": loss})
+        rows.append(
+            {
+                "case": "scaling",
+                "n": n,
+                "method": method,
+                "pairs": int(pairs),
+                "seconds": seconds,
+                "graph_s": graph_s,
+                "scale": None,
+                "vs_dense": None,
+                "loss": loss,
+            }
+        )
     return rows
 
 
@@ -189,16 +210,34 @@ def real_data_rows(name):
     rows = []
     for tau in (1.0, 5.0):
         for what, labels in labelings.items():
-            seconds, loss = best_time(lambda labels=labels, tau=tau: float(
-                pamc_loss(Z, A, labels, tau=tau)))
-            rows.append({"case": name, "n": int(y.shape[0]),
-                         "method": f"pamc_loss tau={tau:g}, {what}", "pairs": pairs,
-                         "seconds": seconds, "graph_s": None, "scale": None,
-                         "vs_dense": None, "loss": loss})
+            seconds, loss = best_time(
+                lambda labels=labels, tau=tau: float(pamc_loss(Z, A, labels, tau=tau))
+            )
+            rows.append(
+                {
+                    "case": name,
+                    "n": int(y.shape[0]),
+                    "method": f"pamc_loss tau={tau:g}, {what}",
+                    "pairs": pairs,
+                    "seconds": seconds,
+                    "graph_s": None,
+                    "scale": None,
+                    "vs_dense": None,
+                    "loss": loss,
+                }
+            )
         seconds, loss = best_time(lambda tau=tau: float(ncontrast_loss(Z, A, tau=tau)))
-        dense = {"case": name, "n": int(y.shape[0]), "method": f"ncontrast_loss tau={tau:g}",
-                 "pairs": int(y.shape[0]) ** 2, "seconds": seconds, "graph_s": None,
-                 "scale": None, "vs_dense": 1.0, "loss": loss}
+        dense = {
+            "case": name,
+            "n": int(y.shape[0]),
+            "method": f"ncontrast_loss tau={tau:g}",
+            "pairs": int(y.shape[0]) ** 2,
+            "seconds": seconds,
+            "graph_s": None,
+            "scale": None,
+            "vs_dense": 1.0,
+            "loss": loss,
+        }
         for row in rows[-3:]:
             row["vs_dense"] = seconds / row["seconds"]
         rows.append(dense)
@@ -220,11 +259,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rows = run(sizes, quick=args.quick)
-    meta = {**base_metadata(args.quick), "sizes": list(sizes), "dim": DIM,
-            "n_neighbors": N_NEIGHBORS, "dense_max": DENSE_MAX}
+    meta = {
+        **base_metadata(args.quick),
+        "sizes": list(sizes),
+        "dim": DIM,
+        "n_neighbors": N_NEIGHBORS,
+        "dense_max": DENSE_MAX,
+    }
     print(format_table(rows, COLUMNS))
-    print(f"\nnumpy {meta['numpy']}, numba {meta['numba']} ({meta['numba_threads']} threads), "
-          f"{meta['cpu_count']} CPUs")
+    print(
+        f"\nnumpy {meta['numpy']}, numba {meta['numba']} ({meta['numba_threads']} threads), "
+        f"{meta['cpu_count']} CPUs"
+    )
     write_json(args.out, rows, meta)
     print(f"wrote {args.out}")
     return rows

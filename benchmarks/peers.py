@@ -179,8 +179,18 @@ def bound_iterations_numpy(A, W, lam, clamp, *, tol=1e-6, max_iter=1000):
     return Z, np.array(energies)
 
 
-def laplacian_kmeans_numpy(X, W, lam, init_centers, *, clamp=None, cost_scale=1.0, tol=1e-6,
-                           max_iter=100, max_bound_iter=1000):
+def laplacian_kmeans_numpy(
+    X,
+    W,
+    lam,
+    init_centers,
+    *,
+    clamp=None,
+    cost_scale=1.0,
+    tol=1e-6,
+    max_iter=100,
+    max_bound_iter=1000,
+):
     """Laplacian K-means on one problem, by bound iterations and prototype means.
 
     Unary costs ``A = ||x_p - m_l||^2 / cost_scale``. Each round runs
@@ -227,8 +237,9 @@ def laplacian_kmeans_numpy(X, W, lam, init_centers, *, clamp=None, cost_scale=1.
     return labels, centers
 
 
-def fewshot_task_numpy(Xs, ys, Xq, *, base_mean, lam, n_neighbors, tol=1e-6, max_iter=100,
-                       max_bound_iter=1000):
+def fewshot_task_numpy(
+    Xs, ys, Xq, *, base_mean, lam, n_neighbors, tol=1e-6, max_iter=100, max_bound_iter=1000
+):
     """Transductive few-shot inference of one task (Laplacian K-means, support clamped).
 
     Features are "CL2N" (``base_mean`` subtracted, rows scaled to unit norm), then the
@@ -261,6 +272,14 @@ def fewshot_task_numpy(Xs, ys, Xq, *, base_mean, lam, n_neighbors, tol=1e-6, max
     W, _ = knn_graph_numpy(points, n_neighbors)
     means = np.stack([support[codes == c].mean(axis=0) for c in range(classes.size)])
     clamp = np.concatenate([codes, np.full(queries.shape[0], -1)])
-    labels, _ = laplacian_kmeans_numpy(points, W, lam, means, clamp=clamp, tol=tol,
-                                       max_iter=max_iter, max_bound_iter=max_bound_iter)
-    return classes[labels[support.shape[0]:]]
+    labels, _ = laplacian_kmeans_numpy(
+        points,
+        W,
+        lam,
+        means,
+        clamp=clamp,
+        tol=tol,
+        max_iter=max_iter,
+        max_bound_iter=max_bound_iter,
+    )
+    return classes[labels[support.shape[0] :]]

@@ -64,10 +64,13 @@ from benchmarks._report import base_metadata, format_table, quietly, timed, writ
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "sdp.json"
 SEPARATION = 1.2  # times the exact-recovery threshold
-FULL = {"peng_wei": (100, 200, 300), "lowrank": (20_000, 50, 5, 2_000), "ila": 10_000,
-        "ila_warm": ((0, 1, 2, 3, 4), 400)}
-QUICK = {"peng_wei": (40, 60), "lowrank": (2_000, 10, 3, 500), "ila": 500,
-         "ila_warm": ((0,), 100)}
+FULL = {
+    "peng_wei": (100, 200, 300),
+    "lowrank": (20_000, 50, 5, 2_000),
+    "ila": 10_000,
+    "ila_warm": ((0, 1, 2, 3, 4), 400),
+}
+QUICK = {"peng_wei": (40, 60), "lowrank": (2_000, 10, 3, 500), "ila": 500, "ila_warm": ((0,), 100)}
 
 COLUMNS = [
     ("case", 26, "{}"),
@@ -172,19 +175,35 @@ def _ila_variants(case, X, n_clusters, seed):
     ridge = 0.1 * float(X64.var(axis=0).mean())  # ILASDP's default shrinkage
 
     def run(warm, ftol):
-        return ila_sdp(X64, start, n_clusters, ridge=ridge, solver="lowrank",
-                       rng=np.random.default_rng(seed), warm_start=warm,
-                       lowrank_options={"ftol": ftol})
+        return ila_sdp(
+            X64,
+            start,
+            n_clusters,
+            ridge=ridge,
+            solver="lowrank",
+            rng=np.random.default_rng(seed),
+            warm_start=warm,
+            lowrank_options={"ftol": ftol},
+        )
 
     rows, reference = [], None
-    for method, warm, ftol in [("warm, ftol=1e-10 (default)", True, 1e-10),
-                               ("warm, ftol=0 (before)", True, 0.0),
-                               ("cold, ftol=1e-10", False, 1e-10)]:
+    for method, warm, ftol in [
+        ("warm, ftol=1e-10 (default)", True, 1e-10),
+        ("warm, ftol=0 (before)", True, 0.0),
+        ("cold, ftol=1e-10", False, 1e-10),
+    ]:
         seconds, result = timed(lambda warm=warm, ftol=ftol: run(warm, ftol))
         reference = result.labels if reference is None else reference
-        rows.append(_row(case, method, seconds, objective=result.objective_history[-1],
-                         same_labels=bool(adjusted_rand_score(reference, result.labels) == 1),
-                         note=f"{result.n_iter} steps"))
+        rows.append(
+            _row(
+                case,
+                method,
+                seconds,
+                objective=result.objective_history[-1],
+                same_labels=bool(adjusted_rand_score(reference, result.labels) == 1),
+                note=f"{result.n_iter} steps",
+            )
+        )
     return rows
 
 
@@ -202,8 +221,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
-    parser.add_argument("--ila-warm", action="store_true",
-                        help="only the iLA-SDP warm-start cases")
+    parser.add_argument("--ila-warm", action="store_true", help="only the iLA-SDP warm-start cases")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.ila_warm:

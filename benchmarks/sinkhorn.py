@@ -150,8 +150,6 @@ def relative_marginal_error(plan, target):
     return error if math.isfinite(error) else math.inf
 
 
-
-
 def pot_runner(S, eps, method, **kw):
     """A call of :func:`pot_plan` returning ``((plan, n_iter), messages)``."""
 
@@ -243,15 +241,28 @@ def floor_rows(case, S):
     rows = []
     for method, fn, note in (
         ("floor: read + write once", copy_once, "a copy into a fresh array"),
-        ("floor: 4 passes, no exp", four_passes,
-         "write E, read it twice, read and write it (what the codes need, minus exp)"),
+        (
+            "floor: 4 passes, no exp",
+            four_passes,
+            "write E, read it twice, read and write it (what the codes need, minus exp)",
+        ),
     ):
         seconds, _ = timed(fn, True)
-        rows.append({
-            "case": case, "method": method, "dtype": str(S.dtype), "n": n, "K": K,
-            "seconds": seconds, "ratio": None, "marginal_error": math.nan, "n_iter": 0,
-            "finite": True, "note": f"{note}; {S.nbytes / 1e9:.2f} GB per pass",
-        })
+        rows.append(
+            {
+                "case": case,
+                "method": method,
+                "dtype": str(S.dtype),
+                "n": n,
+                "K": K,
+                "seconds": seconds,
+                "ratio": None,
+                "marginal_error": math.nan,
+                "n_iter": 0,
+                "finite": True,
+                "note": f"{note}; {S.nbytes / 1e9:.2f} GB per pass",
+            }
+        )
     return rows
 
 
@@ -269,16 +280,15 @@ def swav_case(S, with_log=True):
         rows.append(measure(case, f"POT ot.{method}", S, fn, 1 / K, reference=reference)[0])
     fn = quietly(lambda: (clusterlab.sinkhorn_codes(S, EPS, SWAV_ITER), SWAV_ITER))
     rows.append(
-        measure(
-            case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, reference=reference
-        )[0]
+        measure(case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, reference=reference)[0]
     )
     if S.size >= FLOOR_MIN_SIZE:
         # the solver without the public function's input check (one min/max pass)
         fn = quietly(lambda: (scaling_codes(S, EPS, SWAV_ITER), SWAV_ITER))
         rows.append(
-            measure(case, "clusterlab solver, no input check", S, fn, codes_mass,
-                    reference=reference)[0]
+            measure(
+                case, "clusterlab solver, no input check", S, fn, codes_mass, reference=reference
+            )[0]
         )
         rows += floor_rows(case, S)
     return rows
@@ -330,9 +340,7 @@ def small_eps_case(S):
     for scores in (S, S64):
         fn = _clusterlab_runner(scores, SMALL_EPS, SMALL_EPS_MAX_ITER)
         rows.append(
-            measure(
-                case, "clusterlab.sinkhorn", scores, fn, 1 / K, cap=SMALL_EPS_MAX_ITER
-            )[0]
+            measure(case, "clusterlab.sinkhorn", scores, fn, 1 / K, cap=SMALL_EPS_MAX_ITER)[0]
         )
     return rows
 
@@ -424,9 +432,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON output path")
-    parser.add_argument("--swav-only", action="store_true",
-                        help="only the SwAV case at the largest size, without POT's "
-                        "sinkhorn_log (the slowest contender)")
+    parser.add_argument(
+        "--swav-only",
+        action="store_true",
+        help="only the SwAV case at the largest size, without POT's "
+        "sinkhorn_log (the slowest contender)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     rows, datasets = run(sizes, swav_only=args.swav_only)

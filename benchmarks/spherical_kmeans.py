@@ -96,8 +96,15 @@ class Sizes:
 
 
 DEFAULT = Sizes(100_000, 128, 2048, 5, 256, ("mnist_5k", "digits"), ())
-FULL = Sizes(100_000, 128, 2048, 5, 256, ("mnist_5k", "digits"),
-             ((100_000, 2048), (100_000, 65_536), (1_000_000, 2048)))
+FULL = Sizes(
+    100_000,
+    128,
+    2048,
+    5,
+    256,
+    ("mnist_5k", "digits"),
+    ((100_000, 2048), (100_000, 65_536), (1_000_000, 2048)),
+)
 QUICK = Sizes(4000, 32, 64, 5, 32, ("digits",), ((4000, 64), (8000, 512)))
 
 
@@ -124,7 +131,8 @@ def centred_unit(X, dtype=np.float32):
 def mean_cosine(X, centers, chunk=None):
     """Mean over the samples of the cosine to the nearest centre direction."""
     centers = np.ascontiguousarray(
-        centers / np.linalg.norm(centers, axis=1, keepdims=True), dtype=X.dtype)
+        centers / np.linalg.norm(centers, axis=1, keepdims=True), dtype=X.dtype
+    )
     chunk = chunk or skm.default_chunk_size(centers.shape[0], X.dtype.itemsize)
     _, best = skm.assign(X, centers, chunk)
     return float(np.mean(best, dtype=np.float64))
@@ -150,8 +158,15 @@ def compare_from_same_centres(case, X, K, n_iter, repeat, faiss, seed=0):
             return SphericalKMeans(K, init=C0, max_iter=n_iter, tol=0.0).fit(X)
 
     def faiss_train():
-        kmeans = faiss.Kmeans(d, K, niter=n_iter, spherical=True, seed=seed,
-                              max_points_per_centroid=n, min_points_per_centroid=1)
+        kmeans = faiss.Kmeans(
+            d,
+            K,
+            niter=n_iter,
+            spherical=True,
+            seed=seed,
+            max_points_per_centroid=n,
+            min_points_per_centroid=1,
+        )
         kmeans.train(X, init_centroids=C0)
         return kmeans
 
@@ -169,8 +184,9 @@ def compare_from_same_centres(case, X, K, n_iter, repeat, faiss, seed=0):
         warnings.simplefilter("ignore")
         SphericalKMeans(K, init=C0, max_iter=1).fit(small)  # untimed warm-ups
     if faiss is not None:
-        faiss.Kmeans(d, K, niter=1, spherical=True, max_points_per_centroid=n,
-                     min_points_per_centroid=1).train(small, init_centroids=C0)
+        faiss.Kmeans(
+            d, K, niter=1, spherical=True, max_points_per_centroid=n, min_points_per_centroid=1
+        ).train(small, init_centroids=C0)
     best = dict.fromkeys(contenders, np.inf)
     outputs = {}
     for _ in range(repeat):
@@ -182,22 +198,36 @@ def compare_from_same_centres(case, X, K, n_iter, repeat, faiss, seed=0):
         if min(best.values()) > 60:
             break
     model = outputs["clusterlab SphericalKMeans"]
-    rows = [{"case": case, "method": "clusterlab SphericalKMeans",
-             "seconds": best["clusterlab SphericalKMeans"], "ratio": 1.0,
-             "mean_cos": 1.0 - model.inertia_ / n,
-             "note": f"{model.n_iter_} updates + final labels"}]
+    rows = [
+        {
+            "case": case,
+            "method": "clusterlab SphericalKMeans",
+            "seconds": best["clusterlab SphericalKMeans"],
+            "ratio": 1.0,
+            "mean_cos": 1.0 - model.inertia_ / n,
+            "note": f"{model.n_iter_} updates + final labels",
+        }
+    ]
     if faiss is not None:
         kmeans, labels = outputs["faiss Kmeans train + search"]
         faiss_cos = mean_cosine(X, kmeans.centroids)
         shift = float(np.max(np.abs(kmeans.centroids - model.cluster_centers_)))
         agree = float(np.mean(labels == model.labels_))
-        rows.extend({
-            "case": case, "method": name, "seconds": best[name],
-            "ratio": best[name] / best["clusterlab SphericalKMeans"],
-            "mean_cos": faiss_cos,
-            "note": (f"{n_iter} iterations" if name.endswith("train") else
-                     f"agree {agree:.4f}, max |centre diff| {shift:.1e}"),
-        } for name in ("faiss Kmeans train", "faiss Kmeans train + search"))
+        rows.extend(
+            {
+                "case": case,
+                "method": name,
+                "seconds": best[name],
+                "ratio": best[name] / best["clusterlab SphericalKMeans"],
+                "mean_cos": faiss_cos,
+                "note": (
+                    f"{n_iter} iterations"
+                    if name.endswith("train")
+                    else f"agree {agree:.4f}, max |centre diff| {shift:.1e}"
+                ),
+            }
+            for name in ("faiss Kmeans train", "faiss Kmeans train + search")
+        )
     return rows
 
 
@@ -254,8 +284,16 @@ def quality_case(name, faiss, seed=0):
         seconds = time.perf_counter() - start
         unit_centers = centers / np.linalg.norm(centers, axis=1, keepdims=True)
         cos = float(np.mean(np.sum(X * unit_centers[labels], axis=1, dtype=np.float64)))
-        rows.append({"case": case, "method": method, "seconds": seconds, "mean_cos": cos,
-                     "nmi": normalized_mutual_info_score(y, labels), "note": "n_init 10"})
+        rows.append(
+            {
+                "case": case,
+                "method": method,
+                "seconds": seconds,
+                "mean_cos": cos,
+                "nmi": normalized_mutual_info_score(y, labels),
+                "note": "n_init 10",
+            }
+        )
     ours_seconds = rows[0]["seconds"]
     for row in rows:
         row["ratio"] = row["seconds"] / ours_seconds
@@ -280,14 +318,23 @@ def scale_case(n, K, dim=128):
         tracemalloc.stop()
     chunk = skm.default_chunk_size(K, 4)
     blocks = numba.get_num_threads() * chunk * K * 4
-    return [{
-        "case": case, "method": "clusterlab SphericalKMeans", "seconds": seconds,
-        "ratio": None, "mean_cos": 1.0 - model.inertia_ / n,
-        "peak_MB": peak / 2**20, "chunk_MB": blocks / 2**20, "dense_MB": n * K * 4 / 2**20,
-        "note": (f"1 update; peak {peak / 2**20:.0f} MB beyond the data "
-                 f"(blocks {blocks / 2**20:.0f} MB; the dense n x K matrix would be "
-                 f"{n * K * 4 / 2**20:.0f} MB)"),
-    }]
+    return [
+        {
+            "case": case,
+            "method": "clusterlab SphericalKMeans",
+            "seconds": seconds,
+            "ratio": None,
+            "mean_cos": 1.0 - model.inertia_ / n,
+            "peak_MB": peak / 2**20,
+            "chunk_MB": blocks / 2**20,
+            "dense_MB": n * K * 4 / 2**20,
+            "note": (
+                f"1 update; peak {peak / 2**20:.0f} MB beyond the data "
+                f"(blocks {blocks / 2**20:.0f} MB; the dense n x K matrix would be "
+                f"{n * K * 4 / 2**20:.0f} MB)"
+            ),
+        }
+    ]
 
 
 def main(argv=None):

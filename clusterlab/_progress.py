@@ -22,8 +22,9 @@ def progress_printer(verbose, label, fields, *, unit="iteration"):
     def report(n_iter, *values):
         if n_iter % every:
             return
-        parts = ", ".join(f"{name} {value:{spec}}" for (name, spec), value in zip(fields, values,
-                                                                                   strict=True))
+        parts = ", ".join(
+            f"{name} {value:{spec}}" for (name, spec), value in zip(fields, values, strict=True)
+        )
         print(f"[{label}] {unit} {n_iter}: {parts}", flush=True)
 
     return report

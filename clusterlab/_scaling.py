@@ -132,8 +132,7 @@ class Frame:
         covariances and inertias (2), precision factors (-1). Arrays keep their dtype;
         a Python float stays one. Out of range: inf (or 0)."""
         if isinstance(values, float | int):
-            return float(_times_power_of_two(np.asarray(float(values)),
-                                             power * self.exponent))
+            return float(_times_power_of_two(np.asarray(float(values)), power * self.exponent))
         return _times_power_of_two(values, power * self.exponent)
 
 

@@ -81,9 +81,7 @@ def check_marginal(weights, size, name, xp, *, rtol=1e-6):
     if abs(total - 1.0) > rtol:
         raise ValueError(f"{name} must sum to 1, got {total:.10g}.")
     if bool(xp.any(weights == 0)):
-        raise ValueError(
-            f"{name} has zero entries: drop those rows or columns before balancing."
-        )
+        raise ValueError(f"{name} has zero entries: drop those rows or columns before balancing.")
     return weights / total
 
 
@@ -100,8 +98,7 @@ def check_score_range(scores, eps, name="scores"):
     spread = high - low  # Python floats: no overflow
     if spread > float(xp.finfo(scores.dtype).max):
         raise ValueError(
-            f"{name} span more than the floating-point range (max - min overflows): "
-            "rescale them."
+            f"{name} span more than the floating-point range (max - min overflows): rescale them."
         )
     if not np.isfinite(spread / eps):
         raise ValueError(f"eps={eps:g} is too small for {name} spanning {spread:g}.")
@@ -158,9 +155,7 @@ def check_partial_labels(y, n_samples, *, n_classes=None, name="y"):
         return np.full(n_samples, -1, dtype=np.int64)
     y = np.asarray(y)
     if y.ndim != 1 or y.shape[0] != n_samples:
-        raise ValueError(
-            f"{name} must be a 1-D array of length {n_samples}, got shape {y.shape}."
-        )
+        raise ValueError(f"{name} must be a 1-D array of length {n_samples}, got shape {y.shape}.")
     if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
         y = y.astype(np.int64)
     if y.dtype.kind not in "iu":
@@ -194,8 +189,7 @@ def check_class_labels(y, shape, name="y_support"):
         y = y.astype(np.int64)
     if y.shape != shape or y.dtype.kind not in "iu":
         raise ValueError(
-            f"{name} must hold integer class labels of shape {shape}, got "
-            f"{y.dtype} {y.shape}."
+            f"{name} must hold integer class labels of shape {shape}, got {y.dtype} {y.shape}."
         )
     return y.astype(np.int64, copy=False)
 
@@ -227,8 +221,7 @@ def check_fewshot_tasks(X_support, y_support, X_query):
         for name, array in (("X_support", support), ("X_query", queries)):
             if array.ndim != 3:
                 raise ValueError(
-                    f"{name} must have shape (n_tasks, n_samples, n_features), "
-                    f"got {array.shape}."
+                    f"{name} must have shape (n_tasks, n_samples, n_features), got {array.shape}."
                 )
             if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
                 raise ValueError(f"{name} must hold finite real numbers.")
@@ -276,8 +269,7 @@ def _check_task_arrays_in_namespace(X_support, X_query):
                 f"{name} must have shape (n_tasks, n_samples, n_features), "
                 f"got {tuple(array.shape)}."
             )
-        numeric = xp.isdtype(array.dtype, ("real floating", "signed integer",
-                                           "unsigned integer"))
+        numeric = xp.isdtype(array.dtype, ("real floating", "signed integer", "unsigned integer"))
         if not numeric or not bool(xp.all(xp.isfinite(array))):
             raise ValueError(f"{name} must hold finite real numbers.")
     return X_support, X_query, xp

@@ -98,9 +98,14 @@ def _check_dask_arguments(scores, eps, tol, max_iter, n_iter, column_lse=False):
         raise ValueError("scores contains NaN or infinity.")
     if not np.isfinite((high - low) / eps):
         raise ValueError(f"eps={eps:g} is too small for scores spanning {high - low:g}.")
-    checked = (scores, eps, (low, high), check_positive(tol, "tol"),
-               check_count(max_iter, "max_iter"),
-               check_count(n_iter, "n_iter", allow_none=True))
+    checked = (
+        scores,
+        eps,
+        (low, high),
+        check_positive(tol, "tol"),
+        check_count(max_iter, "max_iter"),
+        check_count(n_iter, "n_iter", allow_none=True),
+    )
     return (*checked, lse) if column_lse else checked
 
 
@@ -125,12 +130,14 @@ def _dask_row_marginal(a, n):
     return a.astype(np.float64) / total
 
 
-def _dask_sinkhorn(scores, eps, a, b, *, tol, max_iter, n_iter, init, eps_scaling,
-                   return_plan, verbose):
+def _dask_sinkhorn(
+    scores, eps, a, b, *, tol, max_iter, n_iter, init, eps_scaling, return_plan, verbose
+):
     from clusterlab.solvers import dask_sinkhorn as _dsk
 
     scores, eps, score_range, tol, max_iter, n_iter = _check_dask_arguments(
-        scores, eps, tol, max_iter, n_iter)
+        scores, eps, tol, max_iter, n_iter
+    )
     n, K = scores.shape
     a = _dask_row_marginal(a, n)
     b = check_marginal(np.asarray(b) if is_dask_array(b) else b, K, "b", np)
@@ -139,8 +146,17 @@ def _dask_sinkhorn(scores, eps, a, b, *, tol, max_iter, n_iter, init, eps_scalin
         if init.shape != (K,) or not np.all(np.isfinite(init)):
             raise ValueError(f"init must be {K} finite column potentials (result.g).")
     result = _dsk.sinkhorn(
-        scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter, init=init,
-        eps_scaling=eps_scaling, return_plan=return_plan, score_range=score_range,
+        scores,
+        eps,
+        a,
+        b,
+        tol=tol,
+        max_iter=max_iter,
+        n_iter=n_iter,
+        init=init,
+        eps_scaling=eps_scaling,
+        return_plan=return_plan,
+        score_range=score_range,
         callback=progress_printer(verbose, "sinkhorn", [("marginal error", ".3e")]),
     )
     if n_iter is None and not result.converged:
@@ -218,9 +234,19 @@ def sinkhorn(
     True
     """
     if is_dask_array(scores):  # row-chunked: iterated chunk by chunk, the plan lazy
-        return _dask_sinkhorn(scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter,
-                              init=init, eps_scaling=eps_scaling, return_plan=return_plan,
-                              verbose=verbose)
+        return _dask_sinkhorn(
+            scores,
+            eps,
+            a,
+            b,
+            tol=tol,
+            max_iter=max_iter,
+            n_iter=n_iter,
+            init=init,
+            eps_scaling=eps_scaling,
+            return_plan=return_plan,
+            verbose=verbose,
+        )
     scores, eps, _, tol, max_iter, n_iter = _check_solver_arguments(
         scores, eps, tol, max_iter, n_iter
     )
@@ -233,8 +259,16 @@ def sinkhorn(
         if init.shape != (K,) or not bool(xp.all(xp.isfinite(init))):
             raise ValueError(f"init must be {K} finite column potentials (result.g).")
     result = _sk.sinkhorn(
-        scores, eps, a, b, tol=tol, max_iter=max_iter, n_iter=n_iter, init=init,
-        eps_scaling=eps_scaling, return_plan=return_plan,
+        scores,
+        eps,
+        a,
+        b,
+        tol=tol,
+        max_iter=max_iter,
+        n_iter=n_iter,
+        init=init,
+        eps_scaling=eps_scaling,
+        return_plan=return_plan,
         callback=progress_printer(verbose, "sinkhorn", [("marginal error", ".3e")]),
     )
     if n_iter is None and not result.converged:
@@ -325,9 +359,11 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
         from clusterlab.solvers import dask_sinkhorn as _dsk
 
         scores, eps, _, tol, max_iter, n_iter, lse = _check_dask_arguments(
-            scores, eps, tol, max_iter, n_iter, column_lse=True)
-        codes, result = _dsk.sinkhorn_codes(scores, eps, n_iter, hard=hard, tol=tol,
-                                            max_iter=max_iter, column_lse=lse)
+            scores, eps, tol, max_iter, n_iter, column_lse=True
+        )
+        codes, result = _dsk.sinkhorn_codes(
+            scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter, column_lse=lse
+        )
         if n_iter is None and not result.converged:
             _warn_not_converged(result, tol, "sinkhorn_codes")
         return codes
@@ -335,8 +371,7 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
         scores, eps, tol, max_iter, n_iter
     )
     codes, result = _sk.sinkhorn_codes(
-        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter,
-        score_range=score_range
+        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter, score_range=score_range
     )
     if n_iter is None and not result.converged:
         _warn_not_converged(result, tol, "sinkhorn_codes")
@@ -602,9 +637,15 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         best = None
         for _ in range(n_init):
             run = _bk.single_run(
-                X, self._initial_centers(xp, X, rng), proportions,
-                spherical=self.spherical, scale=self._scale, eps=self.eps,
-                max_iter=self.max_iter, tol=self.tol, sinkhorn_tol=self.sinkhorn_tol,
+                X,
+                self._initial_centers(xp, X, rng),
+                proportions,
+                spherical=self.spherical,
+                scale=self._scale,
+                eps=self.eps,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                sinkhorn_tol=self.sinkhorn_tol,
                 sinkhorn_max_iter=self.sinkhorn_max_iter,
                 callback=progress_printer(self.verbose, "SinkhornKMeans", [("objective", ".6g")]),
             )
@@ -627,8 +668,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         self.converged_ = best.converged
         # warm-started from the last inner solve: near-hard plans of well-separated data
         # take thousands of iterations from a cold start
-        self.labels_ = self._balanced_labels(xp, X, best.centers, proportions,
-                                             init=best.potentials)
+        self.labels_ = self._balanced_labels(xp, X, best.centers, proportions, init=best.potentials)
         return self
 
     # -- row-chunked Dask arrays (clusterlab.solvers.dask_lloyd) ------------------------
@@ -652,12 +692,17 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         best = None
         for _ in range(count_runs(self.init, self.n_init)):
             run = dask_lloyd.balanced_run(
-                X, self._dask_initial_centers(X, rng), self.proportions_,
-                spherical=self.spherical, scale=self._scale, eps=self.eps,
-                max_iter=self.max_iter, tol=self.tol, sinkhorn_tol=self.sinkhorn_tol,
+                X,
+                self._dask_initial_centers(X, rng),
+                self.proportions_,
+                spherical=self.spherical,
+                scale=self._scale,
+                eps=self.eps,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                sinkhorn_tol=self.sinkhorn_tol,
                 sinkhorn_max_iter=self.sinkhorn_max_iter,
-                callback=progress_printer(self.verbose, "SinkhornKMeans",
-                                          [("objective", ".6g")]),
+                callback=progress_printer(self.verbose, "SinkhornKMeans", [("objective", ".6g")]),
             )
             if best is None or run.objective < best.objective:
                 best = run
@@ -705,8 +750,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         if isinstance(self.init, str):
             size = max(10_000, 20 * self.n_clusters)
             index = np.arange(n) if n <= size else np.unique(rng.randint(0, n, size))
-            centers, _ = kmeans_plusplus(sample_rows(X, index), self.n_clusters,
-                                         random_state=rng)
+            centers, _ = kmeans_plusplus(sample_rows(X, index), self.n_clusters, random_state=rng)
             return np.array(centers, dtype=X.dtype)
         return self._initial_centers(np, np.empty((0, X.shape[1]), dtype=X.dtype), rng)
 
@@ -722,14 +766,21 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         spare = n - int(sizes.sum())
         sizes[np.argsort(-(ideal - sizes), kind="stable")[:spare]] += 1
         S = dask_lloyd.scores(X, centers, spherical=self.spherical, scale=self._scale)
-        result = _dsk.sinkhorn(S, self.eps, None, self.proportions_, tol=self.sinkhorn_tol,
-                               max_iter=self.sinkhorn_max_iter, init=init,
-                               return_plan=False)
+        result = _dsk.sinkhorn(
+            S,
+            self.eps,
+            None,
+            self.proportions_,
+            tol=self.sinkhorn_tol,
+            max_iter=self.sinkhorn_max_iter,
+            init=init,
+            return_plan=False,
+        )
         if not result.converged:
             _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
-        return dask_lloyd.balanced_labels(X, centers, result.g, sizes,
-                                          spherical=self.spherical, scale=self._scale,
-                                          eps=self.eps)
+        return dask_lloyd.balanced_labels(
+            X, centers, result.g, sizes, spherical=self.spherical, scale=self._scale, eps=self.eps
+        )
 
     def _dask_new(self, X):
         check_is_fitted(self)
@@ -739,8 +790,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _validate_fit_data(self, X):
         if not is_other_array(X):
-            return validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                                 copy=False)
+            return validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
         X = check_float_matrix(X, "X")
         X = stop_gradient(get_namespace(X), X)
         self.n_features_in_ = X.shape[1]
@@ -760,8 +810,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """``proportions_`` as the transport's column marginals, on the data's device."""
         if is_numpy_namespace(xp):
             return self.proportions_
-        return xp.asarray(self.proportions_, dtype=accumulation_dtype(xp, where),
-                          device=where)
+        return xp.asarray(self.proportions_, dtype=accumulation_dtype(xp, where), device=where)
 
     def _to_model_space(self, xp, X, frame):
         """Samples (or user centres) as the scores see them: in the normalised frame
@@ -824,9 +873,16 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def _transport(self, X, centers, proportions, plan_mass=None, init=None):
         result = _bk.transport(
-            X, centers, proportions, spherical=self.spherical, scale=self._scale,
-            eps=self.eps, tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
-            plan_mass=plan_mass, init=init,
+            X,
+            centers,
+            proportions,
+            spherical=self.spherical,
+            scale=self._scale,
+            eps=self.eps,
+            tol=self.sinkhorn_tol,
+            max_iter=self.sinkhorn_max_iter,
+            plan_mass=plan_mass,
+            init=init,
         )
         if not result.converged:
             _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
@@ -848,8 +904,7 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         namespace and on its device."""
         check_is_fitted(self)
         if not is_other_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         else:
             X = check_float_matrix(X, "X")
             X = stop_gradient(get_namespace(X), X)
@@ -881,8 +936,9 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
 
             X = self._dask_new(X)
             if not balanced:
-                return dask_lloyd.scores(X, self._centers, spherical=self.spherical,
-                                         scale=self._scale).argmax(axis=1)
+                return dask_lloyd.scores(
+                    X, self._centers, spherical=self.spherical, scale=self._scale
+                ).argmax(axis=1)
             return self._dask_labels(X, self._centers, None)
         xp, X, centers, proportions = self._check_new(X)
         if not balanced:
@@ -899,11 +955,16 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
             from clusterlab.solvers import dask_sinkhorn as _dsk
 
             X = self._dask_new(X)
-            S = dask_lloyd.scores(X, self._centers, spherical=self.spherical,
-                                  scale=self._scale)
-            result = _dsk.sinkhorn(S, self.eps, None, self.proportions_,
-                                   tol=self.sinkhorn_tol, max_iter=self.sinkhorn_max_iter,
-                                   plan_mass="ones")
+            S = dask_lloyd.scores(X, self._centers, spherical=self.spherical, scale=self._scale)
+            result = _dsk.sinkhorn(
+                S,
+                self.eps,
+                None,
+                self.proportions_,
+                tol=self.sinkhorn_tol,
+                max_iter=self.sinkhorn_max_iter,
+                plan_mass="ones",
+            )
             if not result.converged:
                 _warn_not_converged(result, self.sinkhorn_tol, "SinkhornKMeans' transport")
             return result.plan
@@ -920,5 +981,3 @@ class SinkhornKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-

@@ -217,9 +217,7 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
         X = self._validate_X(X)
         n = X.shape[0]
         if n < 2:
-            raise ValueError(
-                f"n_samples={n}: a graph needs at least 2 samples (1 sample given)."
-            )
+            raise ValueError(f"n_samples={n}: a graph needs at least 2 samples (1 sample given).")
         if adjacency is None:
             A = knn_affinity(X, min(self.n_neighbors, max(1, (n - 1) // 2))).affinity
         else:
@@ -232,11 +230,20 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         edges = _gs.edge_samples(A, rng)
         result = _gs.fit_readout(
-            H, edges, _gs.initial_weights(H, self.k_max, rng), alpha=float(self.alpha),
-            beta=float(self.beta), learning_rate=float(self.learning_rate),
-            max_iter=self.max_iter, tol=float(self.tol), warmup_iter=_WARMUP_ITER,
-            callback=progress_printer(self.verbose, "GroupSparseCommunity",
-                                      [("objective", ".6g"), ("active communities", "d")]),
+            H,
+            edges,
+            _gs.initial_weights(H, self.k_max, rng),
+            alpha=float(self.alpha),
+            beta=float(self.beta),
+            learning_rate=float(self.learning_rate),
+            max_iter=self.max_iter,
+            tol=float(self.tol),
+            warmup_iter=_WARMUP_ITER,
+            callback=progress_printer(
+                self.verbose,
+                "GroupSparseCommunity",
+                [("objective", ".6g"), ("active communities", "d")],
+            ),
         )
         history = result.objective_history
         if not result.converged:
@@ -302,4 +309,3 @@ class GroupSparseCommunity(ClusterMixin, BaseEstimator):
                 "features, or X = np.eye(n_samples) to use the graph alone."
             )
         return np.ascontiguousarray(H / scale)
-

@@ -91,9 +91,7 @@ def _labels_from(assignments, n_samples, n_clusters, xp, where):
     if not is_array(assignments):
         assignments = np.asarray(assignments)
         if assignments.dtype == object or not np.issubdtype(assignments.dtype, np.number):
-            raise ValueError(
-                f"assignments must hold numbers, got dtype {assignments.dtype}."
-            )
+            raise ValueError(f"assignments must hold numbers, got dtype {assignments.dtype}.")
     xa = get_namespace(assignments)
     if assignments.ndim == 2:
         if assignments.shape[0] != n_samples or assignments.shape[1] < 1:
@@ -197,8 +195,9 @@ def _check_loss_parameters(tau, order, cumulative):
     return tau, order, bool(cumulative)
 
 
-def pamc_loss(Z, adjacency, assignments, *, tau=1.0, order=1, cumulative=True,
-              detach_meta_nodes=False):
+def pamc_loss(
+    Z, adjacency, assignments, *, tau=1.0, order=1, cumulative=True, detach_meta_nodes=False
+):
     """PamC's linear-time contrastive loss over cluster meta-nodes.
 
     With ``Â = D⁻¹(A + I)`` (``D`` the row sums of ``A + I``), ``W = Σ_{t=1..order} Â^t``
@@ -275,8 +274,7 @@ def pamc_loss(Z, adjacency, assignments, *, tau=1.0, order=1, cumulative=True,
     xp = get_namespace(Z)
     labels, K = _labels_from(assignments, Z.shape[0], None, xp, device(Z))
     graph = _mn.propagation_graph(A, order, cumulative=cumulative)
-    return _mn.pamc_loss(xp, Z, graph, labels, K, tau,
-                         detach_meta_nodes=bool(detach_meta_nodes))
+    return _mn.pamc_loss(xp, Z, graph, labels, K, tau, detach_meta_nodes=bool(detach_meta_nodes))
 
 
 def ncontrast_loss(Z, adjacency, *, tau=1.0, order=1, cumulative=True):
@@ -320,4 +318,3 @@ def ncontrast_loss(Z, adjacency, *, tau=1.0, order=1, cumulative=True):
     xp = get_namespace(Z)
     graph = _mn.propagation_graph(A, order, cumulative=cumulative)
     return _mn.ncontrast_loss(xp, Z, graph, tau)
-

@@ -288,15 +288,22 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
         y = None if y is None else unit_rows(xp, y)
         rng = check_random_state(self.random_state)
         n_init = count_runs(self.init, self.n_init)
-        callback = progress_printer(self.verbose, "CrossModalPrototypeClustering",
-                                    [("objective", ".6g")])
+        callback = progress_printer(
+            self.verbose, "CrossModalPrototypeClustering", [("objective", ".6g")]
+        )
         best = None
         for _ in range(n_init):
             centers_x, centers_y = self._initial_centers(xp, X, y, rng)
             run = _cm.single_run(
-                X, y, centers_x, centers_y, eps=self.eps,
-                n_sinkhorn_iter=self.n_sinkhorn_iter, max_iter=self.max_iter,
-                tol=self.tol, callback=callback,
+                X,
+                y,
+                centers_x,
+                centers_y,
+                eps=self.eps,
+                n_sinkhorn_iter=self.n_sinkhorn_iter,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                callback=callback,
             )
             if best is None or run.objective < best.objective:
                 best = run
@@ -311,8 +318,7 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
         self.cluster_centers_x_ = best.centers_x
         self.cluster_centers_y_ = best.centers_y
         self.cluster_centers_ = (
-            best.centers_x if y is None
-            else xp.concat([best.centers_x, best.centers_y], axis=1)
+            best.centers_x if y is None else xp.concat([best.centers_x, best.centers_y], axis=1)
         )
         self.objective_history_ = best.objective_history
         self.objective_ = best.objective
@@ -330,8 +336,7 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
         """``X`` and ``y`` validated, ``y`` in the namespace, device and dtype of ``X``
         (None for a one-view fit); sets ``n_features_in_`` and ``n_features_y_in_``."""
         if not is_other_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              copy=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
         else:
             X = stop_gradient(get_namespace(X), check_float_matrix(X, "X"))
             self.n_features_in_ = X.shape[1]
@@ -357,8 +362,7 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
         if is_other_array(V):
             V = stop_gradient(get_namespace(V), check_float_matrix(V, name))
         else:
-            V = check_array(V, dtype=[np.float64, np.float32], order="C",
-                            input_name=name)
+            V = check_array(V, dtype=[np.float64, np.float32], order="C", input_name=name)
         V = xp.astype(to_namespace(xp, V, device(X)), X.dtype, copy=False)
         if V.shape[0] != X.shape[0]:
             raise ValueError(
@@ -386,18 +390,23 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
 
     def _user_centers(self, xp, X, y):
         init = self.init
-        pair = isinstance(init, (tuple, list)) and len(init) == 2 and all(
-            _ndim(part) == 2 for part in init
+        pair = (
+            isinstance(init, (tuple, list))
+            and len(init) == 2
+            and all(_ndim(part) == 2 for part in init)
         )
         if (y is None) == pair:
-            expected = ("a pair (centers_x, centers_y)" if y is not None
-                        else f"one array of shape ({self.n_clusters}, {X.shape[1]})")
-            raise ValueError(f"init must be {expected} for a fit on {1 + (y is not None)} "
-                             "view(s).")
+            expected = (
+                "a pair (centers_x, centers_y)"
+                if y is not None
+                else f"one array of shape ({self.n_clusters}, {X.shape[1]})"
+            )
+            raise ValueError(f"init must be {expected} for a fit on {1 + (y is not None)} view(s).")
         parts = init if pair else (init,)
         centers = []
-        for part, V, name in zip(parts, (X, y), ("init[0]" if pair else "init", "init[1]"),
-                                 strict=False):
+        for part, V, name in zip(
+            parts, (X, y), ("init[0]" if pair else "init", "init[1]"), strict=False
+        ):
             C = check_float_matrix(part, name)
             if tuple(C.shape) != (self.n_clusters, V.shape[1]):
                 raise ValueError(
@@ -452,8 +461,7 @@ class CrossModalPrototypeClustering(ClusterMixin, TransformerMixin, BaseEstimato
     def _new_view(self, xp, where, V, centers, name):
         expected = self.n_features_in_ if name == "X" else self.n_features_y_in_
         if name == "X" and not is_other_array(V):
-            V = validate_data(self, V, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            V = validate_data(self, V, dtype=[np.float64, np.float32], order="C", reset=False)
         elif is_other_array(V):
             V = stop_gradient(get_namespace(V), check_float_matrix(V, name))
         else:
@@ -530,5 +538,3 @@ def _ndim(V):
     if is_array(V) or hasattr(V, "shape"):
         return len(V.shape)
     return np.asarray(V).ndim
-
-

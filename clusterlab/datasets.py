@@ -157,8 +157,9 @@ def load_karate_club():
             edges.append((int(fields[0]), int(fields[1])))
     u, v = np.array(edges).T
     n = len(y)
-    adjacency = sparse.coo_matrix((np.ones(2 * u.size), (np.r_[u, v], np.r_[v, u])),
-                                  shape=(n, n)).tocsr()
+    adjacency = sparse.coo_matrix(
+        (np.ones(2 * u.size), (np.r_[u, v], np.r_[v, u])), shape=(n, n)
+    ).tocsr()
     return adjacency, np.array([y[i] for i in range(n)], dtype=np.int64)
 
 
@@ -215,8 +216,12 @@ def fewshot_tasks(X, y, *, n_way=5, n_shot=1, n_query=15, n_tasks=1000, random_s
     y = np.asarray(y)
     if X.ndim != 2 or y.shape != (X.shape[0],):
         raise ValueError(f"X must be 2-D with one label per row, got {X.shape} and {y.shape}.")
-    for name, value in (("n_way", n_way), ("n_shot", n_shot), ("n_query", n_query),
-                        ("n_tasks", n_tasks)):
+    for name, value in (
+        ("n_way", n_way),
+        ("n_shot", n_shot),
+        ("n_query", n_query),
+        ("n_tasks", n_tasks),
+    ):
         if not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}.")
     per_task = n_shot + n_query
@@ -476,9 +481,18 @@ def _simplex_centres(n_clusters, n_features, squared_distance):
     return centres
 
 
-def make_isotropic_mixture(n_samples, n_features, n_clusters, separation, *, sigma=1.0,
-                           relative=True, shuffle=True, return_centers=False,
-                           random_state=None):
+def make_isotropic_mixture(
+    n_samples,
+    n_features,
+    n_clusters,
+    separation,
+    *,
+    sigma=1.0,
+    relative=True,
+    shuffle=True,
+    return_centers=False,
+    random_state=None,
+):
     """Equal-size spherical Gaussian clusters at a given separation, for recovery studies.
 
     The centres are the vertices of a regular simplex, so every pair of centres is at the
@@ -548,7 +562,10 @@ def make_isotropic_mixture(n_samples, n_features, n_clusters, separation, *, sig
         squared_distance *= exact_recovery_threshold(n_samples, n_features, n_clusters, sigma)
     centres = _simplex_centres(n_clusters, n_features, squared_distance)
     X, y = make_gaussian_mixture(
-        centres, np.full(n_clusters, sigma**2), n_samples, shuffle=shuffle,
+        centres,
+        np.full(n_clusters, sigma**2),
+        n_samples,
+        shuffle=shuffle,
         random_state=random_state,
     )
     return (X, y, centres) if return_centers else (X, y)
@@ -630,13 +647,25 @@ def make_heterogeneous_mixture(setting, n_samples=None, *, shuffle=True, random_
         n_samples = spec["n_samples"]
     n_samples = check_count(n_samples, "n_samples", minimum=len(spec["means"]))
     return make_gaussian_mixture(
-        spec["means"], spec["covariances"], n_samples, shuffle=shuffle,
+        spec["means"],
+        spec["covariances"],
+        n_samples,
+        shuffle=shuffle,
         random_state=random_state,
     )
 
 
-def make_attributed_sbm(n_samples, n_communities, p_in, p_out, n_features, *,
-                        separation=2.0, shuffle=True, random_state=None):
+def make_attributed_sbm(
+    n_samples,
+    n_communities,
+    p_in,
+    p_out,
+    n_features,
+    *,
+    separation=2.0,
+    shuffle=True,
+    random_state=None,
+):
     """An attributed stochastic block model: a graph with communities, and node features.
 
     The nodes fall into ``n_communities`` communities of sizes that differ by at most one.

@@ -47,28 +47,43 @@ def _kmeans(n_clusters, seed):
 
 CASES = [
     DemoCase(
-        "balanced k-means (Sinkhorn)", "digits", None, 10,
+        "balanced k-means (Sinkhorn)",
+        "digits",
+        None,
+        10,
         lambda k, seed: SinkhornKMeans(n_clusters=k, random_state=seed),
         _kmeans,
     ),
     DemoCase(
-        "spherical balanced k-means, centred + L2-normalised", "digits", "l2", 10,
+        "spherical balanced k-means, centred + L2-normalised",
+        "digits",
+        "l2",
+        10,
         lambda k, seed: SinkhornKMeans(n_clusters=k, spherical=True, random_state=seed),
         _kmeans,
     ),
     DemoCase(
-        "Laplacian k-means (10-NN graph, bound optimizer)", "digits", None, 10,
+        "Laplacian k-means (10-NN graph, bound optimizer)",
+        "digits",
+        None,
+        10,
         lambda k, seed: LaplacianKMeans(n_clusters=k, random_state=seed),
         _kmeans,
     ),
     DemoCase(
-        "SDP k-means (Peng-Wei relaxation, low-rank solver)", "wine", "standardize", 3,
+        "SDP k-means (Peng-Wei relaxation, low-rank solver)",
+        "wine",
+        "standardize",
+        3,
         # no rank escalation: the certificate is loose on overlapping clusters like wine's
         lambda k, seed: SDPKMeans(n_clusters=k, gap_tol=np.inf, random_state=seed),
         _kmeans,
     ),
     DemoCase(
-        "iLA-SDP (a covariance per cluster) vs EM", "wine", "standardize", 3,
+        "iLA-SDP (a covariance per cluster) vs EM",
+        "wine",
+        "standardize",
+        3,
         lambda k, seed: ILASDP(n_clusters=k, random_state=seed),
         lambda k, seed: GaussianMixture(n_components=k, n_init=10, random_state=seed),
     ),
@@ -93,8 +108,12 @@ class FewShotCase:
 
 FEWSHOT_CASES = [
     FewShotCase(
-        "transductive few-shot, 5-way, 15 queries per class", "digits", (0, 1, 2, 3, 4),
-        (1, 5), 2000, 0.7,
+        "transductive few-shot, 5-way, 15 queries per class",
+        "digits",
+        (0, 1, 2, 3, 4),
+        (1, 5),
+        2000,
+        0.7,
     ),
 ]
 
@@ -102,8 +121,9 @@ FEWSHOT_CASES = [
 def _fewshot_methods(base_mean, lam):
     return {
         "Laplacian k-means": TransductiveFewShot(lam=lam, base_mean=base_mean),
-        "SimpleShot": TransductiveFewShot(prototypes="fixed", lam=0.0, shift_queries=False,
-                                          base_mean=base_mean),
+        "SimpleShot": TransductiveFewShot(
+            prototypes="fixed", lam=0.0, shift_queries=False, base_mean=base_mean
+        ),
     }
 
 
@@ -112,8 +132,15 @@ def _run_fewshot(case, seed):
     base = np.isin(y, case.base_classes)
     rows = []
     for n_shot in case.n_shots:
-        tasks = fewshot_tasks(X[~base], y[~base], n_way=5, n_shot=n_shot, n_query=15,
-                              n_tasks=case.n_tasks, random_state=seed)
+        tasks = fewshot_tasks(
+            X[~base],
+            y[~base],
+            n_way=5,
+            n_shot=n_shot,
+            n_query=15,
+            n_tasks=case.n_tasks,
+            random_state=seed,
+        )
         for name, model in _fewshot_methods(X[base].mean(axis=0), case.lam).items():
             # untimed warm-up on a few tasks, so that seconds exclude Numba's compile
             model.predict_tasks(tasks.X_support[:2], tasks.y_support[:2], tasks.X_query[:2])
@@ -121,10 +148,23 @@ def _run_fewshot(case, seed):
             predicted = model.predict_tasks(tasks.X_support, tasks.y_support, tasks.X_query)
             seconds = time.perf_counter() - start
             score = evaluate_fewshot(tasks.y_query, predicted)
-            rows.append({"method": name, "n_shot": n_shot, "accuracy": score.accuracy,
-                         "ci95": score.ci95, "seconds": seconds})
-    return {"case": case.title, "kind": "fewshot", "dataset": case.dataset,
-            "n_tasks": case.n_tasks, "lam": case.lam, "rows": rows}
+            rows.append(
+                {
+                    "method": name,
+                    "n_shot": n_shot,
+                    "accuracy": score.accuracy,
+                    "ci95": score.ci95,
+                    "seconds": seconds,
+                }
+            )
+    return {
+        "case": case.title,
+        "kind": "fewshot",
+        "dataset": case.dataset,
+        "n_tasks": case.n_tasks,
+        "lam": case.lam,
+        "rows": rows,
+    }
 
 
 @dataclass(frozen=True)
@@ -140,8 +180,11 @@ class GCDCase:
 
 GCD_CASES = [
     GCDCase(
-        "category discovery, K unknown (semi-supervised GMM, split/merge)", "digits", 32,
-        (0, 1, 2, 3, 4), 20,
+        "category discovery, K unknown (semi-supervised GMM, split/merge)",
+        "digits",
+        32,
+        (0, 1, 2, 3, 4),
+        20,
     ),
 ]
 
@@ -174,19 +217,41 @@ def _run_gcd(case, seed):
 
     # untimed warm-up on a slice, so that seconds exclude Numba's one-time compile
     warm = slice(0, 300)
-    _timed_fit(lambda: SemiSupervisedGMM(n_components=case.start_k, random_state=seed)
-               .fit(X[warm], y_partial[warm]))
-    _timed_fit(lambda: SemiSupervisedKMeans(true_k, random_state=seed)
-               .fit(X[warm], y_partial[warm]))
+    _timed_fit(
+        lambda: SemiSupervisedGMM(n_components=case.start_k, random_state=seed).fit(
+            X[warm], y_partial[warm]
+        )
+    )
+    _timed_fit(
+        lambda: SemiSupervisedKMeans(true_k, random_state=seed).fit(X[warm], y_partial[warm])
+    )
     rows = []
-    for name, fit in [("SemiSupervisedGMM", gmm), ("K estimate + SS-KMeans", estimated_k),
-                      ("SS-KMeans, true K", given_k)]:
+    for name, fit in [
+        ("SemiSupervisedGMM", gmm),
+        ("K estimate + SS-KMeans", estimated_k),
+        ("SS-KMeans, true K", given_k),
+    ]:
         (k, labels), seconds = _timed_fit(fit)
         score = gcd_accuracy(y[free], labels[free], split.old_mask[free])
-        rows.append({"method": name, "k": int(k), "all": score.all, "old": score.old,
-                     "new": score.new, "seconds": seconds})
-    return {"case": case.title, "kind": "gcd", "dataset": case.dataset, "n_pca": case.n_pca,
-            "true_k": true_k, "start_k": case.start_k, "rows": rows}
+        rows.append(
+            {
+                "method": name,
+                "k": int(k),
+                "all": score.all,
+                "old": score.old,
+                "new": score.new,
+                "seconds": seconds,
+            }
+        )
+    return {
+        "case": case.title,
+        "kind": "gcd",
+        "dataset": case.dataset,
+        "n_pca": case.n_pca,
+        "true_k": true_k,
+        "start_k": case.start_k,
+        "rows": rows,
+    }
 
 
 @dataclass(frozen=True)
@@ -216,7 +281,8 @@ def _ood_rows(seed):
     X, y = load_dataset("digits")
     inlier = y <= 6
     X_train, X_test, y_train, _ = train_test_split(
-        X[inlier], y[inlier], test_size=0.3, stratify=y[inlier], random_state=seed)
+        X[inlier], y[inlier], test_size=0.3, stratify=y[inlier], random_state=seed
+    )
     pca = PCA(32, random_state=0).fit(X_train)
     F_train, F_in, F_out = (
         Z / np.linalg.norm(Z, axis=1, keepdims=True)
@@ -231,24 +297,34 @@ def _ood_rows(seed):
         means = np.stack([F[labels == c].mean(axis=0) for c in np.unique(labels)])
         index = np.searchsorted(np.unique(labels), labels)
         cov = EmpiricalCovariance(assume_centered=True).fit(F - means[index])
-        return tuple(-np.min([cov.mahalanobis(A - m) for m in means], axis=0)
-                     for A in (F_in, F_out))
+        return tuple(
+            -np.min([cov.mahalanobis(A - m) for m in means], axis=0) for A in (F_in, F_out)
+        )
 
     def knn(F, labels):
         nn = NearestNeighbors(n_neighbors=5).fit(F)
         return tuple(-nn.kneighbors(A)[0][:, -1] for A in (F_in, F_out))
 
     rows = []
-    for name, method in [("PrototypeOODDetector (P=10)", prototypes),
-                         ("Mahalanobis, shared cov.", mahalanobis),
-                         ("5-NN distance", knn)]:
+    for name, method in [
+        ("PrototypeOODDetector (P=10)", prototypes),
+        ("Mahalanobis, shared cov.", mahalanobis),
+        ("5-NN distance", knn),
+    ]:
         method(F_train[:150], y_train[:150])  # untimed warm-up (Numba's one-time compile)
         start = time.perf_counter()
         s_in, s_out = method(F_train, y_train)
         seconds = time.perf_counter() - start
         score = evaluate_ood(s_in, s_out)
-        rows.append({"method": name, "AUROC": score.auroc, "AUPR": score.aupr,
-                     "FPR95": score.fpr95, "seconds": seconds})
+        rows.append(
+            {
+                "method": name,
+                "AUROC": score.auroc,
+                "AUPR": score.aupr,
+                "FPR95": score.fpr95,
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -292,7 +368,8 @@ def _community_rows(seed):
 
     def ours():
         return GroupSparseCommunity(k_max=16, random_state=seed).fit_predict(
-            np.eye(A.shape[0]), adjacency=A)
+            np.eye(A.shape[0]), adjacency=A
+        )
 
     def spectral():
         return SpectralClustering(2, affinity="precomputed", random_state=seed).fit_predict(A)
@@ -303,9 +380,15 @@ def _community_rows(seed):
         start = time.perf_counter()
         labels = method()
         seconds = time.perf_counter() - start
-        rows.append({"method": name, "K": float(np.unique(labels).shape[0]),
-                     "NMI": float(normalized_mutual_info_score(y, labels)),
-                     "EDGE": edge_f1_score(A, y, labels), "seconds": seconds})
+        rows.append(
+            {
+                "method": name,
+                "K": float(np.unique(labels).shape[0]),
+                "NMI": float(normalized_mutual_info_score(y, labels)),
+                "EDGE": edge_f1_score(A, y, labels),
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -331,8 +414,9 @@ def _mlcd_rows(seed):
             threads = faiss.omp_get_max_threads()
             faiss.omp_set_num_threads(1)
             try:
-                kmeans = faiss.Kmeans(X.shape[1], 10, niter=100, nredo=10, spherical=True,
-                                      seed=seed)
+                kmeans = faiss.Kmeans(
+                    X.shape[1], 10, niter=100, nredo=10, spherical=True, seed=seed
+                )
                 kmeans.train(X)
                 return kmeans.index.search(X, 1)[1][:, 0], kmeans.centroids
             finally:
@@ -353,9 +437,14 @@ def _mlcd_rows(seed):
         labels, centers = fit()
         seconds = time.perf_counter() - start
         directions = centers / np.linalg.norm(centers, axis=1, keepdims=True)
-        rows.append({"method": name, "NMI": normalized_mutual_info_score(y, labels),
-                     "mean cos": float(np.mean(np.sum(X * directions[labels], axis=1))),
-                     "seconds": seconds})
+        rows.append(
+            {
+                "method": name,
+                "NMI": normalized_mutual_info_score(y, labels),
+                "mean cos": float(np.mean(np.sum(X * directions[labels], axis=1))),
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -368,16 +457,22 @@ def _depict_rows(seed):
     X, y = load_dataset("digits")
     X = PCA(32, random_state=0).fit_transform(X)
     rows = []
-    for name, model in [("DEPICTClustering (exact)", DEPICTClustering(10, random_state=seed)),
-                        ("sklearn KMeans (n_init=10)", KMeans(10, n_init=10,
-                                                              random_state=seed))]:
+    for name, model in [
+        ("DEPICTClustering (exact)", DEPICTClustering(10, random_state=seed)),
+        ("sklearn KMeans (n_init=10)", KMeans(10, n_init=10, random_state=seed)),
+    ]:
         clone(model).fit(X[:300])  # untimed warm-up
         start = time.perf_counter()
         labels = model.fit_predict(X)
         seconds = time.perf_counter() - start
-        rows.append({"method": name, "ACC": clustering_accuracy(y, labels),
-                     "NMI": float(normalized_mutual_info_score(y, labels)),
-                     "seconds": seconds})
+        rows.append(
+            {
+                "method": name,
+                "ACC": clustering_accuracy(y, labels),
+                "NMI": float(normalized_mutual_info_score(y, labels)),
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -396,12 +491,18 @@ def _crossmodal_rows(seed):
         views.append(view / np.linalg.norm(view, axis=1, keepdims=True))
     left, right = views
     contenders = [
-        ("CrossModalPrototypes (both)",
-         CrossModalPrototypeClustering(10, n_init=10, random_state=seed), (left, right)),
+        (
+            "CrossModalPrototypes (both)",
+            CrossModalPrototypeClustering(10, n_init=10, random_state=seed),
+            (left, right),
+        ),
         ("KMeans, left half", KMeans(10, n_init=10, random_state=seed), (left,)),
         ("KMeans, right half", KMeans(10, n_init=10, random_state=seed), (right,)),
-        ("KMeans, halves concatenated", KMeans(10, n_init=10, random_state=seed),
-         (np.hstack(views),)),
+        (
+            "KMeans, halves concatenated",
+            KMeans(10, n_init=10, random_state=seed),
+            (np.hstack(views),),
+        ),
     ]
     rows = []
     for name, model, data in contenders:
@@ -409,9 +510,14 @@ def _crossmodal_rows(seed):
         start = time.perf_counter()
         labels = model.fit(*data).labels_
         seconds = time.perf_counter() - start
-        rows.append({"method": name, "ARI": float(adjusted_rand_score(y, labels)),
-                     "NMI": float(normalized_mutual_info_score(y, labels)),
-                     "seconds": seconds})
+        rows.append(
+            {
+                "method": name,
+                "ARI": float(adjusted_rand_score(y, labels)),
+                "NMI": float(normalized_mutual_info_score(y, labels)),
+                "seconds": seconds,
+            }
+        )
     return rows
 
 
@@ -419,16 +525,21 @@ def _crossmodal_rows(seed):
 
 HEAD_CASES: list[HeadCase] = [
     HeadCase("MaxQuery OOD detection: classes 0-6 in, 7-9 out", "digits", _ood_rows),
-    HeadCase("PamC meta-node loss vs dense contrastive loss (PCA-10, 3-NN graph)", "digits",
-             _pamc_rows),
-    HeadCase("communities, K found by group sparsity (DAG) vs spectral given K", "karate club",
-             _community_rows),
-    HeadCase("MLCD clustering step: spherical k-means (centred + L2 rows)", "digits",
-             _mlcd_rows),
-    HeadCase("DEPICT head (soft targets, frequency prior) vs k-means, PCA-32", "digits",
-             _depict_rows),
-    HeadCase("MGCA swapped prototypes on two views (left/right image halves)", "digits",
-             _crossmodal_rows),
+    HeadCase(
+        "PamC meta-node loss vs dense contrastive loss (PCA-10, 3-NN graph)", "digits", _pamc_rows
+    ),
+    HeadCase(
+        "communities, K found by group sparsity (DAG) vs spectral given K",
+        "karate club",
+        _community_rows,
+    ),
+    HeadCase("MLCD clustering step: spherical k-means (centred + L2 rows)", "digits", _mlcd_rows),
+    HeadCase(
+        "DEPICT head (soft targets, frequency prior) vs k-means, PCA-32", "digits", _depict_rows
+    ),
+    HeadCase(
+        "MGCA swapped prototypes on two views (left/right image halves)", "digits", _crossmodal_rows
+    ),
     # one HeadCase per head, added above this line
 ]
 
@@ -471,15 +582,24 @@ def run_demo(seed=0, cases=None, fewshot_cases=None, gcd_cases=None, head_cases=
             )
         ]
         report.append(
-            {"case": case.title, "kind": "clustering", "dataset": case.dataset,
-             "n_samples": int(X.shape[0]), "n_clusters": case.n_clusters,
-             "preprocessing": case.preprocessing, "rows": rows}
+            {
+                "case": case.title,
+                "kind": "clustering",
+                "dataset": case.dataset,
+                "n_samples": int(X.shape[0]),
+                "n_clusters": case.n_clusters,
+                "preprocessing": case.preprocessing,
+                "rows": rows,
+            }
         )
-    report.extend(_run_fewshot(case, seed)
-                  for case in (FEWSHOT_CASES if fewshot_cases is None else fewshot_cases))
+    report.extend(
+        _run_fewshot(case, seed)
+        for case in (FEWSHOT_CASES if fewshot_cases is None else fewshot_cases)
+    )
     report.extend(_run_gcd(case, seed) for case in (GCD_CASES if gcd_cases is None else gcd_cases))
-    report.extend(_run_head(case, seed)
-                  for case in (HEAD_CASES if head_cases is None else head_cases))
+    report.extend(
+        _run_head(case, seed) for case in (HEAD_CASES if head_cases is None else head_cases)
+    )
     return report
 
 
@@ -560,7 +680,8 @@ def _format_head(block):
         f"{'method':<30}" + "".join(f"{name:>10}" for name in scores) + f"{'seconds':>9}",
     ]
     lines.extend(
-        f"{r['method']:<30}" + "".join(f"{r[name]:>10.3f}" for name in scores)
+        f"{r['method']:<30}"
+        + "".join(f"{r[name]:>10.3f}" for name in scores)
         + f"{r['seconds']:>9.2f}"
         for r in block["rows"]
     )

@@ -52,7 +52,9 @@ def _check_probabilities(P):
     xp = get_namespace(P)
     acc = xp.astype(P, accumulation_dtype(xp, device(P)))
     lowest, row_error, column_top = host_floats(
-        xp, xp.min(acc), xp.max(xp.abs(xp.sum(acc, axis=1) - 1.0)),
+        xp,
+        xp.min(acc),
+        xp.max(xp.abs(xp.sum(acc, axis=1) - 1.0)),
         xp.min(xp.max(acc, axis=0)),
     )
     if not all(math.isfinite(v) for v in (lowest, row_error, column_top)):
@@ -61,13 +63,11 @@ def _check_probabilities(P):
         raise ValueError(f"P must be nonnegative, got an entry {lowest:g}.")
     if row_error > _ROW_SUM_RTOL:
         raise ValueError(
-            f"The rows of P must sum to 1 (cluster probabilities); a row is off by "
-            f"{row_error:.3g}."
+            f"The rows of P must sum to 1 (cluster probabilities); a row is off by {row_error:.3g}."
         )
     if column_top <= 0:
         raise ValueError(
-            "A column of P is zero for every sample: no target gives that cluster mass; "
-            "drop it."
+            "A column of P is zero for every sample: no target gives that cluster mass; drop it."
         )
     return P
 
@@ -304,13 +304,18 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
         with single_threaded_blas():  # many small products: one thread is fastest
             coef, intercept = _dp.initial_head(Z, labels, K)
             init_alpha = 1.0 / n if self.init_alpha is None else self.init_alpha
-            coef, intercept, _ = _dp.fit_softmax(Z, np.eye(K)[labels], coef, intercept,
-                                                 init_alpha)
+            coef, intercept, _ = _dp.fit_softmax(Z, np.eye(K)[labels], coef, intercept, init_alpha)
             result = _dp.fit_depict(
-                Z, coef, intercept, target=target, alpha=self.alpha,
-                max_iter=self.max_iter, tol=self.tol, callback=progress_printer(
-                    self.verbose, "DEPICTClustering",
-                    [("objective", ".6e"), ("change of Q", ".3e")]),
+                Z,
+                coef,
+                intercept,
+                target=target,
+                alpha=self.alpha,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                callback=progress_printer(
+                    self.verbose, "DEPICTClustering", [("objective", ".6e"), ("change of Q", ".3e")]
+                ),
             )
         if not result.converged:
             last = result.change_history[-1] if result.change_history.size else math.nan
@@ -355,15 +360,13 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
             raise ValueError(f"init labels must lie in [0, {K}).")
         return labels.astype(np.int64)
 
-
     # -- inference -----------------------------------------------------------------
 
     def _logits(self, X):
         """Logits of ``X`` and its namespace (None for NumPy-compatible input)."""
         check_is_fitted(self)
         if not is_other_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
             Z = (np.asarray(X, dtype=np.float64) - self._mean) / self._scale
             return Z @ self._coef.T + self._intercept, None, X.dtype
         X = check_float_matrix(X, "X")
@@ -373,8 +376,10 @@ class DEPICTClustering(ClusterMixin, BaseEstimator):
                 f"{self.n_features_in_} features as input."
             )
         xp, where = get_namespace(X), device(X)
-        coef, intercept, mean = (xp.astype(to_namespace(xp, a, where), X.dtype)
-                                 for a in (self._coef, self._intercept, self._mean))
+        coef, intercept, mean = (
+            xp.astype(to_namespace(xp, a, where), X.dtype)
+            for a in (self._coef, self._intercept, self._mean)
+        )
         Z = (X - mean) / self._scale
         return Z @ coef.T + intercept, xp, X.dtype
 

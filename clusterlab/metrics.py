@@ -426,8 +426,10 @@ class OODScore:
     fpr95: float
 
     def __str__(self):
-        return (f"AUROC {100 * self.auroc:.2f}  AUPR {100 * self.aupr:.2f}  "
-                f"FPR95 {100 * self.fpr95:.2f}")
+        return (
+            f"AUROC {100 * self.auroc:.2f}  AUPR {100 * self.aupr:.2f}  "
+            f"FPR95 {100 * self.fpr95:.2f}"
+        )
 
 
 def evaluate_ood(scores_in, scores_out):
@@ -528,15 +530,13 @@ def edge_f1_score(adjacency, labels_true, labels_pred):
     n = labels_true.shape[0]
     if labels_pred.shape[0] != n:
         raise ValueError(
-            f"labels_true and labels_pred have different lengths ({n} and "
-            f"{labels_pred.shape[0]})."
+            f"labels_true and labels_pred have different lengths ({n} and {labels_pred.shape[0]})."
         )
     if sp.issparse(adjacency):
         pattern = sp.coo_matrix(adjacency)
     else:
         dense = np.asarray(host(adjacency))
-        if dense.ndim != 2 or not (np.issubdtype(dense.dtype, np.number)
-                                   or dense.dtype == bool):
+        if dense.ndim != 2 or not (np.issubdtype(dense.dtype, np.number) or dense.dtype == bool):
             raise ValueError(
                 f"adjacency must be a 2-D numeric array, got {dense.dtype} {dense.shape}."
             )

@@ -225,8 +225,13 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         dtype = X.dtype
         X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
         result = seeded_kmeans(
-            X, partial.codes, n_clusters, rng=rng, n_init=self.n_init,
-            max_iter=self.max_iter, tol=self.tol,
+            X,
+            partial.codes,
+            n_clusters,
+            rng=rng,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
         )
         component_class = np.r_[
             np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)
@@ -270,8 +275,9 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if is_dask_array(X):  # row chunks labeled on the workers, lazily
-            return map_method(self, "predict", X, dtype=self.cluster_labels_.dtype,
-                              drop=_PER_SAMPLE)
+            return map_method(
+                self, "predict", X, dtype=self.cluster_labels_.dtype, drop=_PER_SAMPLE
+            )
         xp = _array_namespace(X)
         if xp is None:
             X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
@@ -475,11 +481,28 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_components=10, *, covariance_type="full", projection="auto",
-                 split_merge=True, concentration="labeled", assignment="soft",
-                 covariance_prior=None, covariance_prior_strength=100.0, mean_precision_prior=None,
-                 acceptance="threshold", random_accept=0.0, n_merge_neighbors=3, burn_in=5,
-                 n_init=1, max_iter=200, tol=1e-5, random_state=None, verbose=0):
+    def __init__(
+        self,
+        n_components=10,
+        *,
+        covariance_type="full",
+        projection="auto",
+        split_merge=True,
+        concentration="labeled",
+        assignment="soft",
+        covariance_prior=None,
+        covariance_prior_strength=100.0,
+        mean_precision_prior=None,
+        acceptance="threshold",
+        random_accept=0.0,
+        n_merge_neighbors=3,
+        burn_in=5,
+        n_init=1,
+        max_iter=200,
+        tol=1e-5,
+        random_state=None,
+        verbose=0,
+    ):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.projection = projection
@@ -543,13 +566,23 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         moves = None
         if self.split_merge and not partial.all_labeled:  # else nothing can split off
             moves = MoveConfig(
-                alpha=self.concentration, acceptance=self.acceptance,
+                alpha=self.concentration,
+                acceptance=self.acceptance,
                 random_accept=self.random_accept,
-                n_merge_neighbors=self.n_merge_neighbors, burn_in=self.burn_in,
+                n_merge_neighbors=self.n_merge_neighbors,
+                burn_in=self.burn_in,
             )
         result = fit_mixture(
-            X, partial.codes, init.labels, init_class, prior, moves=moves,
-            hard=self.assignment == "hard", max_iter=self.max_iter, tol=self.tol, rng=rng,
+            X,
+            partial.codes,
+            init.labels,
+            init_class,
+            prior,
+            moves=moves,
+            hard=self.assignment == "hard",
+            max_iter=self.max_iter,
+            tol=self.tol,
+            rng=rng,
             callback=self._progress(),
         )
         self._store(result, partial, X.shape, dtype)
@@ -575,8 +608,11 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         else:
             nu, psi = strength + 2, strength * np.trace(expected) / d
         return NIWPrior(
-            mean=X.mean(axis=0, dtype=np.float64), kappa=self._mean_precision(X, expected),
-            nu=nu, psi=psi, covariance_type=self.covariance_type,
+            mean=X.mean(axis=0, dtype=np.float64),
+            kappa=self._mean_precision(X, expected),
+            nu=nu,
+            psi=psi,
+            covariance_type=self.covariance_type,
         )
 
     def _mean_precision(self, X, expected):
@@ -652,14 +688,14 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
             scale = np.trace(pooled) / d
         if not scale > 0:
             raise ValueError(
-                f"X is constant (n_samples={X.shape[0]}): a Gaussian mixture needs some "
-                "spread."
+                f"X is constant (n_samples={X.shape[0]}): a Gaussian mixture needs some spread."
             )
         return pooled + _PRIOR_RIDGE * scale * np.eye(d)
 
     def _progress(self):
-        report = progress_printer(self.verbose, "SemiSupervisedGMM",
-                                  [("K", "d"), ("objective", ".6g")], unit="sweep")
+        report = progress_printer(
+            self.verbose, "SemiSupervisedGMM", [("K", "d"), ("objective", ".6g")], unit="sweep"
+        )
         if report is None:
             return None
 
@@ -698,7 +734,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         self._frame_objective_history = result.objective_history
         self.log_likelihood_history_ = result.loglik_history - self._log_jacobian(n, 0)
         self.objective_history_ = result.objective_history - self._log_jacobian(
-            n, result.n_components_history)
+            n, result.n_components_history
+        )
         self.n_components_history_ = result.n_components_history
         self.log_concentration_ = result.log_alpha
         self.concentration_ = None if result.log_alpha is None else float(np.exp(result.log_alpha))
@@ -780,8 +817,9 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         """
         if is_dask_array(X):  # row chunks labeled on the workers, lazily
             check_is_fitted(self)
-            return map_method(self, "predict", X, dtype=self.component_labels_.dtype,
-                              drop=_PER_SAMPLE)
+            return map_method(
+                self, "predict", X, dtype=self.component_labels_.dtype, drop=_PER_SAMPLE
+            )
         log_joint, xp, _, labels, _ = self._log_joint(X)
         if xp is None:
             return self.component_labels_[np.argmax(log_joint, axis=1)]
@@ -811,8 +849,14 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         """
         if is_dask_array(X):  # row chunks scored on the workers, lazily
             check_is_fitted(self)
-            return map_method(self, "predict_proba", X, dtype=_float_dtype(X.dtype),
-                              n_columns=self.component_labels_.shape[0], drop=_PER_SAMPLE)
+            return map_method(
+                self,
+                "predict_proba",
+                X,
+                dtype=_float_dtype(X.dtype),
+                n_columns=self.component_labels_.shape[0],
+                drop=_PER_SAMPLE,
+            )
         log_joint, xp, dtype, _, _ = self._log_joint(X)
         xp = xp or get_namespace(log_joint)
         proba = xp.exp(log_joint - logsumexp(xp, log_joint, axis=1, keepdims=True))
@@ -865,7 +909,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         log_joint, xp, dtype, _, below = self._log_joint(X)
         xp = xp or get_namespace(log_joint)
         log_density = logsumexp(xp, log_joint, axis=1) - (
-            self._n_model_features * self._frame.log_scale)
+            self._n_model_features * self._frame.log_scale
+        )
         if below is not None:
             log_density = xp.where(below, xp.full_like(log_density, -xp.inf), log_density)
         return log_density, dtype

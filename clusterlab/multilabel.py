@@ -101,9 +101,7 @@ def multilabel_assign(X, centers, k=8, *, chunk_size=None):
     centers = xp.astype(to_namespace(xp, centers, where), X.dtype)
     n_clusters = centers.shape[0]
     if centers.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"centers have {centers.shape[1]} features but X has {X.shape[1]}."
-        )
+        raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}.")
     k = check_count(k, "k")
     if k > n_clusters:
         raise ValueError(f"k={k} is larger than the number of centres ({n_clusters}).")
@@ -147,8 +145,7 @@ def _multilabel_assign_dask(X, centers, k, chunk_size):
     shapes are checked now; the rows of ``X`` (finite, nonzero) when a chunk is computed."""
     if is_dask_array(centers):
         centers = centers.compute()  # K x d: small
-    centers = check_float_matrix(to_numpy(centers) if is_array(centers) else centers,
-                                 "centers")
+    centers = check_float_matrix(to_numpy(centers) if is_array(centers) else centers, "centers")
     X = check_rows(X, "X", None, "multilabel_assign")
     if centers.shape[1] != X.shape[1]:
         raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}.")
@@ -158,8 +155,15 @@ def _multilabel_assign_dask(X, centers, k, chunk_size):
     chunk_size = check_count(chunk_size, "chunk_size", allow_none=True)
     _unit_rows_and_norms(np, centers, "centers")
     dtype = np.dtype(np.float32) if X.dtype == np.float32 else np.dtype(np.float64)
-    return map_rows(_assign_block, X, shared(centers), k, chunk_size,
-                    outputs=[(np.int64, k), (dtype, k)], name="multilabel-assign")
+    return map_rows(
+        _assign_block,
+        X,
+        shared(centers),
+        k,
+        chunk_size,
+        outputs=[(np.int64, k), (dtype, k)],
+        name="multilabel-assign",
+    )
 
 
 def _check_loss_input(S, positives):
@@ -170,12 +174,18 @@ def _check_loss_input(S, positives):
     n, n_clusters = S.shape
     if not is_array(positives):
         positives = np.asarray(positives)
-    if is_array(positives) and not isinstance(positives, np.ndarray) and \
-            get_namespace(positives) is not xp:
+    if (
+        is_array(positives)
+        and not isinstance(positives, np.ndarray)
+        and get_namespace(positives) is not xp
+    ):
         positives = to_numpy(positives)
     positives = to_namespace(xp, positives, where)
-    if not xp.isdtype(positives.dtype, "integral") or positives.ndim != 2 or \
-            positives.shape[0] != n:
+    if (
+        not xp.isdtype(positives.dtype, "integral")
+        or positives.ndim != 2
+        or positives.shape[0] != n
+    ):
         raise ValueError(
             f"positives must be an integer array of shape ({n}, n_positives) (indices of "
             f"each row's positive columns of S), got {positives.dtype} "
@@ -206,7 +216,7 @@ def _positive_mask(xp, positives, n_clusters, where):
     columns = xp.arange(n_clusters, dtype=xp.int64, device=where)[None, :]
     mask = positives[:, 0:1] == columns
     for j in range(1, positives.shape[1]):
-        mask = mask | (positives[:, j:j + 1] == columns)
+        mask = mask | (positives[:, j : j + 1] == columns)
     return mask
 
 
@@ -329,8 +339,11 @@ def mlcd_loss(S, positives, *, neg_ratio=0.1, scale=1.0, random_state=None):
         loss.backward()
     """
     xp, S, positives = _check_loss_input(S, positives)
-    if not isinstance(neg_ratio, numbers.Real) or isinstance(neg_ratio, bool) or \
-            not 0 < neg_ratio <= 1:
+    if (
+        not isinstance(neg_ratio, numbers.Real)
+        or isinstance(neg_ratio, bool)
+        or not 0 < neg_ratio <= 1
+    ):
         raise ValueError(f"neg_ratio must be a number in (0, 1], got {neg_ratio!r}.")
     scale = check_positive(scale, "scale")
     where = device(S)

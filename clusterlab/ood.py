@@ -49,16 +49,18 @@ _NORMALIZATIONS = ("none", "softmax")
 
 def _check_choice(value, name, choices):
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}."
-        )
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
     return value
 
 
 def _same_namespace(xp, array, X):
     """``array`` in the namespace, on the device and in the dtype of ``X``."""
-    if is_array(array) and not isinstance(array, np.ndarray) and \
-            get_namespace(array) is xp and device(array) == device(X):
+    if (
+        is_array(array)
+        and not isinstance(array, np.ndarray)
+        and get_namespace(array) is xp
+        and device(array) == device(X)
+    ):
         moved = array
     else:
         moved = to_namespace(xp, to_numpy(array) if is_array(array) else array, device(X))
@@ -122,12 +124,9 @@ def max_query_score(X, centers, *, affinity="cosine", normalize="none", temperat
     if is_other_array(centers):
         centers = check_float_matrix(centers, "centers")
     else:
-        centers = check_float_matrix(to_numpy(centers) if is_array(centers) else centers,
-                                     "centers")
+        centers = check_float_matrix(to_numpy(centers) if is_array(centers) else centers, "centers")
     if centers.shape[1] != X.shape[1]:
-        raise ValueError(
-            f"centers have {centers.shape[1]} features but X has {X.shape[1]}."
-        )
+        raise ValueError(f"centers have {centers.shape[1]} features but X has {X.shape[1]}.")
     centers = _same_namespace(xp, centers, X)
     affinity = _check_choice(affinity, "affinity", _AFFINITIES)
     normalize = _check_choice(normalize, "normalize", _NORMALIZATIONS)
@@ -136,8 +135,9 @@ def max_query_score(X, centers, *, affinity="cosine", normalize="none", temperat
         if bool(xp.any(xp.linalg.vector_norm(centers, axis=1) == 0)):
             raise ValueError("centers has an all-zero row: its cosines are undefined.")
         centers = unit_rows(xp, centers)
-    return _po.max_query(X, centers, affinity=affinity, normalize=normalize,
-                         temperature=temperature)
+    return _po.max_query(
+        X, centers, affinity=affinity, normalize=normalize, temperature=temperature
+    )
 
 
 class PrototypeOODDetector(OutlierMixin, BaseEstimator):
@@ -303,8 +303,13 @@ class PrototypeOODDetector(OutlierMixin, BaseEstimator):
         self.n_prototypes_ = np.asarray(counts, dtype=np.int64)
         self.prototype_classes_ = np.repeat(self.classes_, self.n_prototypes_)
         self.n_iter_ = np.asarray(n_iter, dtype=np.int64)
-        scores = _po.max_query(X, self.cluster_centers_, affinity=self.affinity,
-                               normalize=self.normalize, temperature=self.temperature)
+        scores = _po.max_query(
+            X,
+            self.cluster_centers_,
+            affinity=self.affinity,
+            normalize=self.normalize,
+            temperature=self.temperature,
+        )
         self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
         return self
 
@@ -329,8 +334,11 @@ class PrototypeOODDetector(OutlierMixin, BaseEstimator):
         if distinct.shape[0] <= self.n_prototypes:
             return distinct, 0
         model = SphericalKMeans(
-            n_clusters=self.n_prototypes, n_init=self.n_init, max_iter=self.max_iter,
-            tol=self.tol, random_state=rng,
+            n_clusters=self.n_prototypes,
+            n_init=self.n_init,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            random_state=rng,
         ).fit(unit)
         return np.asarray(model.cluster_centers_, dtype=unit.dtype), int(model.n_iter_)
 
@@ -340,8 +348,7 @@ class PrototypeOODDetector(OutlierMixin, BaseEstimator):
         """``X`` validated, with the prototypes in its namespace, device and dtype."""
         check_is_fitted(self)
         if not is_other_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
             X = X.astype(self.cluster_centers_.dtype, copy=False)
             return X, self.cluster_centers_
         X = check_float_matrix(X, "X")
@@ -359,8 +366,13 @@ class PrototypeOODDetector(OutlierMixin, BaseEstimator):
         """In-distribution score (higher = more typical): :func:`max_query_score` of
         ``X`` against the prototypes. Of the namespace and on the device of ``X``."""
         X, centers = self._check_new(X)
-        return _po.max_query(X, centers, affinity=self.affinity, normalize=self.normalize,
-                             temperature=self.temperature)
+        return _po.max_query(
+            X,
+            centers,
+            affinity=self.affinity,
+            normalize=self.normalize,
+            temperature=self.temperature,
+        )
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for predicted outliers."""

@@ -305,11 +305,14 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        elif self.solver_ == "lowrank" and np.isfinite(result.lower_bound) and not (
-            result.gap_converged
+        elif (
+            self.solver_ == "lowrank"
+            and np.isfinite(result.lower_bound)
+            and not (result.gap_converged)
         ):
             relative = (result.objective - result.lower_bound) / max(
-                abs(result.objective), np.finfo(float).tiny)
+                abs(result.objective), np.finfo(float).tiny
+            )
             warnings.warn(
                 f"SDPKMeans (lowrank) stopped at rank {result.rank} with a certified gap "
                 f"of {self.objective_ - self.lower_bound_:.4g} ({relative:.2e} relative, "
@@ -340,8 +343,7 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         """Nearest cluster centre of each sample."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
-        return nearest_centre(self._frame.to_frame(np.asarray(X, dtype=np.float64)),
-                              self._centers)
+        return nearest_centre(self._frame.to_frame(np.asarray(X, dtype=np.float64)), self._centers)
 
 
 class ILASDP(ClusterMixin, BaseEstimator):
@@ -495,8 +497,9 @@ class ILASDP(ClusterMixin, BaseEstimator):
             raise ValueError("X is constant: there is no covariance to estimate.")
         rng = _generator(self.random_state)
         self._frame_shift = n * X.shape[1] * self._frame.log_scale  # see objective_history_
-        self.solver_ = _resolve_solver(self.solver, n, _EXACT_MAX_SAMPLES_ILA,
-                                       n_blocks=self.n_clusters)
+        self.solver_ = _resolve_solver(
+            self.solver, n, _EXACT_MAX_SAMPLES_ILA, n_blocks=self.n_clusters
+        )
         init_labels = self._initial_labels(X64, rng)
         exact_options = {"solver": self.cvxpy_solver, "solver_options": self.solver_options}
         try:
@@ -521,8 +524,9 @@ class ILASDP(ClusterMixin, BaseEstimator):
             ) from exc
         frame, dtype = self._frame, X.dtype
         weights = result.weights.sum(axis=0) / n
-        self._frame_params = MixtureParams(weights, result.means, result.covariances,
-                                           self.covariance_type)
+        self._frame_params = MixtureParams(
+            weights, result.means, result.covariances, self.covariance_type
+        )
         self.init_labels_ = init_labels
         self.labels_ = result.labels
         self.memberships_ = result.weights.astype(dtype)
@@ -556,8 +560,13 @@ class ILASDP(ClusterMixin, BaseEstimator):
         if isinstance(self.init, str) and self.init == "sdp":
             # the start needs labels only: no certificate, no rank escalation
             labels = peng_wei(
-                X, self.n_clusters, rng=rng, solver=self.solver_, certify=False,
-                cvxpy_solver=self.cvxpy_solver, solver_options=self.solver_options,
+                X,
+                self.n_clusters,
+                rng=rng,
+                solver=self.solver_,
+                certify=False,
+                cvxpy_solver=self.cvxpy_solver,
+                solver_options=self.solver_options,
             ).labels
         elif isinstance(self.init, str):
             labels = seeded_kmeans(X, np.full(n, -1), self.n_clusters, rng=rng, n_init=10).labels

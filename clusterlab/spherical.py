@@ -208,20 +208,24 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         else:
             if is_other_array(X):
                 X = to_numpy(stop_gradient(get_namespace(X), check_float_matrix(X, "X")))
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              copy=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", copy=False)
             check_n_clusters(self.n_clusters, X.shape[0])
             X = np.ascontiguousarray(unit_rows(X))
             lloyd, chunk = _skm.lloyd, self._chunk_size(X.dtype.itemsize)
         rng = check_random_state(self.random_state)
         n_init = count_runs(self.init, self.n_init)
-        callback = progress_printer(self.verbose, "SphericalKMeans",
-                                    [("inertia", ".6g"), ("centre shift", ".3e")])
+        callback = progress_printer(
+            self.verbose, "SphericalKMeans", [("inertia", ".6g"), ("centre shift", ".3e")]
+        )
         best = None
         for _ in range(n_init):
             run = lloyd(
-                X, self._initial_centers(X, rng), max_iter=self.max_iter, tol=self.tol,
-                chunk_size=chunk, callback=callback,
+                X,
+                self._initial_centers(X, rng),
+                max_iter=self.max_iter,
+                tol=self.tol,
+                chunk_size=chunk,
+                callback=callback,
             )
             if best is None or run.inertia < best.inertia:
                 best = run
@@ -298,8 +302,7 @@ class SphericalKMeans(ClusterMixin, TransformerMixin, BaseEstimator):
         """``X`` validated, and the centres in its namespace, device and dtype."""
         check_is_fitted(self)
         if not is_other_array(X):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
         else:
             X = stop_gradient(get_namespace(X), check_float_matrix(X, "X"))
             if X.shape[1] != self.n_features_in_:

@@ -173,9 +173,20 @@ default="kmeans"
         "random_state": ["random_state"],
     }
 
-    def __init__(self, n_clusters=8, *, lam=1.0, n_neighbors=10, weights="binary",
-                 prototypes="means", init="kmeans", max_iter=100, tol=1e-6,
-                 max_bound_iter=1000, random_state=None):
+    def __init__(
+        self,
+        n_clusters=8,
+        *,
+        lam=1.0,
+        n_neighbors=10,
+        weights="binary",
+        prototypes="means",
+        init="kmeans",
+        max_iter=100,
+        tol=1e-6,
+        max_bound_iter=1000,
+        random_state=None,
+    ):
         self.n_clusters = n_clusters
         self.lam = lam
         self.n_neighbors = n_neighbors
@@ -189,14 +200,17 @@ default="kmeans"
 
     def _initial_prototypes(self, X, clamp, n_clusters, rng):
         if not isinstance(self.init, str):
-            init = np.asarray(to_numpy(self.init) if is_array(self.init) else self.init,
-                              dtype=X.dtype)
+            init = np.asarray(
+                to_numpy(self.init) if is_array(self.init) else self.init, dtype=X.dtype
+            )
             if init.shape != (n_clusters, X.shape[1]):
-                grown = "" if n_clusters == self.n_clusters else (
-                    f" (one row per cluster: y labels {n_clusters} classes)")
+                grown = (
+                    ""
+                    if n_clusters == self.n_clusters
+                    else (f" (one row per cluster: y labels {n_clusters} classes)")
+                )
                 raise ValueError(
-                    f"init must have shape ({n_clusters}, {X.shape[1]}){grown}, "
-                    f"got {init.shape}."
+                    f"init must have shape ({n_clusters}, {X.shape[1]}){grown}, got {init.shape}."
                 )
             if not np.all(np.isfinite(init)):
                 raise ValueError("init holds NaN or infinite values.")
@@ -267,19 +281,28 @@ default="kmeans"
         scale = np.where(sigma2 > 0, sigma2, 1.0)
         centers = self._initial_prototypes(X, clamp, n_clusters, rng)
         result = fit_prototypes(
-            X[None], graph.affinity, self.lam, centers[None], clamp=clamp[None],
-            kind=self.prototypes, sigma2=scale, cost_scale=scale if self.prototypes == "means"
-            else None, max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
+            X[None],
+            graph.affinity,
+            self.lam,
+            centers[None],
+            clamp=clamp[None],
+            kind=self.prototypes,
+            sigma2=scale,
+            cost_scale=scale if self.prototypes == "means" else None,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            max_bound_iter=self.max_bound_iter,
         )
         self.classes_ = partial.classes
         self.cluster_labels_ = partial.output_labels(
-            np.r_[np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)])
+            np.r_[np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)]
+        )
         self.labels_ = self.cluster_labels_[result.labels[0]]
         self._centers = result.prototypes[0]  # in the frame, for predict
         self.cluster_centers_ = self._frame.points(self._centers).astype(dtype, copy=False)
         self.assignments_ = result.assignments[0]
         self.n_iter_ = int(result.n_iter[0])
-        self.energy_history_ = result.energy_history[:self.n_iter_, 0]
+        self.energy_history_ = result.energy_history[: self.n_iter_, 0]
         self.converged_ = bool(result.converged[0])
         if result.empty_cluster[0]:
             warnings.warn(
@@ -312,7 +335,8 @@ default="kmeans"
             self.cluster_centers_ = xp.asarray(self.cluster_centers_, device=where)
             self.assignments_ = xp.asarray(
                 self.assignments_.astype(np.float32 if work == xp.float32 else np.float64),
-                device=where)
+                device=where,
+            )
         return self
 
     def predict(self, X):
@@ -361,9 +385,7 @@ def _check_candidates(candidates):
     try:
         values = np.asarray(candidates, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"candidates must be a sequence of numbers, got {candidates!r}."
-        ) from None
+        raise ValueError(f"candidates must be a sequence of numbers, got {candidates!r}.") from None
     if values.ndim != 1 or values.size == 0:
         raise ValueError(f"candidates must be a non-empty 1-D sequence, got {candidates!r}.")
     if not np.all(np.isfinite(values)) or np.any(values < 0):
@@ -466,9 +488,20 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         "shift_queries": ["boolean"],
     }
 
-    def __init__(self, *, lam=0.7, n_neighbors=3, weights="binary", prototypes="means",
-                 preprocessing="cl2n", base_mean=None, shift_queries=True, max_iter=100,
-                 tol=1e-6, max_bound_iter=1000):
+    def __init__(
+        self,
+        *,
+        lam=0.7,
+        n_neighbors=3,
+        weights="binary",
+        prototypes="means",
+        preprocessing="cl2n",
+        base_mean=None,
+        shift_queries=True,
+        max_iter=100,
+        tol=1e-6,
+        max_bound_iter=1000,
+    ):
         self.lam = lam
         self.n_neighbors = n_neighbors
         self.weights = weights
@@ -511,8 +544,18 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         return self
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def calibrate(self, X_base, y_base, *, n_way, n_shot, n_query=15, n_tasks=1000,
-                  candidates=CALIBRATION_LAMS, random_state=None):
+    def calibrate(
+        self,
+        X_base,
+        y_base,
+        *,
+        n_way,
+        n_shot,
+        n_query=15,
+        n_tasks=1000,
+        candidates=CALIBRATION_LAMS,
+        random_state=None,
+    ):
         """Choose ``lam`` (and the centring mean) on few-shot episodes of base classes.
 
         Draws ``n_tasks`` episodes (``n_way`` classes, ``n_shot`` support and ``n_query``
@@ -591,8 +634,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         """
         from clusterlab.datasets import fewshot_tasks
 
-        X = check_float_matrix(to_numpy(X_base) if is_other_array(X_base) else X_base,
-                               "X_base", min_rows=2)
+        X = check_float_matrix(
+            to_numpy(X_base) if is_other_array(X_base) else X_base, "X_base", min_rows=2
+        )
         _, y = class_labels(y_base, X.shape[0], name="y_base")  # codes 0..n-1
         n_way = check_count(n_way, "n_way", minimum=2)
         n_shot = check_count(n_shot, "n_shot")
@@ -602,22 +646,39 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         base_mean = None
         if self.preprocessing == "cl2n":
             given = self.base_mean
-            base_mean = (X.mean(axis=0, dtype=np.float64) if given is None else
-                         np.asarray(to_numpy(given) if is_array(given) else given))
-            if base_mean.shape != (X.shape[1],) or base_mean.dtype.kind not in "iuf" \
-                    or not np.all(np.isfinite(base_mean)):
+            base_mean = (
+                X.mean(axis=0, dtype=np.float64)
+                if given is None
+                else np.asarray(to_numpy(given) if is_array(given) else given)
+            )
+            if (
+                base_mean.shape != (X.shape[1],)
+                or base_mean.dtype.kind not in "iuf"
+                or not np.all(np.isfinite(base_mean))
+            ):
                 raise ValueError(
                     f"base_mean must hold {X.shape[1]} finite numbers (one per feature of "
                     f"X_base), got {base_mean.dtype} {base_mean.shape}."
                 )
             base_mean = base_mean.astype(np.float64)
         rows = np.arange(X.shape[0]).reshape(-1, 1)
-        episodes = fewshot_tasks(rows, y, n_way=n_way, n_shot=n_shot, n_query=n_query,
-                                 n_tasks=n_tasks, random_state=random_state)
+        episodes = fewshot_tasks(
+            rows,
+            y,
+            n_way=n_way,
+            n_shot=n_shot,
+            n_query=n_query,
+            n_tasks=n_tasks,
+            random_state=random_state,
+        )
         support_rows, query_rows = episodes.X_support[..., 0], episodes.X_query[..., 0]
         support_codes, classes = encode_task_labels(episodes.y_support)
-        query_codes = np.stack([np.searchsorted(task_classes, task_y) for task_classes, task_y
-                                in zip(classes, episodes.y_query, strict=True)])
+        query_codes = np.stack(
+            [
+                np.searchsorted(task_classes, task_y)
+                for task_classes, task_y in zip(classes, episodes.y_query, strict=True)
+            ]
+        )
         settings = self._settings(calibrated=False)
         if self.preprocessing is not None:
             # divide by one power of two (exact), as predictions do: far-from-1 units
@@ -626,8 +687,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             X = frame.to_frame(X)
             if base_mean is not None:
                 settings = replace(settings, base_mean=frame.to_frame(base_mean))
-        scores = episode_scores(X, support_rows, support_codes, query_rows, query_codes,
-                                n_way, lams, settings)
+        scores = episode_scores(
+            X, support_rows, support_codes, query_rows, query_codes, n_way, lams, settings
+        )
         correct = np.vstack([scores.simpleshot, scores.correct])
         best = int(np.argmax(correct.sum(axis=1)))  # first of the ties: the simplest
         accuracy = correct / scores.n_query
@@ -669,10 +731,16 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             lam, prototypes = self.lam, self.prototypes
             base_mean, shift_queries = self.base_mean, self.shift_queries
         return FewShotSettings(
-            lam=lam, n_neighbors=self.n_neighbors, weights=self.weights,
-            prototypes=prototypes, preprocessing=self.preprocessing,
-            base_mean=base_mean, shift_queries=shift_queries,
-            max_iter=self.max_iter, tol=self.tol, max_bound_iter=self.max_bound_iter,
+            lam=lam,
+            n_neighbors=self.n_neighbors,
+            weights=self.weights,
+            prototypes=prototypes,
+            preprocessing=self.preprocessing,
+            base_mean=base_mean,
+            shift_queries=shift_queries,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            max_bound_iter=self.max_bound_iter,
         )
 
     def _warn_unsettled(self, results, stacklevel):
@@ -708,8 +776,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "support_")  # calibrate alone does not fit a task
         support, codes = self.support_, self._support_codes
         if not (is_other_array(X) or is_other_array(support)):
-            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C",
-                              reset=False)
+            X = validate_data(self, X, dtype=[np.float64, np.float32], order="C", reset=False)
             X = X.astype(support.dtype, copy=False)  # one dtype for the stacked task
         else:
             where_from = X if is_other_array(X) else support
@@ -728,8 +795,7 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         self._warn_unsettled([solution.result], stacklevel=3)
         proba = solution.proba[0, ...]
         # float32 features give float32 probabilities (the solver works in float64)
-        return proba.astype(support.dtype, copy=False) if isinstance(proba, np.ndarray) \
-            else proba
+        return proba.astype(support.dtype, copy=False) if isinstance(proba, np.ndarray) else proba
 
     def predict(self, X):
         """Classes of the queries ``X`` of the fitted task, inferred jointly.
@@ -777,8 +843,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             codes = xp.asarray(codes, device=device(support))
             labels_on_device = is_other_array(y_support)
         solutions = [
-            infer_tasks(support[part, ...], codes[part, ...], queries[part, ...],
-                        classes.shape[1], settings)
+            infer_tasks(
+                support[part, ...], codes[part, ...], queries[part, ...], classes.shape[1], settings
+            )
             for part in parts
         ]
         self._warn_unsettled([solution.result for solution in solutions], stacklevel=4)
@@ -807,8 +874,9 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         frame = common_scale(support, queries, base_mean)
         if self.preprocessing is None:
             # the largest magnitude lies in [2**(outer - 1), 2**outer)
-            finfo = np.finfo(np.float32 if support.dtype == get_namespace(support).float32
-                             else np.float64)
+            finfo = np.finfo(
+                np.float32 if support.dtype == get_namespace(support).float32 else np.float64
+            )
             high = float(np.ldexp(1.0, frame.outer))
             low = 0.5 * high
             overflow = not 4.0 * high * high * support.shape[2] < float(finfo.max)
@@ -861,7 +929,8 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
             features' namespace and on their device), else a NumPy array of the labels.
         """
         solutions, classes, labels_on_device, _, dtype = self._solve_tasks(
-            X_support, y_support, X_query)
+            X_support, y_support, X_query
+        )
         if len(solutions) and isinstance(solutions[0].proba, np.ndarray):
             proba = np.concatenate([solution.proba for solution in solutions])
             return proba.astype(dtype, copy=False), classes
@@ -892,14 +961,20 @@ class TransductiveFewShot(ClassifierMixin, BaseEstimator):
         """
         if is_dask_array(X_support) or is_dask_array(X_query):
             self._validate_params()
-            return map_tasks(self.predict_tasks, X_support, y_support, X_query,
-                             dtype=np.int64, name="fewshot-predict-tasks")
+            return map_tasks(
+                self.predict_tasks,
+                X_support,
+                y_support,
+                X_query,
+                dtype=np.int64,
+                name="fewshot-predict-tasks",
+            )
         solutions, classes, labels_on_device, n_support, _ = self._solve_tasks(
-            X_support, y_support, X_query)
+            X_support, y_support, X_query
+        )
         assignments = [solution.result.assignments[:, n_support:, :] for solution in solutions]
         if isinstance(assignments[0], np.ndarray):
-            return np.take_along_axis(classes, np.concatenate(assignments).argmax(axis=2),
-                                      axis=1)
+            return np.take_along_axis(classes, np.concatenate(assignments).argmax(axis=2), axis=1)
         xp = get_namespace(assignments[0])
         best = xp.concat([xp.argmax(part, axis=2) for part in assignments])
         if not labels_on_device:
@@ -923,11 +998,15 @@ def _unsettled_counts(result):
     """Tasks, tasks whose labels did not settle, tasks whose last bound solve was capped."""
     converged, bound_converged = result.converged, result.bound_converged
     if isinstance(converged, np.ndarray):
-        return (converged.shape[0], int(np.count_nonzero(~converged)),
-                int(np.count_nonzero(~bound_converged)))
+        return (
+            converged.shape[0],
+            int(np.count_nonzero(~converged)),
+            int(np.count_nonzero(~bound_converged)),
+        )
     xp = get_namespace(converged)
-    unsettled, capped = host_floats(xp, xp.sum(xp.astype(~converged, xp.int64)),
-                                    xp.sum(xp.astype(~bound_converged, xp.int64)))
+    unsettled, capped = host_floats(
+        xp, xp.sum(xp.astype(~converged, xp.int64)), xp.sum(xp.astype(~bound_converged, xp.int64))
+    )
     return converged.shape[0], int(unsettled), int(capped)
 
 

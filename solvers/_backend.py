@@ -63,16 +63,19 @@ def is_other_array(x) -> bool:
     """Whether ``x`` is an array of a library other than NumPy that runs on its own
     device (PyTorch, CuPy, array_api_strict...). Dask arrays are not: scikit-learn's
     validation computes them into NumPy."""
-    return (is_array(x) and not isinstance(x, np.ndarray)
-            and not array_api_compat.is_dask_array(x))
+    return is_array(x) and not isinstance(x, np.ndarray) and not array_api_compat.is_dask_array(x)
 
 
 def to_namespace(xp, x, where):
     """``x`` as an array of ``xp`` on the device ``where`` (a copy only if needed)."""
     if is_numpy_namespace(xp) and isinstance(x, np.ndarray):
         return x
-    if is_array(x) and not isinstance(x, np.ndarray) and get_namespace(x) is xp and \
-            device(x) == where:
+    if (
+        is_array(x)
+        and not isinstance(x, np.ndarray)
+        and get_namespace(x) is xp
+        and device(x) == where
+    ):
         return x
     return xp.asarray(to_numpy(x), device=where)
 
@@ -109,9 +112,12 @@ def host_floats(xp, *values):
     """Python floats of 0-d device arrays, fetched in one transfer (one host sync)."""
     if is_numpy_namespace(xp):
         return tuple(float(v) for v in values)
-    stacked = xp.stack([xp.astype(xp.reshape(v, ()), xp.float64
-                                  if has_float64(xp, device(v)) else xp.float32)
-                        for v in values])
+    stacked = xp.stack(
+        [
+            xp.astype(xp.reshape(v, ()), xp.float64 if has_float64(xp, device(v)) else xp.float32)
+            for v in values
+        ]
+    )
     return tuple(float(v) for v in to_numpy(stacked))
 
 
@@ -174,11 +180,15 @@ def topk(xp, x, k, *, axis=-1):
         part = np.take(part, np.arange(k), axis=axis)
         values = np.take_along_axis(x, part, axis=axis)
         order = np.argsort(-values, axis=axis, kind="stable")
-        return np.take_along_axis(values, order, axis=axis), np.take_along_axis(part, order,
-                                                                                axis=axis)
+        return np.take_along_axis(values, order, axis=axis), np.take_along_axis(
+            part, order, axis=axis
+        )
     order = xp.argsort(x, axis=axis, descending=True, stable=True)
-    indices = order[..., :k] if axis in (-1, x.ndim - 1) else xp.moveaxis(
-        xp.moveaxis(order, axis, -1)[..., :k], -1, axis)
+    indices = (
+        order[..., :k]
+        if axis in (-1, x.ndim - 1)
+        else xp.moveaxis(xp.moveaxis(order, axis, -1)[..., :k], -1, axis)
+    )
     return xp.take_along_axis(x, indices, axis=axis), indices
 
 
@@ -198,8 +208,11 @@ def unit_rows(xp, X):
 def squared_distances(xp, X, centers):
     """``||x_i - c_k||^2`` of shape (n, K) by one matrix product, clipped at 0 against
     rounding. Exact enough when ``X`` is centred near the centres (callers centre)."""
-    d = (xp.sum(X * X, axis=1)[:, None] - 2.0 * (X @ centers.T)
-         + xp.sum(centers * centers, axis=1)[None, :])
+    d = (
+        xp.sum(X * X, axis=1)[:, None]
+        - 2.0 * (X @ centers.T)
+        + xp.sum(centers * centers, axis=1)[None, :]
+    )
     return xp.maximum(d, xp.zeros((), dtype=d.dtype, device=device(d)))
 
 

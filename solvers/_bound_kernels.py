@@ -17,8 +17,21 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @njit(parallel=True, cache=True, fastmath=_FASTMATH)
-def bound_sweep(indptr, indices, weights, unary, Z, clamp, lam, seg_start, block_seg, seg_active,
-                Z_next, seg_pairwise, seg_unary):
+def bound_sweep(
+    indptr,
+    indices,
+    weights,
+    unary,
+    Z,
+    clamp,
+    lam,
+    seg_start,
+    block_seg,
+    seg_active,
+    Z_next,
+    seg_pairwise,
+    seg_unary,
+):
     """``Z_next = rowsoftmax(-A + lam W Z)``, clamped rows one-hot, with energy parts.
 
     Every row's update depends on the current iterate only, so rows are independent.

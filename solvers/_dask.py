@@ -81,8 +81,7 @@ def check_dask_matrix(X, name="X", *, dtypes=(np.float64, np.float32), min_rows=
     n, d = X.shape
     if n < min_rows or d < 1:
         raise ValueError(
-            f"{name} must have at least {min_rows} row(s) and one column, got shape "
-            f"{X.shape}."
+            f"{name} must have at least {min_rows} row(s) and one column, got shape {X.shape}."
         )
     dtype = np.dtype(X.dtype)
     if dtype not in [np.dtype(t) for t in dtypes]:
@@ -126,12 +125,27 @@ def map_row_blocks(func, X, *args, dtype, n_columns=None, name=None, **kwargs):
     X = row_chunked(X)
     extra = {"token": name} if name is not None else {}
     if n_columns is None:
-        return da.map_blocks(func, X, *args, dtype=dtype, drop_axis=1,
-                             chunks=(X.chunks[0],), meta=np.empty((0,), dtype=dtype),
-                             **extra, **kwargs)
-    return da.map_blocks(func, X, *args, dtype=dtype,
-                         chunks=(X.chunks[0], (int(n_columns),)),
-                         meta=np.empty((0, 0), dtype=dtype), **extra, **kwargs)
+        return da.map_blocks(
+            func,
+            X,
+            *args,
+            dtype=dtype,
+            drop_axis=1,
+            chunks=(X.chunks[0],),
+            meta=np.empty((0,), dtype=dtype),
+            **extra,
+            **kwargs,
+        )
+    return da.map_blocks(
+        func,
+        X,
+        *args,
+        dtype=dtype,
+        chunks=(X.chunks[0], (int(n_columns),)),
+        meta=np.empty((0, 0), dtype=dtype),
+        **extra,
+        **kwargs,
+    )
 
 
 def _add(parts):
@@ -145,8 +159,7 @@ def _add(parts):
     return total
 
 
-def reduce_row_blocks(func, X, *args, combine=None, split_every=SPLIT_EVERY, name=None,
-                      **kwargs):
+def reduce_row_blocks(func, X, *args, combine=None, split_every=SPLIT_EVERY, name=None, **kwargs):
     """Tree reduction of ``func(block, *args, **kwargs)`` over the row chunks of ``X``.
 
     Parameters
@@ -176,8 +189,9 @@ def reduce_row_blocks(func, X, *args, combine=None, split_every=SPLIT_EVERY, nam
     X = row_chunked(X)
     blocks = X.to_delayed(optimize_graph=False).reshape(-1).tolist()
     call = dask.delayed(func, pure=True, name=name)
-    return tree_reduce([call(block, *args, **kwargs) for block in blocks], combine,
-                       split_every=split_every)
+    return tree_reduce(
+        [call(block, *args, **kwargs) for block in blocks], combine, split_every=split_every
+    )
 
 
 def tree_reduce(parts, combine=None, *, split_every=SPLIT_EVERY):
@@ -198,5 +212,5 @@ def tree_reduce(parts, combine=None, *, split_every=SPLIT_EVERY):
     if len(level) == 1:
         return merge(level)
     while len(level) > 1:
-        level = [merge(level[i:i + fan_in]) for i in range(0, len(level), fan_in)]
+        level = [merge(level[i : i + fan_in]) for i in range(0, len(level), fan_in)]
     return level[0]

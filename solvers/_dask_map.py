@@ -84,18 +84,31 @@ def map_rows(func, X, *args, outputs, name=None):
         else:  # a chunk's item of the per-chunk tuples
             layout = {"new_axis": 1} if tail else {}
         return da.map_blocks(
-            function, source, *args, dtype=dtype,
+            function,
+            source,
+            *args,
+            dtype=dtype,
             chunks=(X.chunks[0], *((c,) for c in tail)),
-            meta=np.empty((0,) * (1 + len(tail)), dtype=dtype), **layout, **options,
+            meta=np.empty((0,) * (1 + len(tail)), dtype=dtype),
+            **layout,
+            **options,
         )
 
     if len(outputs) == 1:
-        (dtype, n_columns), = outputs
+        ((dtype, n_columns),) = outputs
         return block_map(func, X, dtype, n_columns, args=args, **token)
     # One task per chunk computes every output (a tuple); one light task per output and
     # chunk picks its item. Computing the outputs together runs ``func`` once per chunk.
-    pairs = da.map_blocks(func, X, *args, dtype=object, drop_axis=1,
-                          chunks=(X.chunks[0],), meta=np.empty((0,), dtype=object), **token)
+    pairs = da.map_blocks(
+        func,
+        X,
+        *args,
+        dtype=object,
+        drop_axis=1,
+        chunks=(X.chunks[0],),
+        meta=np.empty((0,), dtype=object),
+        **token,
+    )
     return tuple(
         block_map(operator.itemgetter(i), pairs, dtype, n_columns)
         for i, (dtype, n_columns) in enumerate(outputs)
@@ -132,14 +145,19 @@ def map_method(estimator, method, X, *, dtype, n_columns=None, drop=()):
     -------
     Dask array of shape (n,) or (n, n_columns), chunked along the rows as ``X``.
     """
-    X = check_rows(X, "X", getattr(estimator, "n_features_in_", None),
-                   type(estimator).__name__)
+    X = check_rows(X, "X", getattr(estimator, "n_features_in_", None), type(estimator).__name__)
     if drop:
         estimator = copy.copy(estimator)  # shallow: the fitted arrays are shared
         for name in drop:
             estimator.__dict__.pop(name, None)
-    return map_rows(_call, X, shared(estimator), method, outputs=[(dtype, n_columns)],
-                    name=f"{type(estimator).__name__.lower()}-{method}")
+    return map_rows(
+        _call,
+        X,
+        shared(estimator),
+        method,
+        outputs=[(dtype, n_columns)],
+        name=f"{type(estimator).__name__.lower()}-{method}",
+    )
 
 
 def _task_array(array, name, ndim):
@@ -193,10 +211,21 @@ def map_tasks(func, X_support, y_support, X_query, *, dtype, name=None):
             f"needs {tuple(support.shape[:2])}."
         )
     task_chunks = (support if is_dask_array(support) else queries).chunks[0]
-    support, labels, queries = (_in_task_chunks(array, task_chunks)
-                                for array in (support, labels, queries))
+    support, labels, queries = (
+        _in_task_chunks(array, task_chunks) for array in (support, labels, queries)
+    )
     token = {"token": name} if name is not None else {}
     return da.blockwise(
-        func, "tq", support, "tsd", labels, "ts", queries, "tqd", dtype=dtype,
-        concatenate=True, meta=np.empty((0, 0), dtype=dtype), **token,
+        func,
+        "tq",
+        support,
+        "tsd",
+        labels,
+        "ts",
+        queries,
+        "tqd",
+        dtype=dtype,
+        concatenate=True,
+        meta=np.empty((0, 0), dtype=dtype),
+        **token,
     )

@@ -92,8 +92,18 @@ def scores(X, centers, *, spherical, scale, distances=None):
 
 
 def transport(
-    X, centers, proportions, *, spherical, scale, eps, tol, max_iter,
-    init=None, plan_mass=None, distances=None,
+    X,
+    centers,
+    proportions,
+    *,
+    spherical,
+    scale,
+    eps,
+    tol,
+    max_iter,
+    init=None,
+    plan_mass=None,
+    distances=None,
 ):
     """The entropic transport of the samples (uniform weights) onto the centres.
 
@@ -104,7 +114,13 @@ def transport(
     """
     S = scores(X, centers, spherical=spherical, scale=scale, distances=distances)
     return _sk.sinkhorn(
-        S, eps, None, proportions, tol=tol, max_iter=max_iter, init=init,
+        S,
+        eps,
+        None,
+        proportions,
+        tol=tol,
+        max_iter=max_iter,
+        init=init,
         plan_mass=plan_mass,
     )
 
@@ -130,15 +146,23 @@ def objective(X, plan, centers, *, scale, eps):
     (over Q, at fixed centres) and the centroid update (over C, at fixed Q) both
     decrease (the scores are ``-D / (2 scale)``, or ``1 - D / 2`` for cosines)."""
     xp = get_namespace(X, plan, centers)
-    cost, entropy = host_floats(
-        xp, *_objective_terms(xp, plan, squared_distances(xp, X, centers))
-    )
+    cost, entropy = host_floats(xp, *_objective_terms(xp, plan, squared_distances(xp, X, centers)))
     return X.shape[0] * (cost - 2.0 * scale * eps * entropy)
 
 
 def single_run(
-    X, centers, proportions, *, spherical, scale, eps, max_iter, tol,
-    sinkhorn_tol, sinkhorn_max_iter, callback=None,
+    X,
+    centers,
+    proportions,
+    *,
+    spherical,
+    scale,
+    eps,
+    max_iter,
+    tol,
+    sinkhorn_tol,
+    sinkhorn_max_iter,
+    callback=None,
 ):
     """One balanced k-means run from ``centers`` (the analogue of scikit-learn's
     ``_kmeans_single_lloyd``).
@@ -177,8 +201,16 @@ def single_run(
     for it in range(1, max_iter + 1):
         # inner solves only steer the centroids: the caller checks the final assignment
         result = transport(
-            X, centers, proportions, spherical=spherical, scale=scale, eps=eps,
-            tol=sinkhorn_tol, max_iter=sinkhorn_max_iter, init=g, distances=distances,
+            X,
+            centers,
+            proportions,
+            spherical=spherical,
+            scale=scale,
+            eps=eps,
+            tol=sinkhorn_tol,
+            max_iter=sinkhorn_max_iter,
+            init=g,
+            distances=distances,
         )
         plan, g = result.plan, result.g
         mass = xp.sum(plan, axis=0)
@@ -226,7 +258,7 @@ def kmeans_plusplus(X, n_clusters, rng, *, n_local_trials=None):
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
     first = int(rng.randint(n))
-    chosen = [X[first:first + 1, :]]
+    chosen = [X[first : first + 1, :]]
     closest = xp.astype(squared_distances(xp, X, chosen[0])[:, 0], acc)
     for _ in range(1, n_clusters):
         draws = xp.asarray(rng.uniform(size=n_local_trials), dtype=acc, device=where)
@@ -234,9 +266,7 @@ def kmeans_plusplus(X, n_clusters, rng, *, n_local_trials=None):
         # draws < 1, so every target is at most the total: indices stay below n
         candidate_ids = xp.searchsorted(cumulative, draws * cumulative[-1])
         candidates = xp.take(X, candidate_ids, axis=0)
-        trial = xp.minimum(
-            closest[:, None], xp.astype(squared_distances(xp, X, candidates), acc)
-        )
+        trial = xp.minimum(closest[:, None], xp.astype(squared_distances(xp, X, candidates), acc))
         best = xp.reshape(xp.argmin(xp.sum(trial, axis=0)), (1,))
         closest = xp.take(trial, best, axis=1)[:, 0]
         chosen.append(xp.take(candidates, best, axis=0))

@@ -111,8 +111,7 @@ class _Partition:
             pieces = -(-rows_per_problem // _BLOCK_ROWS)
             cuts = np.linspace(0, rows_per_problem, pieces + 1).astype(np.int64)
             firsts = np.arange(n_problems, dtype=np.int64)[:, None] * rows_per_problem
-            seg_start = np.append((firsts + cuts[None, :-1]).ravel(),
-                                  n_problems * rows_per_problem)
+            seg_start = np.append((firsts + cuts[None, :-1]).ravel(), n_problems * rows_per_problem)
             seg_problem = np.repeat(np.arange(n_problems), pieces)
             block_seg = np.arange(seg_problem.shape[0] + 1)
         return cls(seg_start, seg_problem, block_seg.astype(np.int64))
@@ -128,20 +127,44 @@ def _sweep(csr, unary, Z, clamp, lam, part, active, Z_next):
     n_seg = part.seg_problem.shape[0]
     seg_pairwise = np.zeros(n_seg)
     seg_unary = np.zeros(n_seg)
-    bound_sweep(*csr, unary, Z, clamp, float(lam), part.seg_start, part.block_seg,
-                active[part.seg_problem], Z_next, seg_pairwise, seg_unary)
+    bound_sweep(
+        *csr,
+        unary,
+        Z,
+        clamp,
+        float(lam),
+        part.seg_start,
+        part.block_seg,
+        active[part.seg_problem],
+        Z_next,
+        seg_pairwise,
+        seg_unary,
+    )
     return part.per_problem(seg_pairwise, n_problems), part.per_problem(seg_unary, n_problems)
 
 
 def _csr_arrays(affinity):
     """CSR index and weight arrays in the kernel's types (copies only if needed)."""
     W = sp.csr_matrix(affinity)
-    return (W.indptr.astype(np.int64, copy=False), W.indices.astype(np.int64, copy=False),
-            W.data.astype(np.float64, copy=False))
+    return (
+        W.indptr.astype(np.int64, copy=False),
+        W.indices.astype(np.int64, copy=False),
+        W.data.astype(np.float64, copy=False),
+    )
 
 
-def bound_update(unary, affinity, lam, *, clamp=None, init=None, n_problems=1, active=None,
-                 tol=1e-6, max_iter=1000):
+def bound_update(
+    unary,
+    affinity,
+    lam,
+    *,
+    clamp=None,
+    init=None,
+    n_problems=1,
+    active=None,
+    tol=1e-6,
+    max_iter=1000,
+):
     """Minimise the relaxed Laplacian energy by bound iterations.
 
     Parameters
@@ -177,14 +200,16 @@ def bound_update(unary, affinity, lam, *, clamp=None, init=None, n_problems=1, a
             f"{n_samples} rows cannot be split into n_problems={n_problems} equal problems."
         )
     rows = n_samples // n_problems
-    clamp = (np.full(n_samples, -1, dtype=np.int64) if clamp is None
-             else np.ascontiguousarray(clamp, dtype=np.int64))
+    clamp = (
+        np.full(n_samples, -1, dtype=np.int64)
+        if clamp is None
+        else np.ascontiguousarray(clamp, dtype=np.int64)
+    )
     if clamp.shape != (n_samples,) or clamp.min() < -1 or clamp.max() >= unary.shape[1]:
         raise ValueError(
             f"clamp must hold one label in [0, {unary.shape[1]}) or -1 per row of unary."
         )
-    active = (np.ones(n_problems, dtype=bool) if active is None
-              else np.array(active, dtype=bool))
+    active = np.ones(n_problems, dtype=bool) if active is None else np.array(active, dtype=bool)
     if init is None:
         Z, unary_part = _softmax_init(unary, clamp, active)
     else:
@@ -258,8 +283,20 @@ class PrototypeResult:
     bound_converged: np.ndarray
 
 
-def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", sigma2=None,
-                   cost_scale=None, max_iter=100, tol=1e-6, max_bound_iter=1000):
+def fit_prototypes(
+    X,
+    affinity,
+    lam,
+    prototypes,
+    *,
+    clamp=None,
+    kind="means",
+    sigma2=None,
+    cost_scale=None,
+    max_iter=100,
+    tol=1e-6,
+    max_bound_iter=1000,
+):
     """Laplacian-regularised prototype clustering of one or many problems.
 
     Each round runs the bound iterations for the current prototypes, takes hard labels
@@ -296,8 +333,11 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
         raise ValueError(f"kind must be one of {PROTOTYPES}, got {kind!r}.")
     n_problems, n_points, _ = X.shape
     n_labels = prototypes.shape[1]
-    clamp = (np.full((n_problems, n_points), -1, dtype=np.int64) if clamp is None
-             else np.asarray(clamp, dtype=np.int64))
+    clamp = (
+        np.full((n_problems, n_points), -1, dtype=np.int64)
+        if clamp is None
+        else np.asarray(clamp, dtype=np.int64)
+    )
     sigma2 = np.ones(n_problems) if sigma2 is None else np.asarray(sigma2, dtype=np.float64)
     M = np.array(prototypes, dtype=X.dtype)
     csr = _csr_arrays(affinity)
@@ -315,9 +355,16 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
     n_iter = np.zeros(n_problems, dtype=np.int64)
     history = []
     for round_ in range(max_iter):
-        result = bound_update(unary.reshape(-1, n_labels), csr, lam, clamp=clamp.ravel(),
-                              n_problems=n_problems, active=active, tol=tol,
-                              max_iter=max_bound_iter)
+        result = bound_update(
+            unary.reshape(-1, n_labels),
+            csr,
+            lam,
+            clamp=clamp.ravel(),
+            n_problems=n_problems,
+            active=active,
+            tol=tol,
+            max_iter=max_bound_iter,
+        )
         Z = result.assignments.reshape(n_problems, n_points, n_labels)
         new_labels = Z.argmax(axis=2)
         offsets = (np.arange(n_problems) * n_labels)[:, None]
@@ -343,8 +390,10 @@ def fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means", si
         # Index only the problems still running (a view while all of them are).
         rows = slice(None) if active.all() else np.flatnonzero(active)
         X_run = X[rows]
-        M[rows] = update_prototypes(X_run, labels[rows], assignments[rows], M[rows], kind,
-                                    sigma2[rows], clamp=clamp[rows])
+        M[rows] = update_prototypes(
+            X_run, labels[rows], assignments[rows], M[rows], kind, sigma2[rows], clamp=clamp[rows]
+        )
         unary[rows] = unary_costs(X_run, M[rows], kind, sigma2[rows]) * inv_scale[rows]
-    return PrototypeResult(assignments, labels, M, np.array(history), n_iter, converged,
-                           empty_cluster, bound_converged)
+    return PrototypeResult(
+        assignments, labels, M, np.array(history), n_iter, converged, empty_cluster, bound_converged
+    )

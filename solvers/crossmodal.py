@@ -148,7 +148,16 @@ def alignment(X, Y, centers_x, centers_y, codes_x, codes_y):
 
 
 def single_run(
-    X, Y, centers_x, centers_y, *, eps, n_sinkhorn_iter, max_iter, tol, callback=None,
+    X,
+    Y,
+    centers_x,
+    centers_y,
+    *,
+    eps,
+    n_sinkhorn_iter,
+    max_iter,
+    tol,
+    callback=None,
 ):
     """Swapped-prototype iterations from the given prototypes.
 
@@ -175,8 +184,17 @@ def single_run(
     """
     xp = get_namespace(X, centers_x)
     run = functools.partial(
-        _iterate, xp, X, Y, centers_x, centers_y, eps=eps, n_sinkhorn_iter=n_sinkhorn_iter,
-        max_iter=max_iter, tol=tol, callback=callback,
+        _iterate,
+        xp,
+        X,
+        Y,
+        centers_x,
+        centers_y,
+        eps=eps,
+        n_sinkhorn_iter=n_sinkhorn_iter,
+        max_iter=max_iter,
+        tol=tol,
+        callback=callback,
     )
     width = X.shape[1] + (0 if Y is None else Y.shape[1])
     if is_numpy_namespace(xp) and X.shape[0] * width * centers_x.shape[0] < _THREADED_BLAS_MIN:

@@ -51,6 +51,7 @@ N_CANDIDATES = 64
 
 # -- small passes ---------------------------------------------------------------------
 
+
 def _norm_stats(X):
     X64 = X.astype(np.float64)
     norms = np.sqrt(np.einsum("ij,ij->i", X64, X64))
@@ -101,6 +102,7 @@ def _reduce(func, X, *args, combine=None):
 
 
 # -- spherical k-means ----------------------------------------------------------------
+
 
 def _chunk_assign(X, centers, chunk_size):
     X = np.ascontiguousarray(X)
@@ -216,8 +218,11 @@ def spherical_lloyd(X, centers, *, max_iter, tol, chunk_size=None, callback=None
         key = shared(current)
         call = dask.delayed(_lloyd_partials, pure=True)
         blocks = X.to_delayed(optimize_graph=False).reshape(-1).tolist()
-        parts = [call(b, int(o), key, chunk_size, N_CANDIDATES)
-                 for b, o, m in zip(blocks, offsets, X.chunks[0], strict=True) if m > 0]
+        parts = [
+            call(b, int(o), key, chunk_size, N_CANDIDATES)
+            for b, o, m in zip(blocks, offsets, X.chunks[0], strict=True)
+            if m > 0
+        ]
         return tree_reduce(parts, _lloyd_combine).compute()
 
     for _ in range(max_iter):
@@ -262,10 +267,14 @@ def _inertia_block(X, centers, chunk_size):
 
 # -- balanced (Sinkhorn) k-means --------------------------------------------------------
 
+
 def _squared_distances(X, centers):
     """As :func:`._backend.squared_distances`, in the dtype of ``X`` and ``centers``."""
-    d = (np.einsum("ij,ij->i", X, X)[:, None] - 2.0 * (X @ centers.T)
-         + np.einsum("kj,kj->k", centers, centers)[None, :])
+    d = (
+        np.einsum("ij,ij->i", X, X)[:, None]
+        - 2.0 * (X @ centers.T)
+        + np.einsum("kj,kj->k", centers, centers)[None, :]
+    )
     return np.maximum(d, 0, out=d)
 
 
@@ -282,8 +291,9 @@ def scores(X, centers, *, spherical, scale):
     """Lazy scores of the rows of ``X`` against ``centers`` (chunked like ``X``):
     cosines, or ``-||x - c||^2 / (2 scale)``."""
     key = shared(np.ascontiguousarray(centers, dtype=X.dtype))
-    return map_row_blocks(_score_block, X, key, spherical, float(scale), dtype=X.dtype,
-                          n_columns=centers.shape[0])
+    return map_row_blocks(
+        _score_block, X, key, spherical, float(scale), dtype=X.dtype, n_columns=centers.shape[0]
+    )
 
 
 def _plan_update(X, centers, g_scaled, inv_eps, log_a, spherical, scale):
@@ -302,12 +312,27 @@ def _objective_block(X, centers, new_centers, g_scaled, inv_eps, log_a, spherica
     with single_threaded_blas():
         D = _squared_distances(np.ascontiguousarray(X), new_centers)
     safe = np.where(plan > 0, plan, 1)
-    return (float(np.sum(plan * D, dtype=np.float64)),
-            float(-np.sum(plan * np.log(safe), dtype=np.float64)))
+    return (
+        float(np.sum(plan * D, dtype=np.float64)),
+        float(-np.sum(plan * np.log(safe), dtype=np.float64)),
+    )
 
 
-def balanced_run(X, centers, proportions, *, spherical, scale, eps, max_iter, tol,
-                 sinkhorn_tol, sinkhorn_max_iter, callback=None, on_transport=None):
+def balanced_run(
+    X,
+    centers,
+    proportions,
+    *,
+    spherical,
+    scale,
+    eps,
+    max_iter,
+    tol,
+    sinkhorn_tol,
+    sinkhorn_max_iter,
+    callback=None,
+    on_transport=None,
+):
     """:func:`.balanced_kmeans.single_run` on a row-chunked Dask array.
 
     Each centroid update: the transport (:func:`.dask_sinkhorn.sinkhorn` on the lazy
@@ -323,8 +348,16 @@ def balanced_run(X, centers, proportions, *, spherical, scale, eps, max_iter, to
     centers = np.ascontiguousarray(centers, dtype=X.dtype)
     for it in range(1, max_iter + 1):
         S = scores(X, centers, spherical=spherical, scale=scale)
-        result = _dsk.sinkhorn(S, eps, None, proportions, tol=sinkhorn_tol,
-                               max_iter=sinkhorn_max_iter, init=g, return_plan=False)
+        result = _dsk.sinkhorn(
+            S,
+            eps,
+            None,
+            proportions,
+            tol=sinkhorn_tol,
+            max_iter=sinkhorn_max_iter,
+            init=g,
+            return_plan=False,
+        )
         if on_transport is not None:
             on_transport(result)
         g = result.g
@@ -373,8 +406,7 @@ def _quota_rows(chunk_rows, sizes):
     return quotas
 
 
-def _rounded_block(X, quotas, centers, g_scaled, inv_eps, log_a, spherical, scale,
-                   block_id=None):
+def _rounded_block(X, quotas, centers, g_scaled, inv_eps, log_a, spherical, scale, block_id=None):
     from .assignment import round_to_sizes
 
     S = _score_block(X, centers, spherical, scale)
@@ -390,9 +422,21 @@ def balanced_labels(X, centers, g, sizes, *, spherical, scale, eps):
 
     X = row_chunked(X)
     quotas = _quota_rows(X.chunks[0], sizes)
-    args = (shared(quotas), shared(np.ascontiguousarray(centers, dtype=X.dtype)),
-            shared(g / eps), 1.0 / eps, -math.log(X.shape[0]), spherical, float(scale))
+    args = (
+        shared(quotas),
+        shared(np.ascontiguousarray(centers, dtype=X.dtype)),
+        shared(g / eps),
+        1.0 / eps,
+        -math.log(X.shape[0]),
+        spherical,
+        float(scale),
+    )
     return da.map_blocks(
-        _rounded_block, X, *args, dtype=np.int64, drop_axis=1,
-        chunks=(X.chunks[0],), meta=np.empty((0,), dtype=np.int64),
+        _rounded_block,
+        X,
+        *args,
+        dtype=np.int64,
+        drop_axis=1,
+        chunks=(X.chunks[0],),
+        meta=np.empty((0,), dtype=np.int64),
     )

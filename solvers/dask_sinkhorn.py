@@ -74,6 +74,7 @@ def range_and_column_lse(scores, eps):
 
 # -- per-chunk tasks (module level: workers import them by name) -----------------------
 
+
 def _range_lse(S, inv_eps):
     low, high = float(np.min(S)), float(np.max(S))
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -134,7 +135,15 @@ def _row_pass(S, log_a, g_scaled, inv_eps, mass=None):
         plan_mass = np.exp(log_a) if mass == "a" else np.ones(m)
         plan = np.empty_like(S)
     kernels.row_pass_serial(
-        S, g_scaled, inv_eps, log_a, np.empty(0), plan_mass, f_scaled, col_partial, plan,
+        S,
+        g_scaled,
+        inv_eps,
+        log_a,
+        np.empty(0),
+        plan_mass,
+        f_scaled,
+        col_partial,
+        plan,
         np.empty((1, K), dtype=work_dtype(S.dtype)),
     )
     return f_scaled, col_partial[0], plan
@@ -162,6 +171,7 @@ def _one_hot_argmax(block, n_columns):
 
 # -- the driver -------------------------------------------------------------------------
 
+
 class _DaskLoop:
     """Passes over the chunks of ``scores`` (and of ``a``) with the current potentials."""
 
@@ -177,13 +187,15 @@ class _DaskLoop:
             log_a = da.log(da.asarray(a).astype(np.float64)).rechunk((self.scores.chunks[0],))
             self.log_a = log_a
             self.a_blocks = log_a.to_delayed(optimize_graph=False).reshape(-1).tolist()
-        self.log_b = np.full(K, -math.log(K)) if b is None else np.log(
-            np.asarray(b, dtype=np.float64))
+        self.log_b = (
+            np.full(K, -math.log(K)) if b is None else np.log(np.asarray(b, dtype=np.float64))
+        )
         self.b = np.exp(self.log_b)
         blocks = self.scores.to_delayed(optimize_graph=False).reshape(-1).tolist()
         self.blocks = [
             (block, None if self.a_blocks is None else self.a_blocks[i])
-            for i, block in enumerate(blocks) if self.scores.chunks[0][i] > 0
+            for i, block in enumerate(blocks)
+            if self.scores.chunks[0][i] > 0
         ]
         self.callback = callback
         self.errors = []
@@ -206,8 +218,9 @@ class _DaskLoop:
         import dask
 
         call = dask.delayed(_column_lse, pure=True)
-        lse = tree_reduce([call(block, 1.0 / eps) for block, _ in self.blocks],
-                          _lse_combine).compute()
+        lse = tree_reduce(
+            [call(block, 1.0 / eps) for block, _ in self.blocks], _lse_combine
+        ).compute()
         return eps * (self.log_b - lse)
 
     def run(self, eps, g, tol, max_iter):
@@ -258,23 +271,51 @@ class _DaskLoop:
         import dask.array as da
 
         args = (shared(g / eps), 1.0 / eps, *extra)
-        out_chunks = (self.scores.chunks[0],) if n_columns is None else (
-            self.scores.chunks[0], (n_columns,))
+        out_chunks = (
+            (self.scores.chunks[0],) if n_columns is None else (self.scores.chunks[0], (n_columns,))
+        )
         drop = {} if n_columns is not None else {"drop_axis": 1}
         meta = np.empty((0,) * len(out_chunks), dtype=dtype)
         if self.a_blocks is None:
-            return da.map_blocks(func, self.scores, self.log_a, *args, dtype=dtype,
-                                 chunks=out_chunks, meta=meta, **drop)
+            return da.map_blocks(
+                func,
+                self.scores,
+                self.log_a,
+                *args,
+                dtype=dtype,
+                chunks=out_chunks,
+                meta=meta,
+                **drop,
+            )
         log_a = self.log_a[:, None]
         return da.map_blocks(
-            lambda S, la, *rest: func(S, la[:, 0], *rest), self.scores, log_a, *args,
-            dtype=dtype, chunks=out_chunks, meta=meta, **drop,
+            lambda S, la, *rest: func(S, la[:, 0], *rest),
+            self.scores,
+            log_a,
+            *args,
+            dtype=dtype,
+            chunks=out_chunks,
+            meta=meta,
+            **drop,
         )
 
 
-def sinkhorn(scores, eps, a=None, b=None, *, tol=1e-6, max_iter=1000, n_iter=None,
-             init=None, eps_scaling=True, return_plan=True, plan_mass="a",
-             score_range=None, callback=None):
+def sinkhorn(
+    scores,
+    eps,
+    a=None,
+    b=None,
+    *,
+    tol=1e-6,
+    max_iter=1000,
+    n_iter=None,
+    init=None,
+    eps_scaling=True,
+    return_plan=True,
+    plan_mass="a",
+    score_range=None,
+    callback=None,
+):
     """:func:`.sinkhorn.sinkhorn` on a row-chunked Dask array of scores.
 
     Parameters as there, except: ``a`` is None, or an (n,) array (NumPy or Dask) rechunked
@@ -305,8 +346,9 @@ def sinkhorn(scores, eps, a=None, b=None, *, tol=1e-6, max_iter=1000, n_iter=Non
     dtype = np.dtype(loop.scores.dtype)
     plan = None
     if return_plan:
-        plan = loop.lazy_rows(_plan_chunk, g, eps, plan_mass,
-                              n_columns=loop.scores.shape[1], dtype=dtype)
+        plan = loop.lazy_rows(
+            _plan_chunk, g, eps, plan_mass, n_columns=loop.scores.shape[1], dtype=dtype
+        )
     f = loop.lazy_rows(_potential_chunk, g, eps, eps, dtype=np.float64)
     return SinkhornResult(
         plan=plan,
@@ -320,8 +362,9 @@ def sinkhorn(scores, eps, a=None, b=None, *, tol=1e-6, max_iter=1000, n_iter=Non
     )
 
 
-def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000,
-                   column_lse=None):
+def sinkhorn_codes(
+    scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000, column_lse=None
+):
     """:func:`.sinkhorn.sinkhorn_codes` on a row-chunked Dask array: ``(codes, result)``.
 
     ``codes`` is a lazy Dask array chunked like ``scores`` (rows summing to one; one-hot
@@ -336,8 +379,9 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
     not measured) and ``result.converged`` False.
     """
     if n_iter is None:
-        result = sinkhorn(scores, eps, tol=tol, max_iter=max_iter, eps_scaling=False,
-                          plan_mass="ones")
+        result = sinkhorn(
+            scores, eps, tol=tol, max_iter=max_iter, eps_scaling=False, plan_mass="ones"
+        )
         codes = result.plan
     else:
         codes, result = _fixed_codes(scores, eps, n_iter, column_lse)
@@ -366,11 +410,15 @@ def _fixed_codes(scores, eps, n_iter, column_lse):
     else:
         loop.n_iter += 1  # the codes pass
     dtype = np.dtype(loop.scores.dtype)
-    codes = loop.lazy_rows(_plan_chunk, g, eps, "ones", n_columns=loop.scores.shape[1],
-                           dtype=dtype)
+    codes = loop.lazy_rows(_plan_chunk, g, eps, "ones", n_columns=loop.scores.shape[1], dtype=dtype)
     result = SinkhornResult(
-        plan=codes, f=loop.lazy_rows(_potential_chunk, g, eps, eps, dtype=np.float64),
-        g=g, eps=eps, n_iter=loop.n_iter, converged=False, marginal_error=math.nan,
+        plan=codes,
+        f=loop.lazy_rows(_potential_chunk, g, eps, eps, dtype=np.float64),
+        g=g,
+        eps=eps,
+        n_iter=loop.n_iter,
+        converged=False,
+        marginal_error=math.nan,
         error_history=np.asarray(loop.errors),
     )
     return codes, result

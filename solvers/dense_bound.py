@@ -114,7 +114,8 @@ class _Points:
         out = _Points.__new__(_Points)
         out.xp = self.xp
         out.raw, out.center, out.X, out.sq = (
-            _take(self.xp, a, rows) for a in (self.raw, self.center, self.X, self.sq))
+            _take(self.xp, a, rows) for a in (self.raw, self.center, self.X, self.sq)
+        )
         return out
 
     def _clipped(self, d2):
@@ -124,14 +125,18 @@ class _Points:
         """``||x_p - m_l||^2`` of shape (T, n, L) for ``M`` of shape (T, L, d)."""
         xp = self.xp
         Mc = xp.astype(M, self.X.dtype) - self.center
-        return self._clipped(self.sq[:, :, None] - 2.0 * (self.X @ xp.matrix_transpose(Mc))
-                             + xp.sum(Mc * Mc, axis=2)[:, None, :])
+        return self._clipped(
+            self.sq[:, :, None]
+            - 2.0 * (self.X @ xp.matrix_transpose(Mc))
+            + xp.sum(Mc * Mc, axis=2)[:, None, :]
+        )
 
     def pairwise(self):
         """``||x_p - x_q||^2`` of shape (T, n, n)."""
         xp = self.xp
-        return self._clipped(self.sq[:, :, None] - 2.0 * (self.X @ xp.matrix_transpose(self.X))
-                             + self.sq[:, None, :])
+        return self._clipped(
+            self.sq[:, :, None] - 2.0 * (self.X @ xp.matrix_transpose(self.X)) + self.sq[:, None, :]
+        )
 
 
 def _take(xp, a, rows):
@@ -162,8 +167,7 @@ def _rows(xp, mask):
 
 def _count(xp, *masks):
     """Number of true entries of each mask, in one host transfer."""
-    return tuple(int(v) for v in host_floats(
-        xp, *(xp.sum(xp.astype(m, xp.int64)) for m in masks)))
+    return tuple(int(v) for v in host_floats(xp, *(xp.sum(xp.astype(m, xp.int64)) for m in masks)))
 
 
 def dense_knn_affinity(X, n_neighbors, *, weights="binary"):
@@ -202,12 +206,14 @@ def dense_knn_affinity(X, n_neighbors, *, weights="binary"):
     # One more than k: a tie at the k-th distance shows as an equal (k+1)-th one.
     extra = 1 if n_neighbors + 1 < n else 0
     values, _ = topk(xp, -d2, n_neighbors + extra, axis=-1)
-    kth = -values[:, :, n_neighbors - 1:n_neighbors]
+    kth = -values[:, :, n_neighbors - 1 : n_neighbors]
     sigma2 = -xp.sum(values[:, :, :n_neighbors], axis=(1, 2)) / (n * n_neighbors)
     neighbours = d2 <= kth
     if extra:
-        (ties,) = host_floats(xp, xp.sum(xp.astype(
-            values[:, :, n_neighbors] == values[:, :, n_neighbors - 1], xp.int32)))
+        (ties,) = host_floats(
+            xp,
+            xp.sum(xp.astype(values[:, :, n_neighbors] == values[:, :, n_neighbors - 1], xp.int32)),
+        )
     else:
         ties = 0.0
     if ties:
@@ -242,7 +248,8 @@ class _Clamp:
     def take(self, xp, rows):
         out = _Clamp.__new__(_Clamp)
         out.free, out.one_hot, out.energy = (
-            xp.take(a, rows, axis=0) for a in (self.free, self.one_hot, self.energy))
+            xp.take(a, rows, axis=0) for a in (self.free, self.one_hot, self.energy)
+        )
         return out
 
 
@@ -312,8 +319,7 @@ def dense_bound_update(unary, affinity, lam, clamp, *, tol=1e-6, max_iter=1000):
             logits = -unary
         current = unary_part - 0.5 * lam * pairwise
         if it > 0:
-            converged = converged | (active & (xp.abs(current - energy)
-                                               <= tol * xp.abs(energy)))
+            converged = converged | (active & (xp.abs(current - energy) <= tol * xp.abs(energy)))
         stopping = active & (converged | (it == max_iter))
         energy = xp.where(active, current, energy)
         n_iter = xp.where(active, xp.asarray(it, dtype=xp.int64, device=where), n_iter)
@@ -336,13 +342,19 @@ def dense_bound_update(unary, affinity, lam, clamp, *, tol=1e-6, max_iter=1000):
             unary_part = xp.where(active, next_part, unary_part)
         if size > _MIN_COMPACT and 2 * n_still <= size:
             state = (Z, energy, n_iter, converged)
-            results = state if results is None else tuple(
-                _put(xp, full, rows, part) for full, part in zip(results, state, strict=True))
+            results = (
+                state
+                if results is None
+                else tuple(
+                    _put(xp, full, rows, part) for full, part in zip(results, state, strict=True)
+                )
+            )
             keep = _rows(xp, active)
             rows = keep if rows is None else xp.take(rows, keep)
             Z, energy, n_iter, converged, active, unary_part, unary = (
-                xp.take(a, keep, axis=0) for a in
-                (Z, energy, n_iter, converged, active, unary_part, unary))
+                xp.take(a, keep, axis=0)
+                for a in (Z, energy, n_iter, converged, active, unary_part, unary)
+            )
             clamped = clamped.take(xp, keep)
             if W is not None:
                 W = xp.take(W, keep, axis=0)
@@ -359,8 +371,8 @@ def _label_means(xp, X, labels, point_weights, previous):
     """
     n_labels = previous.shape[1]
     members = xp.astype(
-        labels[:, :, None] == xp.arange(n_labels, dtype=labels.dtype, device=device(X)),
-        X.dtype)
+        labels[:, :, None] == xp.arange(n_labels, dtype=labels.dtype, device=device(X)), X.dtype
+    )
     if point_weights is not None:
         members = members * point_weights[:, :, None]
     sums = xp.matrix_transpose(members) @ X
@@ -419,9 +431,20 @@ def _update_prototypes(xp, X, points, labels, assignments, previous, kind, sigma
     return xp.astype(updated, X.dtype)
 
 
-def dense_fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="means",
-                         sigma2=None, cost_scale=None, max_iter=100, tol=1e-6,
-                         max_bound_iter=1000):
+def dense_fit_prototypes(
+    X,
+    affinity,
+    lam,
+    prototypes,
+    *,
+    clamp=None,
+    kind="means",
+    sigma2=None,
+    cost_scale=None,
+    max_iter=100,
+    tol=1e-6,
+    max_bound_iter=1000,
+):
     """Laplacian-regularised prototype clustering of many problems, as dense arrays.
 
     The dense counterpart of :func:`.bound.fit_prototypes` (same rounds, same per-problem
@@ -464,10 +487,16 @@ def dense_fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="mean
     work = accumulation_dtype(xp, where)
     if clamp is None:
         clamp = xp.full((n_problems, n_points), -1, dtype=xp.int64, device=where)
-    sigma2 = (xp.ones((n_problems,), dtype=work, device=where) if sigma2 is None
-              else xp.astype(sigma2, work))
-    inv_scale = (xp.ones((n_problems,), dtype=work, device=where) if cost_scale is None
-                 else 1.0 / xp.astype(cost_scale, work))[:, None, None]
+    sigma2 = (
+        xp.ones((n_problems,), dtype=work, device=where)
+        if sigma2 is None
+        else xp.astype(sigma2, work)
+    )
+    inv_scale = (
+        xp.ones((n_problems,), dtype=work, device=where)
+        if cost_scale is None
+        else 1.0 / xp.astype(cost_scale, work)
+    )[:, None, None]
     points = _Points(xp, X, work)
     M = xp.astype(prototypes, X.dtype)
     unary = _unary_costs(xp, points, M, kind, sigma2) * inv_scale
@@ -484,8 +513,13 @@ def dense_fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="mean
     for round_ in range(max_iter):
         run_clamp = _take(xp, clamp, rows)
         result = dense_bound_update(
-            _take(xp, unary, rows), None if affinity is None else _take(xp, affinity, rows),
-            lam, run_clamp, tol=tol, max_iter=max_bound_iter)
+            _take(xp, unary, rows),
+            None if affinity is None else _take(xp, affinity, rows),
+            lam,
+            run_clamp,
+            tol=tol,
+            max_iter=max_bound_iter,
+        )
         Z = result.assignments
         new_labels = xp.argmax(Z, axis=2)
         counts = xp.sum(xp.astype(new_labels[:, :, None] == label_range, xp.int64), axis=1)
@@ -495,12 +529,16 @@ def dense_fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="mean
         settled = accept & xp.all(new_labels == old_labels, axis=1) & (round_ > 0)
         empty_cluster = _put(xp, empty_cluster, rows, ~accept)
         n_iter = _put(xp, n_iter, rows, _take(xp, n_iter, rows) + xp.astype(accept, xp.int64))
-        history.append(_put(xp, no_energy, rows, xp.where(accept, result.energy,
-                                                          xp.nan)))
-        assignments = _put(xp, assignments, rows, xp.where(
-            accept[:, None, None], Z, _take(xp, assignments, rows)))
-        bound_converged = _put(xp, bound_converged, rows, xp.where(
-            accept, result.converged, _take(xp, bound_converged, rows)))
+        history.append(_put(xp, no_energy, rows, xp.where(accept, result.energy, xp.nan)))
+        assignments = _put(
+            xp, assignments, rows, xp.where(accept[:, None, None], Z, _take(xp, assignments, rows))
+        )
+        bound_converged = _put(
+            xp,
+            bound_converged,
+            rows,
+            xp.where(accept, result.converged, _take(xp, bound_converged, rows)),
+        )
         labels = _put(xp, labels, rows, xp.where(accept[:, None], new_labels, old_labels))
         running = accept & ~settled
         if kind == "fixed":
@@ -515,13 +553,25 @@ def dense_fit_prototypes(X, affinity, lam, prototypes, *, clamp=None, kind="mean
         points_run = points.subset(rows)
         sigma2_run = xp.take(sigma2, rows)
         M_run = _update_prototypes(
-            xp, xp.take(X, rows, axis=0), points_run, xp.take(labels, rows, axis=0),
-            xp.take(assignments, rows, axis=0), xp.take(M, rows, axis=0), kind, sigma2_run,
-            xp.take(clamp, rows, axis=0))
+            xp,
+            xp.take(X, rows, axis=0),
+            points_run,
+            xp.take(labels, rows, axis=0),
+            xp.take(assignments, rows, axis=0),
+            xp.take(M, rows, axis=0),
+            kind,
+            sigma2_run,
+            xp.take(clamp, rows, axis=0),
+        )
         M = _put(xp, M, rows, M_run)
-        unary = _put(xp, unary, rows, _unary_costs(xp, points_run, M_run, kind, sigma2_run)
-                     * xp.take(inv_scale, rows, axis=0))
-    history = (xp.stack(history) if history
-               else xp.zeros((0, n_problems), dtype=work, device=where))
-    return PrototypeResult(assignments, labels, M, history, n_iter, converged,
-                           empty_cluster, bound_converged)
+        unary = _put(
+            xp,
+            unary,
+            rows,
+            _unary_costs(xp, points_run, M_run, kind, sigma2_run)
+            * xp.take(inv_scale, rows, axis=0),
+        )
+    history = xp.stack(history) if history else xp.zeros((0, n_problems), dtype=work, device=where)
+    return PrototypeResult(
+        assignments, labels, M, history, n_iter, converged, empty_cluster, bound_converged
+    )

@@ -272,14 +272,15 @@ def target_objective(Q, P):
     positive = Q > 0
     ones = xp.ones_like(Q)
     # where q = 0 the term is 0 (both logs are taken of 1 there); q > 0 = p gives +inf
-    log_ratio = (_log_nonnegative(xp, xp.where(positive, Q, ones))
-                 - _log_nonnegative(xp, xp.where(positive, P, ones)))
+    log_ratio = _log_nonnegative(xp, xp.where(positive, Q, ones)) - _log_nonnegative(
+        xp, xp.where(positive, P, ones)
+    )
     terms = Q * log_ratio
     f = xp.sum(Q, axis=0) / n
     f_positive = f > 0
-    f_terms = xp.where(f_positive,
-                       f * xp.log(xp.where(f_positive, f * K, xp.ones_like(f))),
-                       xp.zeros_like(f))
+    f_terms = xp.where(
+        f_positive, f * xp.log(xp.where(f_positive, f * K, xp.ones_like(f))), xp.zeros_like(f)
+    )
     return xp.sum(terms) / n + xp.sum(f_terms)
 
 
@@ -312,7 +313,7 @@ def _softmax_loss(Z, Q, alpha):
 
     def loss(x):
         coef = x[: K * d].reshape(K, d)
-        intercept = x[K * d:]
+        intercept = x[K * d :]
         P, log_p = softmax_proba(Z, coef, intercept)
         value = -np.sum(Q * log_p) / n + 0.5 * alpha * np.sum(coef * coef)
         G = (P - Q) / n
@@ -337,10 +338,15 @@ def fit_softmax(Z, Q, coef, intercept, alpha, *, max_iter=100):
     loss = _softmax_loss(Z, Q, alpha)
     x0 = np.concatenate([coef.ravel(), intercept])
     value0, _ = loss(x0)
-    run = minimize(loss, x0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-6})
+    run = minimize(
+        loss,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        options={"maxiter": max_iter, "ftol": 1e-10, "gtol": 1e-6},
+    )
     x, value = (run.x, float(run.fun)) if run.fun <= value0 else (x0, value0)
-    return x[: K * d].reshape(K, d).copy(), x[K * d:].copy(), value
+    return x[: K * d].reshape(K, d).copy(), x[K * d :].copy(), value
 
 
 # -- the alternating loop (host) -----------------------------------------------------
@@ -402,8 +408,7 @@ def fit_depict(
     changes = []
     converged, n_iter = False, 0
     for n_iter in range(1, max_iter + 1):
-        coef, intercept, _ = fit_softmax(Z, Q, coef, intercept, alpha,
-                                         max_iter=softmax_max_iter)
+        coef, intercept, _ = fit_softmax(Z, Q, coef, intercept, alpha, max_iter=softmax_max_iter)
         P, _ = softmax_proba(Z, coef, intercept)
         Q_new, ok = step(P)
         targets_converged = targets_converged and ok
@@ -417,7 +422,13 @@ def fit_depict(
             converged = True
             break
     return DEPICTResult(
-        coef=coef, intercept=intercept, proba=P, targets=Q,
-        objective_history=np.asarray(history), n_iter=n_iter, converged=converged,
-        change_history=np.asarray(changes), targets_converged=targets_converged,
+        coef=coef,
+        intercept=intercept,
+        proba=P,
+        targets=Q,
+        objective_history=np.asarray(history),
+        n_iter=n_iter,
+        converged=converged,
+        change_history=np.asarray(changes),
+        targets_converged=targets_converged,
     )

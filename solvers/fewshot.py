@@ -77,8 +77,11 @@ class FewShotSolution:
 
 def _base_mean(base_mean, n_features, dtype, xp=None, where=None):
     """``base_mean`` as an array of shape (n_features,) (NumPy, or ``xp`` on ``where``)."""
-    if is_array(base_mean) and not isinstance(base_mean, np.ndarray) and (
-            xp is None or get_namespace(base_mean) is not xp):
+    if (
+        is_array(base_mean)
+        and not isinstance(base_mean, np.ndarray)
+        and (xp is None or get_namespace(base_mean) is not xp)
+    ):
         base_mean = to_numpy(base_mean)
     if xp is None:
         center = np.asarray(base_mean, dtype=dtype)
@@ -86,9 +89,7 @@ def _base_mean(base_mean, n_features, dtype, xp=None, where=None):
         center = xp.asarray(base_mean, device=where)
         center = xp.astype(center, dtype)
     if tuple(center.shape) != (n_features,):
-        raise ValueError(
-            f"base_mean must have shape ({n_features},), got {tuple(center.shape)}."
-        )
+        raise ValueError(f"base_mean must have shape ({n_features},), got {tuple(center.shape)}.")
     finite = np.isfinite(center).all() if xp is None else xp.all(xp.isfinite(center))
     if not bool(finite):
         raise ValueError("base_mean holds NaN or infinite values.")
@@ -113,10 +114,17 @@ def preprocess_tasks(support, queries, settings):
     else:
         center = _base_mean(settings.base_mean, n_features, support.dtype)
         center = np.broadcast_to(center, (n_tasks, n_features))
-    points = np.empty((n_tasks, support.shape[1] + queries.shape[1], n_features),
-                      dtype=support.dtype)
-    stack_tasks(support, queries, np.ascontiguousarray(center, dtype=support.dtype),
-                settings.preprocessing is not None, settings.shift_queries, points)
+    points = np.empty(
+        (n_tasks, support.shape[1] + queries.shape[1], n_features), dtype=support.dtype
+    )
+    stack_tasks(
+        support,
+        queries,
+        np.ascontiguousarray(center, dtype=support.dtype),
+        settings.preprocessing is not None,
+        settings.shift_queries,
+        points,
+    )
     return points
 
 
@@ -140,14 +148,16 @@ def _preprocess_array_api(support, queries, settings):
         norm = xp.sqrt(xp.sum(wide * wide, axis=2, keepdims=True))
         positive = norm > 0
         points = xp.astype(
-            xp.where(positive, wide / xp.where(positive, norm, xp.ones_like(norm)), wide),
-            dtype)
+            xp.where(positive, wide / xp.where(positive, norm, xp.ones_like(norm)), wide), dtype
+        )
     if settings.shift_queries:
         wide = xp.astype(points, work)
-        offset = (xp.mean(wide[:, :n_support, :], axis=1, keepdims=True)
-                  - xp.mean(wide[:, n_support:, :], axis=1, keepdims=True))
-        points = xp.concat([points[:, :n_support, :],
-                            xp.astype(wide[:, n_support:, :] + offset, dtype)], axis=1)
+        offset = xp.mean(wide[:, :n_support, :], axis=1, keepdims=True) - xp.mean(
+            wide[:, n_support:, :], axis=1, keepdims=True
+        )
+        points = xp.concat(
+            [points[:, :n_support, :], xp.astype(wide[:, n_support:, :] + offset, dtype)], axis=1
+        )
     return points
 
 
@@ -192,9 +202,16 @@ def infer_tasks(support, codes, queries, n_way, settings):
     with single_threaded_blas():  # many tiny products
         means = (one_hot @ support) / one_hot.sum(axis=2, keepdims=True)
     result = fit_prototypes(
-        points, affinity, settings.lam, means, clamp=clamp, kind=settings.prototypes,
-        sigma2=np.where(sigma2 > 0, sigma2, 1.0), max_iter=settings.max_iter,
-        tol=settings.tol, max_bound_iter=settings.max_bound_iter,
+        points,
+        affinity,
+        settings.lam,
+        means,
+        clamp=clamp,
+        kind=settings.prototypes,
+        sigma2=np.where(sigma2 > 0, sigma2, 1.0),
+        max_iter=settings.max_iter,
+        tol=settings.tol,
+        max_bound_iter=settings.max_bound_iter,
     )
     return FewShotSolution(result.assignments[:, n_support:, :], result)
 
@@ -220,11 +237,19 @@ def _infer_array_api(support, codes, queries, n_way, settings):
         sigma2 = xp.ones((n_tasks,), dtype=work, device=where)
     classes = xp.arange(n_way, dtype=xp.int64, device=where)
     one_hot = xp.astype(codes[:, None, :] == classes[None, :, None], work)
-    means = ((one_hot @ xp.astype(points[:, :n_support, :], work))
-             / xp.sum(one_hot, axis=2, keepdims=True))
+    means = (one_hot @ xp.astype(points[:, :n_support, :], work)) / xp.sum(
+        one_hot, axis=2, keepdims=True
+    )
     result = dense_fit_prototypes(
-        points, affinity, settings.lam, xp.astype(means, points.dtype), clamp=clamp,
-        kind=settings.prototypes, sigma2=xp.where(sigma2 > 0, sigma2, xp.ones_like(sigma2)),
-        max_iter=settings.max_iter, tol=settings.tol, max_bound_iter=settings.max_bound_iter,
+        points,
+        affinity,
+        settings.lam,
+        xp.astype(means, points.dtype),
+        clamp=clamp,
+        kind=settings.prototypes,
+        sigma2=xp.where(sigma2 > 0, sigma2, xp.ones_like(sigma2)),
+        max_iter=settings.max_iter,
+        tol=settings.tol,
+        max_bound_iter=settings.max_bound_iter,
     )
     return FewShotSolution(xp.astype(result.assignments[:, n_support:, :], points.dtype), result)

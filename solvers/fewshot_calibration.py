@@ -78,8 +78,18 @@ def _no_edges(n_points):
     return sp.csr_matrix((n_points, n_points))
 
 
-def episode_scores(X, support_rows, support_codes, query_rows, query_codes, n_way, lams,
-                   settings, *, simpleshot=True):
+def episode_scores(
+    X,
+    support_rows,
+    support_codes,
+    query_rows,
+    query_codes,
+    n_way,
+    lams,
+    settings,
+    *,
+    simpleshot=True,
+):
     """Query accuracy of every ``lam`` in ``lams`` (and of SimpleShot) on every episode.
 
     Parameters
@@ -145,8 +155,15 @@ def episode_scores(X, support_rows, support_codes, query_rows, query_codes, n_wa
                 empty = _no_edges(n_tasks * n_points) if empty is None else empty
                 affinity = empty
             result = fit_prototypes(
-                points, affinity, float(lam), means, clamp=clamp, kind=settings.prototypes,
-                sigma2=sigma2, max_iter=settings.max_iter, tol=settings.tol,
+                points,
+                affinity,
+                float(lam),
+                means,
+                clamp=clamp,
+                kind=settings.prototypes,
+                sigma2=sigma2,
+                max_iter=settings.max_iter,
+                tol=settings.tol,
                 max_bound_iter=settings.max_bound_iter,
             )
             predicted = result.assignments[:, n_support:, :].argmax(axis=2)
@@ -154,4 +171,3 @@ def episode_scores(X, support_rows, support_codes, query_rows, query_codes, n_wa
             unsettled[index] += int(np.count_nonzero(~result.converged))
             capped[index] += int(np.count_nonzero(~result.bound_converged))
     return EpisodeScores(lams, correct, query_rows.shape[1], unsettled, capped, simple)
-

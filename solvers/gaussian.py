@@ -334,8 +334,9 @@ def relative_log_joint(X, params, log_weights=None):
     top = np.maximum(np.abs(X).max(axis=1), np.abs(means).max())
     exponent = np.frexp(np.where(top > 0, top, 1.0))[1]
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        gaps = (np.ldexp(X, -exponent[:, None])[:, None, :]
-                - np.ldexp(means[None, :, :], -exponent[:, None, None]))  # (m, K, d)
+        gaps = np.ldexp(X, -exponent[:, None])[:, None, :] - np.ldexp(
+            means[None, :, :], -exponent[:, None, None]
+        )  # (m, K, d)
         factors = params.precisions_cholesky
         if params.covariance_type == "full":
             projected = np.einsum("mka,kaj->mkj", gaps, factors)
@@ -344,8 +345,10 @@ def relative_log_joint(X, params, log_weights=None):
         else:
             projected = gaps * factors[None, :, None]
         with np.errstate(divide="ignore"):
-            log_q = (np.log(np.sum(projected * projected, axis=2))
-                     + 2.0 * np.log(2.0) * exponent[:, None])
+            log_q = (
+                np.log(np.sum(projected * projected, axis=2))
+                + 2.0 * np.log(2.0) * exponent[:, None]
+            )
         usable = np.isfinite(c)[None, :] & ~np.isnan(log_q)
         best = np.argmin(np.where(usable, log_q, np.inf), axis=1)
         rows = np.arange(X.shape[0])

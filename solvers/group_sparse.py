@@ -146,8 +146,7 @@ def edge_samples(adjacency, rng, *, max_rounds=64):
         negatives[bad] = _integers(rng, n, int(bad.sum()))
     bad = _is_neighbor(A, heads, negatives) | (negatives == heads)
     keep = ~bad
-    return EdgeSamples(heads[keep], tails[keep], negatives[keep].astype(np.int64),
-                       weights[keep])
+    return EdgeSamples(heads[keep], tails[keep], negatives[keep].astype(np.int64), weights[keep])
 
 
 def _integers(rng, high, size):
@@ -225,8 +224,9 @@ def smooth_objective(H, W, edges, alpha, *, gradient=True):
     grad_C = np.zeros_like(C)
     if edges.n_edges:
         weights = edges.weights / edges.weights.sum()
-        value += _bpr_kernel(C, edges.heads, edges.tails, edges.negatives, weights,
-                             grad_C, gradient)
+        value += _bpr_kernel(
+            C, edges.heads, edges.tails, edges.negatives, weights, grad_C, gradient
+        )
     if not gradient:
         return value
     grad_Z = np.where(Z > 0, grad_C, 0.0)
@@ -249,7 +249,16 @@ def group_soft_threshold(W, threshold):
 
 
 def proximal_gradient(
-    H, W, edges, *, alpha, beta, learning_rate, max_iter, tol, callback=None,
+    H,
+    W,
+    edges,
+    *,
+    alpha,
+    beta,
+    learning_rate,
+    max_iter,
+    tol,
+    callback=None,
     max_backtracks=50,
 ):
     """Minimise ``F`` from ``W`` by proximal gradient with a backtracking step.
@@ -334,7 +343,16 @@ def initial_weights(H, k_max, rng, *, membership_norm2=4.0):
 
 
 def fit_readout(
-    H, edges, W, *, alpha, beta, learning_rate, max_iter, tol, warmup_iter=100,
+    H,
+    edges,
+    W,
+    *,
+    alpha,
+    beta,
+    learning_rate,
+    max_iter,
+    tol,
+    warmup_iter=100,
     callback=None,
 ):
     """The whole fit: ``warmup_iter`` iterations without the group penalty (``beta = 0``,
@@ -348,12 +366,25 @@ def fit_readout(
     """
     if warmup_iter > 0:
         W = proximal_gradient(
-            H, W, edges, alpha=alpha, beta=0.0, learning_rate=learning_rate,
-            max_iter=warmup_iter, tol=tol,
+            H,
+            W,
+            edges,
+            alpha=alpha,
+            beta=0.0,
+            learning_rate=learning_rate,
+            max_iter=warmup_iter,
+            tol=tol,
         ).weights
     return proximal_gradient(
-        H, W, edges, alpha=alpha, beta=beta, learning_rate=learning_rate,
-        max_iter=max_iter, tol=tol, callback=callback,
+        H,
+        W,
+        edges,
+        alpha=alpha,
+        beta=beta,
+        learning_rate=learning_rate,
+        max_iter=max_iter,
+        tol=tol,
+        callback=callback,
     )
 
 

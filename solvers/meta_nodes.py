@@ -132,8 +132,15 @@ def propagation_graph(adjacency, order, *, cumulative=True) -> PropagationGraph:
 
 
 @numba.njit(parallel=True, cache=True)
-def _log_positive_sums_kernel(U, indptr, indices, weights, self_weights, tau,  # pragma: no cover
-                              out):
+def _log_positive_sums_kernel(
+    U,
+    indptr,
+    indices,
+    weights,
+    self_weights,
+    tau,  # pragma: no cover
+    out,
+):
     # IN: U (n, d) unit rows; CSR of the off-diagonal W; its diagonal; OUT: out (n,)
     n, d = U.shape
     for i in numba.prange(n):
@@ -163,8 +170,15 @@ def log_positive_sums(xp, U, graph, tau):
     """``log pos_i`` of shape (n,) for unit rows ``U`` (float64 on NumPy, else U's dtype)."""
     if is_numpy_namespace(xp):
         out = np.empty(graph.n_points)
-        _log_positive_sums_kernel(np.ascontiguousarray(U), graph.indptr, graph.indices,
-                                  graph.weights, graph.self_weights, float(tau), out)
+        _log_positive_sums_kernel(
+            np.ascontiguousarray(U),
+            graph.indptr,
+            graph.indices,
+            graph.weights,
+            graph.self_weights,
+            float(tau),
+            out,
+        )
         return out
     where = device(U)
     n, d = U.shape
@@ -252,8 +266,8 @@ def log_dense_sums(xp, U, tau):
         out = np.empty(n)
         U64 = np.asarray(U, dtype=np.float64)
         for start in range(0, n, block):
-            G = U64[start:start + block] @ U64.T
-            _log_row_exp_sums_kernel(G, start, float(tau), out[start:start + block])
+            G = U64[start : start + block] @ U64.T
+            _log_row_exp_sums_kernel(G, start, float(tau), out[start : start + block])
         return out
     where = device(U)
     columns = xp.arange(n, device=where)

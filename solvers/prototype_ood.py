@@ -40,8 +40,7 @@ def _score_block(X, centers, affinity, normalize, temperature):
     return xp.exp(xp.max(Z, axis=1) - logsumexp(xp, Z, axis=1))
 
 
-def max_query(X, centers, *, affinity="cosine", normalize="none", temperature=1.0,
-              block_rows=None):
+def max_query(X, centers, *, affinity="cosine", normalize="none", temperature=1.0, block_rows=None):
     """Each sample's largest affinity to the prototypes (or largest softmax assignment).
 
     Parameters
@@ -68,7 +67,7 @@ def max_query(X, centers, *, affinity="cosine", normalize="none", temperature=1.
     if n <= block_rows:
         return _score_block(X, centers, affinity, normalize, temperature)
     parts = [
-        _score_block(X[start:start + block_rows, :], centers, affinity, normalize, temperature)
+        _score_block(X[start : start + block_rows, :], centers, affinity, normalize, temperature)
         for start in range(0, n, block_rows)
     ]
     return xp.concat(parts)

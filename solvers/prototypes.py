@@ -95,8 +95,9 @@ def update_prototypes(X, labels, assignments, previous, kind, sigma2, clamp=None
     elif kind == "modes":
         updated = _mean_shift(X, labels, previous, sigma2)
     else:
-        scores = assignments if clamp is None else np.where(
-            (clamp >= 0)[:, :, None], -1.0, assignments)
+        scores = (
+            assignments if clamp is None else np.where((clamp >= 0)[:, :, None], -1.0, assignments)
+        )
         best = scores.argmax(axis=1)
         found = np.take_along_axis(scores, best[:, None, :], axis=1)[:, 0, :] >= 0
         members = np.take_along_axis(X, best[:, :, None], axis=1)

@@ -153,8 +153,7 @@ def _lloyd(X, clamp, centres, max_iter, threshold, sq_norms):
     changed = np.empty(n_chunks, dtype=np.int64)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
     moved = np.zeros(K)
-    kernel(X, sq_norms, centres, clamp, labels, upper, lower, moved, True, sums, counts,
-           changed)
+    kernel(X, sq_norms, centres, clamp, labels, upper, lower, moved, True, sums, counts, changed)
     converged = False
     n_iter = 0
     while n_iter < max_iter:
@@ -173,8 +172,9 @@ def _lloyd(X, clamp, centres, max_iter, threshold, sq_norms):
         shift = (step**2).sum()
         moved = np.sqrt((step**2).sum(axis=1))
         centres = new
-        kernel(X, sq_norms, centres, clamp, labels, upper, lower, moved, False, sums, counts,
-               changed)
+        kernel(
+            X, sq_norms, centres, clamp, labels, upper, lower, moved, False, sums, counts, changed
+        )
         if not changed.any() or shift <= threshold:
             converged = True
             break
@@ -198,8 +198,9 @@ _BOUND_SLACK = 1e-9
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _bounded_pass(X, sq_norms, centres, clamp, labels, upper, lower, moved, first, sums,
-                  counts, changed):
+def _bounded_pass(
+    X, sq_norms, centres, clamp, labels, upper, lower, moved, first, sums, counts, changed
+):
     """One Lloyd assignment with Hamerly's bounds, and the per-cluster sums.
 
     Squared distances are ``|x|^2 - 2 x.c + |c|^2`` (clipped at zero); ``upper[i]``

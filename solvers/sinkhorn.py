@@ -125,10 +125,16 @@ class _NumbaPasses:
         _n, K = S.shape
         plan = np.empty((0, K), S.dtype) if plan_mass is None else np.empty_like(S)
         self.row_kernel(
-            S, g_scaled, inv_eps, log_a,
+            S,
+            g_scaled,
+            inv_eps,
+            log_a,
             np.empty(0) if shift is None else shift,
             np.empty(0) if plan_mass is None else plan_mass,
-            self.f_scaled, self.col_partial, plan, self.work,
+            self.f_scaled,
+            self.col_partial,
+            plan,
+            self.work,
         )
         col_sum = self.col_partial.sum(axis=0)
         return self.f_scaled.copy(), col_sum, None if plan_mass is None else plan
@@ -199,7 +205,6 @@ def _check_points(max_iter, tol, every):
     return points
 
 
-
 class _SinkhornLoop:
     """Iterations at one eps, sharing buffers and the error history across stages.
 
@@ -230,9 +235,9 @@ class _SinkhornLoop:
     def plan(self, g, f_scaled, eps, plan_mass):
         """The plan of potentials ``(f, g)``; ``f`` gives each row's exact log-sum-exp."""
         shift = self.log_a - f_scaled
-        return self.passes.row_pass(
-            self.scores, g / eps, 1.0 / eps, self.log_a, shift, plan_mass
-        )[2]
+        return self.passes.row_pass(self.scores, g / eps, 1.0 / eps, self.log_a, shift, plan_mass)[
+            2
+        ]
 
     def run(self, eps, g, tol, max_iter, plan_mass=None):
         """Up to ``max_iter`` iterations, stopping at ``tol``.
@@ -252,7 +257,11 @@ class _SinkhornLoop:
         for it in range(max_iter):
             last = it == max_iter - 1
             f_scaled, col_sum, plan = self.passes.row_pass(
-                self.scores, g * inv_eps, inv_eps, self.log_a, shift,
+                self.scores,
+                g * inv_eps,
+                inv_eps,
+                self.log_a,
+                shift,
                 plan_mass if last else None,
             )
             self.n_iter += 1
@@ -308,8 +317,7 @@ class _SinkhornLoop:
 
 
 def _tiny(xp, x):
-    return xp.asarray(1e-300 if x.dtype == xp.float64 else 1e-38, dtype=x.dtype,
-                      device=device(x))
+    return xp.asarray(1e-300 if x.dtype == xp.float64 else 1e-38, dtype=x.dtype, device=device(x))
 
 
 def _all_finite(xp, x):
@@ -405,8 +413,9 @@ def _log_marginal(xp, weights, size, where):
     return xp.log(xp.astype(weights, dtype))
 
 
-def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000,
-                   score_range=None):
+def sinkhorn_codes(
+    scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000, score_range=None
+):
     """Balanced soft assignments of samples to prototypes (SwAV, SIGMA, SeLa).
 
     Equal prototype loads, uniform sample weights; every sample's codes sum to one
@@ -428,11 +437,17 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
             score_range = (low, high)
         codes = scaling_codes(scores, eps, n_iter, score_range=score_range)
     if codes is None:
-        ones = xp.ones(scores.shape[0], dtype=accumulation_dtype(xp, device(scores)),
-                       device=device(scores))
+        ones = xp.ones(
+            scores.shape[0], dtype=accumulation_dtype(xp, device(scores)), device=device(scores)
+        )
         result = sinkhorn(
-            stop_gradient(xp, scores), eps, tol=tol, max_iter=max_iter, n_iter=n_iter,
-            eps_scaling=False, plan_mass=ones,
+            stop_gradient(xp, scores),
+            eps,
+            tol=tol,
+            max_iter=max_iter,
+            n_iter=n_iter,
+            eps_scaling=False,
+            plan_mass=ones,
         )
         codes = result.plan
     if hard:
@@ -471,8 +486,9 @@ def scaling_codes(scores, eps, n_iter, *, score_range=None):
         if not _scaling_safe(high - low, eps, n, K, itemsize):
             return None
     if is_numpy_namespace(xp):
-        return _numba_scaling_codes(scores, eps, n_iter,
-                                    None if score_range is None else score_range[1])
+        return _numba_scaling_codes(
+            scores, eps, n_iter, None if score_range is None else score_range[1]
+        )
     if score_range is None:
         high, low = host_floats(xp, *extrema(xp, scores))
         if not _scaling_safe(high - low, eps, n, K, itemsize):
@@ -516,23 +532,37 @@ def _numba_scaling_codes(S, eps, n_iter, high=None):
     n, K = S.shape
     parallel = n * K >= _PARALLEL_MIN_SIZE and n_threads() > 1
     n_chunks = max(1, min(n, 4 * n_threads())) if parallel else 1
-    exp_pass = scaling_kernels.exp_rows_column_sums if parallel else (
-        scaling_kernels.exp_rows_column_sums_serial)
-    row_pass = scaling_kernels.row_scaling_pass if parallel else (
-        scaling_kernels.row_scaling_pass_serial)
+    exp_pass = (
+        scaling_kernels.exp_rows_column_sums
+        if parallel
+        else (scaling_kernels.exp_rows_column_sums_serial)
+    )
+    row_pass = (
+        scaling_kernels.row_scaling_pass if parallel else (scaling_kernels.row_scaling_pass_serial)
+    )
     col_partial = np.empty((n_chunks, K))
     stats = np.empty((n_chunks, 3))
     E = np.empty_like(S)
     inv_eps = 1.0 / eps
     integers = work_dtype(S.dtype)
     if high is not None:
-        shifted = scaling_kernels.exp_column_sums if parallel else (
-            scaling_kernels.exp_column_sums_serial)
-        shifted(S, inv_eps, high * inv_eps, E, col_partial,
-                np.empty((n_chunks, K), dtype=integers))
+        shifted = (
+            scaling_kernels.exp_column_sums
+            if parallel
+            else (scaling_kernels.exp_column_sums_serial)
+        )
+        shifted(S, inv_eps, high * inv_eps, E, col_partial, np.empty((n_chunks, K), dtype=integers))
         return _iterate_scalings(E, col_partial.sum(axis=0), col_partial, n_iter, row_pass)
-    exp_pass(S, S.view(integers), scaling_kernels.key_mask(S.dtype), inv_eps, E,
-             col_partial, stats, np.empty((n_chunks, K), dtype=integers))
+    exp_pass(
+        S,
+        S.view(integers),
+        scaling_kernels.key_mask(S.dtype),
+        inv_eps,
+        E,
+        col_partial,
+        stats,
+        np.empty((n_chunks, K), dtype=integers),
+    )
     high, low = float(stats[:, 0].max()), float(stats[:, 1].min())
     itemsize = 4 if S.dtype == np.float32 else 8
     if stats[:, 2].any() or not _scaling_safe(high - low, eps, n, K, itemsize):

@@ -134,7 +134,7 @@ def map_blocks(X, centers, chunk_size, work, *, n_workers=None):
         for start in starts[first::workers]:
             m = min(chunk, n - start)
             S = block[:m]
-            np.matmul(X[start:start + m], centers_t, out=S)
+            np.matmul(X[start : start + m], centers_t, out=S)
             work(S, start)
 
     with single_threaded_blas():
@@ -171,9 +171,13 @@ def assign(X, centers, chunk_size, *, out=None, n_workers=None):
         best = np.empty(n, dtype=X.dtype)
     else:
         labels, best = out
-    map_blocks(X, centers, chunk_size,
-               lambda S, start: _kernels.row_argmax(S, labels, best, start),
-               n_workers=n_workers)
+    map_blocks(
+        X,
+        centers,
+        chunk_size,
+        lambda S, start: _kernels.row_argmax(S, labels, best, start),
+        n_workers=n_workers,
+    )
     return labels, best
 
 
@@ -184,7 +188,7 @@ def assign_namespace(xp, X, centers, chunk_size):
     centers_t = centers.T
     labels, best = [], []
     for start in range(0, n, chunk):
-        S = X[start:min(start + chunk, n), ...] @ centers_t
+        S = X[start : min(start + chunk, n), ...] @ centers_t
         labels.append(xp.argmax(S, axis=1))
         best.append(xp.max(S, axis=1))
     if len(labels) == 1:

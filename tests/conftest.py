@@ -110,8 +110,12 @@ def dask_client():
     distributed = pytest.importorskip("distributed")
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-            dashboard_address=None, memory_limit="4GiB",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+            memory_limit="4GiB",
             # no dashboard, and the scheduler's HTTP routes on a free loopback port: the
             # default 8787 may be taken (another cluster), which warns (an error here)
             scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},

@@ -12,4 +12,3 @@ def sinkhorn_log_reference(S, eps, a, b, n_iter):
         g = eps * np.log(b) - eps * logsumexp((S + f[:, None]) / eps, axis=0)
         f = eps * np.log(a) - eps * logsumexp((S + g[None, :]) / eps, axis=1)
     return np.exp((S + f[:, None] + g[None, :]) / eps)
-

@@ -35,8 +35,11 @@ def test_least_confident_sample_moves_when_its_cluster_is_full():
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.integers(1, 60), st.lists(st.floats(0.05, 1.0), min_size=1, max_size=6),
-       st.integers(0, 2**32 - 1))
+@given(
+    st.integers(1, 60),
+    st.lists(st.floats(0.05, 1.0), min_size=1, max_size=6),
+    st.integers(0, 2**32 - 1),
+)
 def test_proportional_rounding_stays_within_one(n, weights, seed):
     proportions = np.array(weights) / np.sum(weights)
     scores = np.random.default_rng(seed).random((n, proportions.size))

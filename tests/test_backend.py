@@ -27,8 +27,9 @@ def test_topk_gives_the_largest_first(backend):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_exp_nonpositive_has_no_subnormals(backend, dtype):
     x = -np.linspace(0, 800, 2001).astype(dtype)
-    out = backend.to_numpy(B.exp_nonpositive(B.get_namespace(backend.asarray(x)),
-                                             backend.asarray(x)))
+    out = backend.to_numpy(
+        B.exp_nonpositive(B.get_namespace(backend.asarray(x)), backend.asarray(x))
+    )
     tiny = np.finfo(dtype).tiny
     assert np.all((out == 0) | (out >= tiny))
     normal = np.exp(x.astype(np.float64)) >= 2 * tiny

@@ -44,8 +44,14 @@ def test_recovers_separated_balanced_blobs():
 @pytest.mark.parametrize("spherical", [False, True])
 def test_objective_never_increases(spherical):
     X, _ = make_blobs(n_samples=300, centers=6, n_features=4, random_state=4)
-    model = SinkhornKMeans(n_clusters=4, spherical=spherical, eps=0.2, sinkhorn_tol=1e-8,
-                           sinkhorn_max_iter=20_000, random_state=0).fit(X)
+    model = SinkhornKMeans(
+        n_clusters=4,
+        spherical=spherical,
+        eps=0.2,
+        sinkhorn_tol=1e-8,
+        sinkhorn_max_iter=20_000,
+        random_state=0,
+    ).fit(X)
     history = model.objective_history_
     assert len(history) >= 3
     assert np.all(np.diff(history) <= 1e-6 * np.abs(history[:-1]))
@@ -131,8 +137,9 @@ def test_float32_input_whose_squares_overflow_fits_in_the_normalised_frame():
     model = SinkhornKMeans(n_clusters=3, random_state=0).fit(X32 * np.float32(1e19))
     assert adjusted_rand_score(reference.labels_, model.labels_) == 1.0
     assert model.cluster_centers_.dtype == np.float32
-    np.testing.assert_allclose(model.cluster_centers_ / 1e19, reference.cluster_centers_,
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        model.cluster_centers_ / 1e19, reference.cluster_centers_, rtol=1e-4, atol=1e-5
+    )
 
 
 def test_explicit_init_runs_once():

@@ -36,24 +36,29 @@ def dtype(request):
 
 
 def _blobs(dtype, n_samples=160, seed=0, offset=20.0):
-    X, y = make_blobs(n_samples=n_samples, centers=4, n_features=3, cluster_std=1.5,
-                      random_state=seed)
+    X, y = make_blobs(
+        n_samples=n_samples, centers=4, n_features=3, cluster_std=1.5, random_state=seed
+    )
     return (X + offset).astype(dtype), y
 
 
 def _params(dtype, init, **extra):
     # tight transports: the backends check their marginal error every few iterations,
     # NumPy after every one, so a loose tolerance would stop them at different plans
-    params = dict(n_clusters=4, init=init, eps=0.3, sinkhorn_max_iter=5000,
-                  sinkhorn_tol=1e-6 if dtype == np.float32 else 1e-10)
+    params = dict(
+        n_clusters=4,
+        init=init,
+        eps=0.3,
+        sinkhorn_max_iter=5000,
+        sinkhorn_tol=1e-6 if dtype == np.float32 else 1e-10,
+    )
     params.update(extra)
     return params
 
 
 def _assert_centres_close(centres, reference, dtype):
     rtol = RTOL[dtype]
-    np.testing.assert_allclose(centres, reference, rtol=rtol,
-                               atol=rtol * np.max(np.abs(reference)))
+    np.testing.assert_allclose(centres, reference, rtol=rtol, atol=rtol * np.max(np.abs(reference)))
 
 
 @pytest.mark.parametrize("spherical", [False, True], ids=["euclidean", "spherical"])
@@ -80,8 +85,9 @@ def test_fit_equals_the_numpy_fit(other_backend, dtype, spherical):
     assert model.n_iter_ == reference.n_iter_
     assert model.converged_ == reference.converged_
     assert model.n_features_in_ == 3
-    np.testing.assert_allclose(model.objective_history_, reference.objective_history_,
-                               rtol=RTOL[dtype])
+    np.testing.assert_allclose(
+        model.objective_history_, reference.objective_history_, rtol=RTOL[dtype]
+    )
     assert model.objective_ == model.objective_history_[-1]
 
 
@@ -116,11 +122,13 @@ def test_predict_and_transform_equal_numpy(other_backend, dtype, spherical):
     codes = model.transform(batch_b)
     assert other_backend.is_own(codes)
     assert codes.dtype == batch_b.dtype
-    np.testing.assert_allclose(to_numpy(codes), reference.transform(batch),
-                               rtol=0, atol=CODES_ATOL[dtype])
+    np.testing.assert_allclose(
+        to_numpy(codes), reference.transform(batch), rtol=0, atol=CODES_ATOL[dtype]
+    )
     np.testing.assert_allclose(to_numpy(codes).sum(axis=1), 1.0, rtol=1e-5)
     fit_labels = SinkhornKMeans(**_params(dtype, init, spherical=spherical)).fit_predict(
-        other_backend.asarray(X))
+        other_backend.asarray(X)
+    )
     assert other_backend.is_own(fit_labels)
     np.testing.assert_array_equal(to_numpy(fit_labels), reference.labels_)
 
@@ -150,8 +158,9 @@ def test_predicting_on_another_namespace_copies_the_centres(other_backend, dtype
         np.testing.assert_array_equal(to_numpy(labels), on_numpy.predict(batch, balanced))
     codes = on_numpy.transform(batch_b)
     assert other_backend.is_own(codes)
-    np.testing.assert_allclose(to_numpy(codes), on_numpy.transform(batch),
-                               rtol=0, atol=CODES_ATOL[dtype])
+    np.testing.assert_allclose(
+        to_numpy(codes), on_numpy.transform(batch), rtol=0, atol=CODES_ATOL[dtype]
+    )
     # the fitted attributes stay where they were fitted
     assert isinstance(on_numpy.cluster_centers_, np.ndarray)
     assert other_backend.is_own(on_backend.cluster_centers_)
@@ -167,8 +176,12 @@ def test_new_data_is_computed_in_the_fitted_dtype(other_backend):
 
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_device_initialisation_recovers_separated_blobs(other_backend, init):
-    X, y = make_blobs(n_samples=300, centers=[[0, 0], [10, 0], [0, 10], [10, 10], [5, 20]],
-                      cluster_std=0.6, random_state=2)
+    X, y = make_blobs(
+        n_samples=300,
+        centers=[[0, 0], [10, 0], [0, 10], [10, 10], [5, 20]],
+        cluster_std=0.6,
+        random_state=2,
+    )
     model = SinkhornKMeans(n_clusters=5, init=init, eps=0.2, random_state=0)
     model.fit(other_backend.asarray(X.astype(np.float32)))
     assert other_backend.is_own(model.labels_)
@@ -218,8 +231,16 @@ def test_single_run_result(other_backend, dtype):
     xp = get_namespace(Xb)
     proportions = xp.asarray(np.full(4, 0.25), device=device(Xb))
     result = bk.single_run(
-        Xb, Xb[:4, :], proportions, spherical=False, scale=scale, eps=0.3, max_iter=50,
-        tol=1e-6, sinkhorn_tol=1e-6, sinkhorn_max_iter=5000,
+        Xb,
+        Xb[:4, :],
+        proportions,
+        spherical=False,
+        scale=scale,
+        eps=0.3,
+        max_iter=50,
+        tol=1e-6,
+        sinkhorn_tol=1e-6,
+        sinkhorn_max_iter=5000,
     )
     assert result.converged
     with pytest.raises(AttributeError):
@@ -273,8 +294,9 @@ def test_wrong_number_of_features_is_rejected(other_backend):
     X, _ = _blobs(np.float64)
     model = SinkhornKMeans(**_params(np.float64, X[:4])).fit(other_backend.asarray(X))
     for method in (model.predict, model.transform):
-        with pytest.raises(ValueError, match="X has 2 features, but SinkhornKMeans is "
-                                             "expecting 3 features"):
+        with pytest.raises(
+            ValueError, match="X has 2 features, but SinkhornKMeans is expecting 3 features"
+        ):
             method(other_backend.asarray(X[:, :2]))
     with pytest.raises(ValueError, match="X has 2 features"):
         model.predict(X[:, :2])  # NumPy input takes scikit-learn's check

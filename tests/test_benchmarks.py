@@ -12,7 +12,10 @@ pytestmark = pytest.mark.slow  # each runs a whole benchmark script: CI's slow t
 def run_quick(script, out):
     completed = subprocess.run(
         [sys.executable, script, "--quick", "--out", str(out)],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(out.read_text())["rows"]
@@ -80,31 +83,54 @@ def test_sdp_benchmark_quick_run(tmp_path):
 def test_gpu_benchmark_quick_run_on_the_cpu(tmp_path):
     pytest.importorskip("torch")
     completed = subprocess.run(
-        [sys.executable, "benchmarks/gpu.py", "--quick", "--device", "cpu",
-         "--out", str(tmp_path / "gpu.json")],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "benchmarks/gpu.py",
+            "--quick",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "gpu.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     rows = json.loads((tmp_path / "gpu.json").read_text())["rows"]
     torch_rows = [row for row in rows if row["backend"] == "torch-cpu"]
     assert {row["case"].split()[0] for row in torch_rows} == {
-        "swav", "converged", "kmeans", "fewshot", "gmm"}
+        "swav",
+        "converged",
+        "kmeans",
+        "fewshot",
+        "gmm",
+    }
     assert not any("failed" in row["note"] for row in rows)
     assert all(row["max_diff"] <= 1e-4 for row in torch_rows if row["max_diff"] is not None)
-    assert all("equal to NumPy's: 1.0000" in row["note"]
-               for row in torch_rows if row["case"].startswith(("kmeans", "fewshot")))
+    assert all(
+        "equal to NumPy's: 1.0000" in row["note"]
+        for row in torch_rows
+        if row["case"].startswith(("kmeans", "fewshot"))
+    )
 
 
 def test_ood_benchmark_quick_run(tmp_path):
     rows = run_quick("benchmarks/ood.py", tmp_path / "ood.json")
     methods = {row["method"] for row in rows}
-    assert {"MaxQuery P=1, raw max", "MaxQuery P=10, raw max", "Mahalanobis (L2 features)",
-            "5-NN distance"} <= methods
+    assert {
+        "MaxQuery P=1, raw max",
+        "MaxQuery P=10, raw max",
+        "Mahalanobis (L2 features)",
+        "5-NN distance",
+    } <= methods
     assert all(0.0 <= row[key] <= 1.0 for row in rows for key in ("auroc", "aupr", "fpr95"))
     by_method = {row["method"]: row for row in rows}
     # more prototypes per class describe the inliers better (digits, seed 0)
-    assert by_method["MaxQuery P=10, raw max"]["auroc"] > \
-        by_method["MaxQuery P=1, raw max"]["auroc"]
+    assert (
+        by_method["MaxQuery P=10, raw max"]["auroc"] > by_method["MaxQuery P=1, raw max"]["auroc"]
+    )
 
 
 def test_community_benchmark_quick_run(tmp_path):
@@ -134,8 +160,13 @@ def test_community_benchmark_quick_run(tmp_path):
 def test_depict_benchmark_quick_run(tmp_path):
     rows = run_quick("benchmarks/depict.py", tmp_path / "depict.json")
     methods = {row["method"] for row in rows}
-    assert methods == {"KMeans(n_init=10)", "DEPICT exact", "DEPICT sqrt", "DEPICT dec",
-                       "DEPICT none"}
+    assert methods == {
+        "KMeans(n_init=10)",
+        "DEPICT exact",
+        "DEPICT sqrt",
+        "DEPICT dec",
+        "DEPICT none",
+    }
     assert all(0.0 <= row["accuracy"] <= 1.0 and 0.0 <= row["nmi"] <= 1.0 for row in rows)
     exact = [row for row in rows if row["method"] == "DEPICT exact"]
     assert exact
@@ -152,8 +183,10 @@ def test_spherical_kmeans_benchmark_quick_run(tmp_path):
     for a, b in zip(ours, faiss, strict=True):  # same iterations from the same centres
         assert abs(a["mean_cos"] - b["mean_cos"]) <= 0.005
     quality = [row for row in rows if row["case"].startswith("quality")]
-    assert {row["method"] for row in quality} >= {"clusterlab SphericalKMeans",
-                                                  "sklearn KMeans (L2 rows)"}
+    assert {row["method"] for row in quality} >= {
+        "clusterlab SphericalKMeans",
+        "sklearn KMeans (L2 rows)",
+    }
     assert all(0.0 <= row["nmi"] <= 1.0 for row in quality)
     scale = [row for row in rows if row["case"].startswith("scale")]
     assert scale
@@ -164,8 +197,11 @@ def test_spherical_kmeans_benchmark_quick_run(tmp_path):
 def test_crossmodal_benchmark_quick_run(tmp_path):
     rows = run_quick("benchmarks/crossmodal.py", tmp_path / "crossmodal.json")
     for case in {row["case"] for row in rows}:
-        ours = [r for r in rows if r["case"] == case
-                and r["method"].startswith("CrossModalPrototypeClustering")]
+        ours = [
+            r
+            for r in rows
+            if r["case"] == case and r["method"].startswith("CrossModalPrototypeClustering")
+        ]
         kmeans = [r for r in rows if r["case"] == case and r["method"].startswith("scikit")]
         assert len(ours) == 2
         assert {r["views"] for r in kmeans} >= {"concatenated"}
@@ -233,8 +269,11 @@ def test_distributed_benchmark_quick_run(tmp_path):
 def test_gcd_embeddings_benchmark_quick_run(tmp_path):
     rows = run_quick("benchmarks/gcd_embeddings.py", tmp_path / "gcd_embeddings.json")
     methods = {row["method"] for row in rows}
-    assert methods == {"SemiSupervisedGMM, default", "SemiSupervisedGMM, previous default",
-                       "SemiSupervisedKMeans, true K"}
+    assert methods == {
+        "SemiSupervisedGMM, default",
+        "SemiSupervisedGMM, previous default",
+        "SemiSupervisedKMeans, true K",
+    }
     assert len({row["set"] for row in rows}) == 1  # --quick: the smallest set, one seed
     assert all(0.0 <= row["all"] <= 1.0 and row["k_per_seed"] for row in rows)
 
@@ -242,9 +281,18 @@ def test_gcd_embeddings_benchmark_quick_run(tmp_path):
 @pytest.mark.slow
 def test_sdp_ila_warm_benchmark_quick_run(tmp_path):
     completed = subprocess.run(
-        [sys.executable, "benchmarks/sdp.py", "--ila-warm", "--quick", "--out",
-         str(tmp_path / "ila.json")],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            sys.executable,
+            "benchmarks/sdp.py",
+            "--ila-warm",
+            "--quick",
+            "--out",
+            str(tmp_path / "ila.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     rows = json.loads((tmp_path / "ila.json").read_text())["rows"]
@@ -254,4 +302,5 @@ def test_sdp_ila_warm_benchmark_quick_run(tmp_path):
         for other in variants.values():  # same partition, F within 1e-3 relative
             assert other["same_labels"]
             assert abs(other["objective"] - default["objective"]) <= 1e-3 * abs(
-                default["objective"])
+                default["objective"]
+            )

@@ -33,8 +33,12 @@ def test_bound_iterations_match_the_dense_reference(lam):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 1.0), k=st.integers(1, 10),
-       weights=st.sampled_from(["binary", "gaussian"]))
+@given(
+    seed=st.integers(0, 10_000),
+    fraction=st.floats(0.05, 1.0),
+    k=st.integers(1, 10),
+    weights=st.sampled_from(["binary", "gaussian"]),
+)
 def test_relaxed_energy_never_increases_where_guaranteed(seed, fraction, k, weights):
     # The bound's decrease covers the linearisation error when lam * lambda_min(W) >= -1.
     rng = np.random.default_rng(seed)
@@ -57,13 +61,20 @@ def test_relaxed_energy_never_increases_on_fewshot_tasks(n_shot, lam):
     points = np.concatenate([tasks.X_support, tasks.X_query], axis=1) - X[y < 5].mean(axis=0)
     points /= np.linalg.norm(points, axis=2, keepdims=True)
     n_tasks, n_points, _ = points.shape
-    support_means = points[:, :5 * n_shot].reshape(n_tasks, 5, n_shot, -1).mean(axis=2)
+    support_means = points[:, : 5 * n_shot].reshape(n_tasks, 5, n_shot, -1).mean(axis=2)
     unary = ((points[:, :, None, :] - support_means[:, None]) ** 2).sum(axis=3)
     clamp = np.full((n_tasks, n_points), -1)
-    clamp[:, :5 * n_shot] = np.repeat(np.arange(5), n_shot)
+    clamp[:, : 5 * n_shot] = np.repeat(np.arange(5), n_shot)
     graph = batched_knn_affinity(points, 3)
-    history = bound_update(unary.reshape(-1, 5), graph.affinity, lam, clamp=clamp.ravel(),
-                           n_problems=n_tasks, tol=0.0, max_iter=100).energy_history
+    history = bound_update(
+        unary.reshape(-1, 5),
+        graph.affinity,
+        lam,
+        clamp=clamp.ravel(),
+        n_problems=n_tasks,
+        tol=0.0,
+        max_iter=100,
+    ).energy_history
     steps = np.diff(history, axis=0)  # NaN once a task has stopped
     scale = np.nanmax(np.abs(history), axis=0)
     assert np.all(np.isnan(steps) | (steps <= 1e-12 * scale))
@@ -139,12 +150,20 @@ def test_batched_prototype_fit_equals_task_by_task(kind):
     X, clamp, _ = _tasks(6)
     graph = batched_knn_affinity(X, 3)
     init = X[:, :3].copy()
-    batched = fit_prototypes(X, graph.affinity, 1.0, init, clamp=clamp, kind=kind,
-                             sigma2=graph.sigma2)
+    batched = fit_prototypes(
+        X, graph.affinity, 1.0, init, clamp=clamp, kind=kind, sigma2=graph.sigma2
+    )
     for t in range(X.shape[0]):
         single = knn_affinity(X[t], 3)
-        alone = fit_prototypes(X[t:t + 1], single.affinity, 1.0, init[t:t + 1],
-                               clamp=clamp[t:t + 1], kind=kind, sigma2=single.sigma2)
+        alone = fit_prototypes(
+            X[t : t + 1],
+            single.affinity,
+            1.0,
+            init[t : t + 1],
+            clamp=clamp[t : t + 1],
+            kind=kind,
+            sigma2=single.sigma2,
+        )
         np.testing.assert_array_equal(batched.labels[t], alone.labels[0])
         np.testing.assert_allclose(batched.prototypes[t], alone.prototypes[0], atol=1e-12)
         assert batched.n_iter[t] == alone.n_iter[0]
@@ -160,8 +179,9 @@ def test_prototype_fit_recovers_separated_clusters_and_keeps_supports():
     # "means" prototypes are the means of the final hard labels.
     for t in range(X.shape[0]):
         for label in range(3):
-            np.testing.assert_allclose(result.prototypes[t, label],
-                                       X[t, result.labels[t] == label].mean(axis=0))
+            np.testing.assert_allclose(
+                result.prototypes[t, label], X[t, result.labels[t] == label].mean(axis=0)
+            )
 
 
 def test_a_cluster_losing_all_points_stops_with_the_previous_labels():
@@ -237,8 +257,7 @@ def test_members_prototypes_ignore_clamped_points():
     assignments = np.eye(3)[truth] * 0.9 + 0.1 / 3
     labeled = clamp >= 0
     assignments[labeled] = np.eye(3)[clamp[labeled]]
-    members = update_prototypes(X, truth, assignments, X[:, :3], "members", np.ones(2),
-                                clamp=clamp)
+    members = update_prototypes(X, truth, assignments, X[:, :3], "members", np.ones(2), clamp=clamp)
     for t in range(2):
         for label in range(3):
             row = np.flatnonzero(np.all(X[t] == members[t, label], axis=1))

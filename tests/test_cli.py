@@ -68,21 +68,25 @@ def test_no_command_prints_help(capsys):
 def test_head_cases_report_their_own_scores():
     from clusterlab.demo import HeadCase
 
-    case = HeadCase("a head", "digits", lambda seed: [
-        {"method": "ours", "auroc": 0.9 + seed, "seconds": 0.5},
-        {"method": "peer", "auroc": 0.8, "seconds": 0.25},
-    ])
+    case = HeadCase(
+        "a head",
+        "digits",
+        lambda seed: [
+            {"method": "ours", "auroc": 0.9 + seed, "seconds": 0.5},
+            {"method": "peer", "auroc": 0.8, "seconds": 0.25},
+        ],
+    )
     report = run_demo(seed=0, cases=[], fewshot_cases=[], gcd_cases=[], head_cases=[case])
-    assert report == [{"case": "a head", "kind": "head", "dataset": "digits",
-                       "rows": case.run(0)}]
+    assert report == [{"case": "a head", "kind": "head", "dataset": "digits", "rows": case.run(0)}]
     text = format_report(report)
     assert "auroc" in text
     assert "0.900" in text
     assert "0.800" in text
 
 
-@pytest.mark.parametrize("argv", [["demo", "--seed", "-1"],
-                                  ["recovery", "heterogeneous", "--seed", "2.5"]])
+@pytest.mark.parametrize(
+    "argv", [["demo", "--seed", "-1"], ["recovery", "heterogeneous", "--seed", "2.5"]]
+)
 def test_bad_seed_is_one_line_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         main(argv)
@@ -96,8 +100,9 @@ def test_recovery_checks_out_before_running(tmp_path, capsys):
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     # a run this size would take seconds; the check answers before any fit
-    code = main(["recovery", "heterogeneous", "--replicates", "50", "--quiet",
-                 "--out", str(not_a_folder)])
+    code = main(
+        ["recovery", "heterogeneous", "--replicates", "50", "--quiet", "--out", str(not_a_folder)]
+    )
     captured = capsys.readouterr()
     assert code == 2
     assert captured.out == ""
@@ -119,18 +124,52 @@ def test_recovery_keeps_measured_rows_when_interrupted(tmp_path, monkeypatch, ca
 
     monkeypatch.setattr(module, "run_method", interrupted_after_three)
     with pytest.raises(KeyboardInterrupt):
-        main(["recovery", "heterogeneous", "--settings", "k2", "--replicates", "5",
-              "--methods", "kmeans", "em", "--quiet", "--no-plot", "--out", str(tmp_path)])
-    rows = [json.loads(line) for line in
-            (tmp_path / "heterogeneous_partial.jsonl").read_text().splitlines()]
+        main(
+            [
+                "recovery",
+                "heterogeneous",
+                "--settings",
+                "k2",
+                "--replicates",
+                "5",
+                "--methods",
+                "kmeans",
+                "em",
+                "--quiet",
+                "--no-plot",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "heterogeneous_partial.jsonl").read_text().splitlines()
+    ]
     assert [row["method"] for row in rows] == ["kmeans", "em", "kmeans"]
     assert [row["replicate"] for row in rows] == [0, 0, 1]
     assert all(0.0 <= row["error"] <= 1.0 for row in rows)
 
 
 def test_recovery_run_to_the_end_leaves_no_partial_file(tmp_path, capsys):
-    assert main(["recovery", "heterogeneous", "--settings", "k2", "--replicates", "2",
-                 "--methods", "kmeans", "--quiet", "--no-plot", "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "recovery",
+                "heterogeneous",
+                "--settings",
+                "k2",
+                "--replicates",
+                "2",
+                "--methods",
+                "kmeans",
+                "--quiet",
+                "--no-plot",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     written = sorted(path.name for path in tmp_path.iterdir())
     assert written
     assert not any("partial" in name for name in written)

@@ -22,8 +22,7 @@ def test_scaling_domain_codes_equal_the_log_domain_iteration(n, K, dtype):
 
     S = cosine_scores(n, K, seed=3, dtype=dtype)
     fast = solver.scaling_codes(S, 0.05, 3, score_range=(float(S.min()), float(S.max())))
-    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False,
-                                 plan_mass=np.ones(n)).plan
+    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False, plan_mass=np.ones(n)).plan
     assert fast.dtype == dtype
     np.testing.assert_allclose(fast, log_domain, rtol=1e-5 if dtype == np.float32 else 1e-12)
 

@@ -21,8 +21,7 @@ def reference_objective(H, W, edges, alpha, beta):
     """F(W) written edge by edge."""
     C = np.maximum(H @ W, 0.0)
     total, loss = 0.0, 0.0
-    for i, j, u, w in zip(edges.heads, edges.tails, edges.negatives, edges.weights,
-                          strict=True):
+    for i, j, u, w in zip(edges.heads, edges.tails, edges.negatives, edges.weights, strict=True):
         s = C[i] @ C[j] - C[i] @ C[u]
         loss += w * math.log1p(math.exp(-s))
         total += w
@@ -83,7 +82,8 @@ def test_scikit_learn_compatible(estimator, check):
 def test_objective_equals_edge_by_edge_reference(alpha):
     H, W, edges, _ = small_problem()
     assert gs.objective(H, W, edges, alpha, 0.2) == pytest.approx(
-        reference_objective(H, W, edges, alpha, 0.2), rel=1e-12)
+        reference_objective(H, W, edges, alpha, 0.2), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -113,6 +113,7 @@ def test_group_soft_threshold_is_the_proximal_map():
             assert np.all(out[:, k] == 0.0)  # exact zeros
         else:
             np.testing.assert_allclose(out[:, k], (1 - 0.6 / norm) * W[:, k])
+
     # optimality of the prox: no random perturbation lowers 0.5||V - W||^2 + t sum ||V_k||
     def prox_objective(V):
         return 0.5 * np.sum((V - W) ** 2) + 0.6 * gs.group_l21(V)
@@ -143,8 +144,16 @@ def test_proximal_gradient_never_increases_the_objective_and_zeroes_columns():
     H -= H.mean(axis=0)
     rng = np.random.default_rng(0)
     edges = gs.edge_samples(A, rng)
-    result = gs.proximal_gradient(H, gs.initial_weights(H, 10, rng), edges, alpha=1e-3,
-                                  beta=0.03, learning_rate=1.0, max_iter=300, tol=1e-8)
+    result = gs.proximal_gradient(
+        H,
+        gs.initial_weights(H, 10, rng),
+        edges,
+        alpha=1e-3,
+        beta=0.03,
+        learning_rate=1.0,
+        max_iter=300,
+        tol=1e-8,
+    )
     history = result.objective_history
     assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
     assert history[-1] == pytest.approx(gs.objective(H, result.weights, edges, 1e-3, 0.03))
@@ -156,14 +165,34 @@ def test_proximal_gradient_never_increases_the_objective_and_zeroes_columns():
 
 def test_zero_membership_rows_take_their_neighbours_label():
     # path 0-1-2-3-4 and a separate edge 5-6; nodes 2, 3 and the pair 5, 6 have C = 0
-    A = sp.csr_matrix(np.array(
-        [[0, 1, 0, 0, 0, 0, 0], [1, 0, 1, 0, 0, 0, 0], [0, 1, 0, 1, 0, 0, 0],
-         [0, 0, 1, 0, 1, 0, 0], [0, 0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 1],
-         [0, 0, 0, 0, 0, 1, 0]], dtype=float))
-    C = np.array([[0, 0, 2.0], [0, 0, 1.0], [0, 0, 0], [0, 0, 0], [0, 3.0, 0],
-                  [0, 0, 0], [0, 0, 0]])
-    Z = np.array([[0, 0, 2.0], [0, 0, 1.0], [-1, -1, -1], [-1, -1, -1], [0, 3.0, 0],
-                  [-5, -0.5, -2], [-5, -0.2, -3]])
+    A = sp.csr_matrix(
+        np.array(
+            [
+                [0, 1, 0, 0, 0, 0, 0],
+                [1, 0, 1, 0, 0, 0, 0],
+                [0, 1, 0, 1, 0, 0, 0],
+                [0, 0, 1, 0, 1, 0, 0],
+                [0, 0, 0, 1, 0, 0, 0],
+                [0, 0, 0, 0, 0, 0, 1],
+                [0, 0, 0, 0, 0, 1, 0],
+            ],
+            dtype=float,
+        )
+    )
+    C = np.array(
+        [[0, 0, 2.0], [0, 0, 1.0], [0, 0, 0], [0, 0, 0], [0, 3.0, 0], [0, 0, 0], [0, 0, 0]]
+    )
+    Z = np.array(
+        [
+            [0, 0, 2.0],
+            [0, 0, 1.0],
+            [-1, -1, -1],
+            [-1, -1, -1],
+            [0, 3.0, 0],
+            [-5, -0.5, -2],
+            [-5, -0.2, -3],
+        ]
+    )
     labels = gs.community_labels(C, Z, A, active=np.array([1, 2]))
     # 2 joins its labelled neighbour 1; 3 then has one neighbour in each: the tie goes
     # to the smaller column; 5 and 6 have no labelled node nearby: largest activation
@@ -218,8 +247,9 @@ def test_edge_f1_torch_labels():
     torch = pytest.importorskip("torch")
     A, rng = random_graph(1)
     truth, predicted = rng.integers(0, 3, 30), rng.integers(0, 3, 30)
-    assert edge_f1_score(torch.as_tensor(A), torch.as_tensor(truth),
-                         torch.as_tensor(predicted)) == edge_f1_score(A, truth, predicted)
+    assert edge_f1_score(
+        torch.as_tensor(A), torch.as_tensor(truth), torch.as_tensor(predicted)
+    ) == edge_f1_score(A, truth, predicted)
 
 
 @pytest.mark.parametrize(
@@ -278,8 +308,7 @@ def test_finds_the_communities_of_an_attributed_sbm():
     assert model.converged_
     assert np.array_equal(np.unique(model.labels_), np.arange(model.n_communities_))
     assert set(model.label_columns_) <= set(model.active_communities_)
-    assert np.all(model.weights_[:, np.setdiff1d(np.arange(16), model.active_communities_)]
-                  == 0)
+    assert np.all(model.weights_[:, np.setdiff1d(np.arange(16), model.active_communities_)] == 0)
     history = model.objective_history_
     assert np.all(np.diff(history) <= 1e-12 * np.abs(history[:-1]))
     assert model.n_iter_ == len(history) - 1
@@ -297,8 +326,7 @@ def test_finds_the_communities_of_more_sbms(seed):
 def test_two_hops_equal_one_hop_on_propagated_features():
     X, A, _ = make_attributed_sbm(150, 3, 0.15, 0.02, 4, random_state=3)
     two = GroupSparseCommunity(n_hops=2, random_state=0).fit(X, adjacency=A)
-    one = GroupSparseCommunity(random_state=0).fit(gs.propagation_matrix(A) @ X,
-                                                   adjacency=A)
+    one = GroupSparseCommunity(random_state=0).fit(gs.propagation_matrix(A) @ X, adjacency=A)
     np.testing.assert_array_equal(two.labels_, one.labels_)
     np.testing.assert_allclose(two.objective_history_, one.objective_history_)
 
@@ -350,10 +378,11 @@ def test_dense_and_sparse_adjacency_and_fit_predict_agree():
     labels = model.fit_predict(X, adjacency=A)
     np.testing.assert_array_equal(labels, model.labels_)
     np.testing.assert_array_equal(
-        GroupSparseCommunity(random_state=0).fit(X, adjacency=A.toarray()).labels_, labels)
+        GroupSparseCommunity(random_state=0).fit(X, adjacency=A.toarray()).labels_, labels
+    )
     np.testing.assert_array_equal(
-        GroupSparseCommunity(random_state=0).fit(X.astype(np.float32), adjacency=A).labels_,
-        labels)
+        GroupSparseCommunity(random_state=0).fit(X.astype(np.float32), adjacency=A).labels_, labels
+    )
 
 
 def test_torch_features_are_copied_to_the_host():
@@ -361,7 +390,8 @@ def test_torch_features_are_copied_to_the_host():
     X, A, _ = make_attributed_sbm(120, 3, 0.2, 0.02, 4, random_state=2)
     ours = GroupSparseCommunity(random_state=0).fit(torch.as_tensor(X), adjacency=A)
     np.testing.assert_array_equal(
-        ours.labels_, GroupSparseCommunity(random_state=0).fit(X, adjacency=A).labels_)
+        ours.labels_, GroupSparseCommunity(random_state=0).fit(X, adjacency=A).labels_
+    )
     assert isinstance(ours.labels_, np.ndarray)
 
 
@@ -378,7 +408,7 @@ def test_every_node_labelled_when_some_memberships_are_zero():
     A = A.tocsr()
     checked = 0
     for node in np.flatnonzero(zero):
-        neighbours = A.indices[A.indptr[node]:A.indptr[node + 1]]
+        neighbours = A.indices[A.indptr[node] : A.indptr[node + 1]]
         neighbours = neighbours[~zero[neighbours]]
         if neighbours.shape[0]:
             votes = np.bincount(model.labels_[neighbours], minlength=model.n_communities_)
@@ -389,8 +419,11 @@ def test_every_node_labelled_when_some_memberships_are_zero():
 
 def test_convergence_warning_has_numbers():
     X, A, _ = sbm()
-    with pytest.warns(ConvergenceWarning, match=r"max_iter=2 iterations.*decreased the "
-                                                r"objective by \d\.\d\de[-+]\d\d"):
+    with pytest.warns(
+        ConvergenceWarning,
+        match=r"max_iter=2 iterations.*decreased the "
+        r"objective by \d\.\d\de[-+]\d\d",
+    ):
         model = GroupSparseCommunity(max_iter=2, random_state=0).fit(X, adjacency=A)
     assert not model.converged_
     assert model.n_iter_ == 2
@@ -417,4 +450,3 @@ def test_verbose_prints_progress(capsys):
 def test_bad_input(adjacency, X, message):
     with pytest.raises(ValueError, match=message):
         GroupSparseCommunity().fit(X, adjacency=adjacency)
-

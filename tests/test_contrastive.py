@@ -96,8 +96,13 @@ def test_non_cumulative_power_and_weighted_graph(order):
         loss = pamc_loss(Z, graph, truth, tau=1.5, order=order, cumulative=False)
         assert abs(float(loss) - expected) <= 1e-10
     # the two sums differ from order 2 on: the flag is not ignored
-    assert abs(float(pamc_loss(Z, A, truth, order=order))
-               - float(pamc_loss(Z, A, truth, order=order, cumulative=False))) > 1e-3
+    assert (
+        abs(
+            float(pamc_loss(Z, A, truth, order=order))
+            - float(pamc_loss(Z, A, truth, order=order, cumulative=False))
+        )
+        > 1e-3
+    )
 
 
 def test_an_empty_cluster_is_dropped_not_nan():
@@ -134,8 +139,10 @@ def test_loss_uses_only_the_graph_and_the_meta_nodes():
     assert abs(float(pamc_loss(Z, A, truth)) - float(pamc_loss(Z, A, permuted))) <= 1e-12
 
 
-@pytest.mark.parametrize(("order", "tau", "cumulative"),
-                         [(1, 1.0, True), (2, 0.5, True), (2, 2.0, False), (3, 1.0, True)])
+@pytest.mark.parametrize(
+    ("order", "tau", "cumulative"),
+    [(1, 1.0, True), (2, 0.5, True), (2, 2.0, False), (3, 1.0, True)],
+)
 def test_ncontrast_loss_equals_its_double_loop(order, tau, cumulative):
     Z, _ = blobs(35, seed=order)
     A = knn_graph(Z, 3)
@@ -149,8 +156,12 @@ def test_meta_nodes_are_cluster_sums():
     Z, truth = blobs(40, seed=6)
     labels = np.where(truth == 1, 4, truth)
     sums, nonempty = meta_nodes(Z, labels)
-    expected = np.stack([Z[labels == k].sum(axis=0) if np.any(labels == k)
-                         else np.zeros(Z.shape[1]) for k in range(5)])
+    expected = np.stack(
+        [
+            Z[labels == k].sum(axis=0) if np.any(labels == k) else np.zeros(Z.shape[1])
+            for k in range(5)
+        ]
+    )
     np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(nonempty, [True, False, True, False, True])
     sums7, nonempty7 = meta_nodes(Z, labels, n_clusters=7)
@@ -198,8 +209,11 @@ def test_every_backend_matches_numpy(backend, dtype):
     Q = soft_assignments(70, 4, seed=3).astype(dtype)
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-11, "atol": 0}
     Zb = backend.asarray(Z)
-    for host, assignments in ((truth, truth), (truth, backend.asarray(truth)),
-                              (Q, backend.asarray(Q))):
+    for host, assignments in (
+        (truth, truth),
+        (truth, backend.asarray(truth)),
+        (Q, backend.asarray(Q)),
+    ):
         loss = pamc_loss(Zb, A, assignments, tau=1.3, order=2)
         assert backend.is_own(loss)
         assert loss.dtype == Zb.dtype
@@ -209,22 +223,27 @@ def test_every_backend_matches_numpy(backend, dtype):
     dense = ncontrast_loss(Zb, A, tau=0.7, order=2)
     assert backend.is_own(dense)
     assert dense.dtype == Zb.dtype
-    np.testing.assert_allclose(float(backend.to_numpy(dense)),
-                               float(ncontrast_loss(Z.astype(np.float64), A, tau=0.7,
-                                                    order=2)), **tol)
+    np.testing.assert_allclose(
+        float(backend.to_numpy(dense)),
+        float(ncontrast_loss(Z.astype(np.float64), A, tau=0.7, order=2)),
+        **tol,
+    )
     sums, nonempty = meta_nodes(Zb, backend.asarray(truth), n_clusters=4)
     assert backend.is_own(sums)
     assert backend.is_own(nonempty)
-    np.testing.assert_allclose(backend.to_numpy(sums), meta_nodes(Z, truth, n_clusters=4)[0],
-                               **tol)
+    np.testing.assert_allclose(backend.to_numpy(sums), meta_nodes(Z, truth, n_clusters=4)[0], **tol)
     np.testing.assert_array_equal(backend.to_numpy(nonempty), [True, True, True, False])
 
 
 def torch_released_pamc(torch, Z, A, labels, tau, order, detach_meta_nodes):
     """The released dense loss in PyTorch, for gradients (meta-nodes optionally detached)."""
     W = torch.as_tensor(dense_propagation(A, order))
-    cos = lambda X: (1 - torch.eye(X.shape[0], dtype=X.dtype)) * (  # noqa: E731
-        (X @ X.T) / (X.norm(dim=1)[:, None] * X.norm(dim=1)[None, :]))
+
+    def cos(X):
+        norms = X.norm(dim=1)
+        off_diagonal = 1 - torch.eye(X.shape[0], dtype=X.dtype)
+        return off_diagonal * (X @ X.T) / (norms[:, None] * norms[None, :])
+
     x_pos = torch.sum(torch.exp(tau * cos(Z)) * W, 1)
     one_hot = torch.nn.functional.one_hot(torch.as_tensor(labels)).to(Z.dtype)
     cc = torch.sum(Z.unsqueeze(1) * one_hot.unsqueeze(2), dim=0)
@@ -240,14 +259,18 @@ def test_torch_gradients():
     A = knn_graph(Z, 3)
     Zt = torch.tensor(Z, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda z: pamc_loss(z, A, truth, tau=0.8, order=2), (Zt,), eps=1e-6, atol=1e-7)
+        lambda z: pamc_loss(z, A, truth, tau=0.8, order=2), (Zt,), eps=1e-6, atol=1e-7
+    )
     assert torch.autograd.gradcheck(
-        lambda z: ncontrast_loss(z, A, tau=0.8, order=2), (Zt,), eps=1e-6, atol=1e-7)
+        lambda z: ncontrast_loss(z, A, tau=0.8, order=2), (Zt,), eps=1e-6, atol=1e-7
+    )
     for detach in (False, True):
         (grad,) = torch.autograd.grad(
-            pamc_loss(Zt, A, truth, tau=0.8, order=2, detach_meta_nodes=detach), Zt)
+            pamc_loss(Zt, A, truth, tau=0.8, order=2, detach_meta_nodes=detach), Zt
+        )
         (expected,) = torch.autograd.grad(
-            torch_released_pamc(torch, Zt, A, truth, 0.8, 2, detach), Zt)
+            torch_released_pamc(torch, Zt, A, truth, 0.8, 2, detach), Zt
+        )
         np.testing.assert_allclose(grad.numpy(), expected.numpy(), rtol=1e-9, atol=1e-12)
     # the flag matters: the meta-node path carries a gradient of its own
     (attached,) = torch.autograd.grad(pamc_loss(Zt, A, truth), Zt)
@@ -307,5 +330,10 @@ def test_duplicate_and_unsorted_entries_in_the_adjacency_are_summed():
     messy = sp.csr_array((np.full(rows.size, 0.5), cols[order], indptr), shape=(30, 30))
     assert not messy.has_canonical_format
     for order_ in (1, 2):
-        assert abs(float(pamc_loss(Z, messy, truth, order=order_))
-                   - released_pamc_dense(Z, A, truth, 1.0, order_)) <= 1e-10
+        assert (
+            abs(
+                float(pamc_loss(Z, messy, truth, order=order_))
+                - released_pamc_dense(Z, A, truth, 1.0, order_)
+            )
+            <= 1e-10
+        )

@@ -47,7 +47,8 @@ def reference_iteration(X, Y, Cx, Cy, eps, n_iter):
     n = X.shape[0]
     objective = -sum(
         Qy_new[i, k] * (X[i] @ Cx_new[k]) + Qx[i, k] * (Y[i] @ Cy_new[k])
-        for i in range(n) for k in range(Cx.shape[0])
+        for i in range(n)
+        for k in range(Cx.shape[0])
     ) / (2 * n)
     return Cx_new, Cy_new, Qx, Qy_new, objective
 
@@ -153,8 +154,10 @@ def test_predict_from_one_view_or_both():
     joint = np.hstack([Xu, Yu]) @ model.cluster_centers_.T
     np.testing.assert_allclose(joint, Sx + Sy, atol=1e-12)
     # noisy views disagree on some samples; both together are at least as good as either
-    one = [adjusted_rand_score(truth, model.predict(X)),
-           adjusted_rand_score(truth, model.predict(None, Y))]
+    one = [
+        adjusted_rand_score(truth, model.predict(X)),
+        adjusted_rand_score(truth, model.predict(None, Y)),
+    ]
     assert adjusted_rand_score(truth, model.predict(X, Y)) >= max(one) - 0.02
     assert np.mean(model.predict(X) == model.predict(None, Y)) > 0.6
 
@@ -198,8 +201,9 @@ def test_objective_nearly_decreases_and_n_init_picks_the_lowest():
         assert history[-1] <= history[0]
         assert model.objective_ == history[-1]
     rng = np.random.RandomState(0)
-    starts = [CrossModalPrototypeClustering(5, random_state=rng).fit(X, Y).objective_
-              for _ in range(3)]
+    starts = [
+        CrossModalPrototypeClustering(5, random_state=rng).fit(X, Y).objective_ for _ in range(3)
+    ]
     best = CrossModalPrototypeClustering(5, n_init=3, random_state=0).fit(X, Y)
     assert best.objective_ == pytest.approx(min(starts), abs=1e-12)
 
@@ -221,8 +225,7 @@ def test_digits_halves_beat_single_view_kmeans():
     model = CrossModalPrototypeClustering(10, n_init=3, random_state=0).fit(left, right)
     ours = adjusted_rand_score(digits.target, model.labels_)
     kmeans = max(
-        adjusted_rand_score(digits.target,
-                            KMeans(10, n_init=3, random_state=0).fit_predict(view))
+        adjusted_rand_score(digits.target, KMeans(10, n_init=3, random_state=0).fit_predict(view))
         for view in (left, right)
     )
     assert ours >= kmeans + 0.05
@@ -244,7 +247,8 @@ def test_zero_rows_score_nothing_and_the_other_view_decides():
 def test_float32_is_kept():
     X, Y, _ = paired_views(seed=13)
     model = CrossModalPrototypeClustering(3, random_state=0).fit(
-        X.astype(np.float32), Y.astype(np.float64)  # y follows X's dtype
+        X.astype(np.float32),
+        Y.astype(np.float64),  # y follows X's dtype
     )
     assert model.cluster_centers_x_.dtype == np.float32
     assert model.cluster_centers_y_.dtype == np.float32
@@ -259,13 +263,13 @@ def test_backends_fit_predict_transform(backend):
     reference = CrossModalPrototypeClustering(3, random_state=0).fit(X, Y)
     Xb, Yb = backend.asarray(X), backend.asarray(Y)
     model = CrossModalPrototypeClustering(3, random_state=0).fit(Xb, Yb)
-    for attribute in ("labels_", "cluster_centers_x_", "cluster_centers_y_",
-                      "cluster_centers_"):
+    for attribute in ("labels_", "cluster_centers_x_", "cluster_centers_y_", "cluster_centers_"):
         assert backend.is_own(getattr(model, attribute)), attribute
     np.testing.assert_array_equal(backend.to_numpy(model.labels_), reference.labels_)
     # the codes take the scaling domain off NumPy: differences of 1e-5 build up
-    np.testing.assert_allclose(backend.to_numpy(model.cluster_centers_x_),
-                               reference.cluster_centers_x_, atol=1e-4)
+    np.testing.assert_allclose(
+        backend.to_numpy(model.cluster_centers_x_), reference.cluster_centers_x_, atol=1e-4
+    )
     # a NumPy-fitted model on this backend's arrays: results of this kind
     for args in ((Xb,), (None, Yb), (Xb, Yb)):
         labels = reference.predict(*args)
@@ -274,8 +278,9 @@ def test_backends_fit_predict_transform(backend):
         np.testing.assert_array_equal(backend.to_numpy(labels), reference.predict(*numpy_args))
         codes = reference.transform(*args)
         assert backend.is_own(codes)
-        np.testing.assert_allclose(backend.to_numpy(codes), reference.transform(*numpy_args),
-                                   rtol=1e-6, atol=1e-12)
+        np.testing.assert_allclose(
+            backend.to_numpy(codes), reference.transform(*numpy_args), rtol=1e-6, atol=1e-12
+        )
     balanced = reference.predict(Xb, Yb, balanced=True)
     assert backend.is_own(balanced)
     np.testing.assert_array_equal(np.bincount(backend.to_numpy(balanced)), [25, 25, 25])

@@ -53,8 +53,12 @@ def quiet_fit(model, X):
 def test_spherical_kmeans_matches_in_memory(synchronous, digits, init):
     X, _ = digits
     X = X[:1200]
-    kw = {"n_clusters": 12, "max_iter": 8, "random_state": 0,
-          "init": X[::100][:12] if init == "array" else init}
+    kw = {
+        "n_clusters": 12,
+        "max_iter": 8,
+        "random_state": 0,
+        "init": X[::100][:12] if init == "array" else init,
+    }
     expected = quiet_fit(SphericalKMeans(**kw), X)
     model = quiet_fit(SphericalKMeans(**kw), da.from_array(X, chunks=(250, 64)))
     assert isinstance(model.cluster_centers_, np.ndarray)
@@ -62,8 +66,7 @@ def test_spherical_kmeans_matches_in_memory(synchronous, digits, init):
     np.testing.assert_allclose(model.cluster_centers_, expected.cluster_centers_, atol=1e-6)
     assert model.n_iter_ == expected.n_iter_
     assert model.converged_ == expected.converged_
-    np.testing.assert_allclose(model.objective_history_, expected.objective_history_,
-                               rtol=1e-6)
+    np.testing.assert_allclose(model.objective_history_, expected.objective_history_, rtol=1e-6)
     assert is_dask_array(model.labels_)
     assert model.labels_.chunks == ((250, 250, 250, 250, 200),)
     np.testing.assert_array_equal(model.labels_.compute(), expected.labels_)
@@ -136,14 +139,20 @@ def test_quotas_add_up():
 def test_sinkhorn_kmeans_matches_in_memory(synchronous, digits, spherical):
     X, _ = digits
     X = X[:700].astype(np.float64)
-    kw = {"n_clusters": 7, "spherical": spherical, "init": "random", "random_state": 0,
-          "max_iter": 3, "eps": 0.2}
+    kw = {
+        "n_clusters": 7,
+        "spherical": spherical,
+        "init": "random",
+        "random_state": 0,
+        "max_iter": 3,
+        "eps": 0.2,
+    }
     expected = quiet_fit(SinkhornKMeans(**kw), X)
     model = quiet_fit(SinkhornKMeans(**kw), da.from_array(X, chunks=(200, 64)))
-    np.testing.assert_allclose(model.cluster_centers_, expected.cluster_centers_,
-                               rtol=1e-9, atol=1e-9)
-    np.testing.assert_allclose(model.objective_history_, expected.objective_history_,
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        model.cluster_centers_, expected.cluster_centers_, rtol=1e-9, atol=1e-9
+    )
+    np.testing.assert_allclose(model.objective_history_, expected.objective_history_, rtol=1e-9)
     assert model.n_iter_ == expected.n_iter_
     labels = model.labels_.compute()
     # exact sizes, like the in-memory rounding (700 = 7 x 100)
@@ -151,13 +160,15 @@ def test_sinkhorn_kmeans_matches_in_memory(synchronous, digits, spherical):
     # the roundings differ (per chunk against global) but mostly agree
     assert np.mean(labels == expected.labels_) > 0.8
     Xn = da.from_array(X[:300], chunks=100)
-    np.testing.assert_array_equal(model.predict(Xn, balanced=False).compute(),
-                                  expected.predict(X[:300], balanced=False))
+    np.testing.assert_array_equal(
+        model.predict(Xn, balanced=False).compute(), expected.predict(X[:300], balanced=False)
+    )
     sizes = np.bincount(model.predict(Xn).compute(), minlength=7)
     assert sizes.sum() == 300
     assert set(sizes.tolist()) <= {42, 43}  # within one of 300 / 7, as in memory
-    np.testing.assert_allclose(model.transform(Xn).compute(), expected.transform(X[:300]),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        model.transform(Xn).compute(), expected.transform(X[:300]), atol=1e-9
+    )
 
 
 @pytest.mark.slow  # a fresh cluster's workers import clusterlab: seconds on a busy machine
@@ -177,14 +188,18 @@ def test_sinkhorn_kmeans_on_a_cluster(dask_client, digits):
     Xd = da.from_array(X, chunks=(450, 64)).persist()
     kw = {"n_clusters": 5, "init": X[:5], "max_iter": 2, "spherical": True, "eps": 0.2}
     balanced = quiet_fit(SinkhornKMeans(**kw), Xd)
-    np.testing.assert_allclose(balanced.cluster_centers_,
-                               quiet_fit(SinkhornKMeans(**kw), X).cluster_centers_,
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        balanced.cluster_centers_,
+        quiet_fit(SinkhornKMeans(**kw), X).cluster_centers_,
+        rtol=1e-4,
+        atol=1e-4,
+    )
     assert np.bincount(balanced.labels_.compute()).tolist() == [360, 360, 359, 359, 359]
 
 
-@pytest.mark.parametrize("make", [lambda: SphericalKMeans(3, random_state=0),
-                                  lambda: SinkhornKMeans(3, random_state=0)])
+@pytest.mark.parametrize(
+    "make", [lambda: SphericalKMeans(3, random_state=0), lambda: SinkhornKMeans(3, random_state=0)]
+)
 def test_dask_predict_with_other_feature_count_is_an_error(make):
     da = pytest.importorskip("dask.array")
     rng = np.random.default_rng(0)

@@ -24,7 +24,7 @@ def blobs(n_per=60, seed=0):
     centres = np.array([[0.0, 0.0, 0.0], [6.0, 0.0, 1.0], [0.0, 6.0, -1.0]])
     X = np.concatenate([rng.normal(c, 1.0, (n_per, 3)) for c in centres])
     y = np.full(X.shape[0], -1)
-    y[:8], y[n_per:n_per + 8] = 10, 20  # two labeled classes, one new
+    y[:8], y[n_per : n_per + 8] = 10, 20  # two labeled classes, one new
     return X, y
 
 
@@ -41,7 +41,8 @@ def fitted():
 def brute_force_topk(X, centers, k):
     """Cosines to every centre, sorted by (-cosine, index): the obviously correct top k."""
     S = (X / np.linalg.norm(X, axis=1, keepdims=True)) @ (
-        centers / np.linalg.norm(centers, axis=1, keepdims=True)).T
+        centers / np.linalg.norm(centers, axis=1, keepdims=True)
+    ).T
     order = np.array([sorted(range(S.shape[1]), key=lambda j, r=row: (-r[j], j)) for row in S])
     return order[:, :k], np.take_along_axis(S, order[:, :k], axis=1)
 
@@ -84,10 +85,12 @@ def test_row_methods_equal_the_in_memory_result(fitted, synchronous, which, meth
     if method == "predict":
         np.testing.assert_array_equal(computed, expected)
         assert set(np.unique(computed)) <= set(model.labels_.tolist()) | {
-            *getattr(model, "component_labels_", getattr(model, "cluster_labels_", []))}
+            *getattr(model, "component_labels_", getattr(model, "cluster_labels_", []))
+        }
     else:
-        np.testing.assert_allclose(computed, expected, rtol=1e-6 if dtype == np.float32
-                                   else 1e-12, atol=1e-12)
+        np.testing.assert_allclose(
+            computed, expected, rtol=1e-6 if dtype == np.float32 else 1e-12, atol=1e-12
+        )
         np.testing.assert_allclose(computed.sum(axis=1), 1.0, rtol=1e-5)
 
 
@@ -97,8 +100,11 @@ def test_one_task_per_chunk_and_the_model_is_one_key(fitted):
     graph = dict(lazy.__dask_graph__())
     model_keys = [key for key in graph if str(key).startswith("SemiSupervisedGMM")]
     assert len(model_keys) == 1
-    mapped = [key for key in graph if isinstance(key, tuple)
-              and key[0].startswith("semisupervisedgmm-predict_proba")]
+    mapped = [
+        key
+        for key in graph
+        if isinstance(key, tuple) and key[0].startswith("semisupervisedgmm-predict_proba")
+    ]
     assert len(mapped) == len(lazy.chunks[0]) == 6
 
 
@@ -111,8 +117,11 @@ def test_the_model_sent_to_the_workers_leaves_the_training_rows_behind(fitted, w
     (key,) = [key for key in graph if str(key).startswith(type(model).__name__)]
     sent = dask.get(graph, key)  # the one copy every chunk's task reads
     assert isinstance(sent, type(model))
-    grows = [name for name, value in vars(sent).items()
-             if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n_train]
+    grows = [
+        name
+        for name, value in vars(sent).items()
+        if isinstance(value, np.ndarray) and value.ndim and value.shape[0] == n_train
+    ]
     assert grows == []
     assert hasattr(model, "labels_")  # the caller's model keeps its attributes
 
@@ -124,8 +133,9 @@ def test_column_chunks_are_joined_and_integer_input_scored_in_float64(fitted, sy
     assert lazy.dtype == np.float64
     assert lazy.chunks[1] == (3,)
     np.testing.assert_allclose(lazy.compute(), gmm.predict_proba(Xi), rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(kmeans.predict(da.from_array(Xi, chunks=(100, 1))).compute(),
-                                  kmeans.predict(Xi))
+    np.testing.assert_array_equal(
+        kmeans.predict(da.from_array(Xi, chunks=(100, 1))).compute(), kmeans.predict(Xi)
+    )
 
 
 def test_bad_input_is_refused_before_or_at_compute(fitted, synchronous):
@@ -173,8 +183,9 @@ def test_multilabel_assign_two_outputs_from_one_pass(synchronous, monkeypatch, d
     np.testing.assert_array_equal(got_values, expected_values)
     reference_indices, reference_values = brute_force_topk(X.astype(np.float64), centers, 4)
     np.testing.assert_array_equal(got_indices, reference_indices)
-    np.testing.assert_allclose(got_values, reference_values,
-                               rtol=1e-5 if dtype == np.float32 else 1e-12)
+    np.testing.assert_allclose(
+        got_values, reference_values, rtol=1e-5 if dtype == np.float32 else 1e-12
+    )
 
 
 def test_multilabel_assign_checks_centres_now_and_rows_at_compute(synchronous):
@@ -196,23 +207,26 @@ def test_multilabel_assign_checks_centres_now_and_rows_at_compute(synchronous):
         indices.compute()
     # centres given as a Dask array are small: gathered and checked at once
     indices, _values = multilabel_assign(lazy_X, da.from_array(centers, chunks=(3, 5)), k=2)
-    np.testing.assert_array_equal(indices[:10].compute(),
-                                  multilabel_assign(X[:10], centers, k=2)[0])
+    np.testing.assert_array_equal(
+        indices[:10].compute(), multilabel_assign(X[:10], centers, k=2)[0]
+    )
 
 
 def test_predict_tasks_chunked_along_the_tasks(synchronous):
     support, labels, queries = fewshot_tasks()
     model = TransductiveFewShot()
     expected = model.predict_tasks(support, labels, queries)
-    lazy = model.predict_tasks(da.from_array(support, chunks=(3, 2, 4)), labels,
-                               da.from_array(queries, chunks=(2, 15, 4)))
+    lazy = model.predict_tasks(
+        da.from_array(support, chunks=(3, 2, 4)), labels, da.from_array(queries, chunks=(2, 15, 4))
+    )
     assert isinstance(lazy, da.Array)
     assert lazy.chunks == ((3, 3, 1), (15,))
     assert lazy.dtype == np.int64
     np.testing.assert_array_equal(lazy.compute(), expected)
     # NumPy support with Dask queries, Dask labels: the queries' task chunks
-    lazy = model.predict_tasks(support, da.from_array(labels, chunks=(4, 6)),
-                               da.from_array(queries, chunks=(4, 15, 4)))
+    lazy = model.predict_tasks(
+        support, da.from_array(labels, chunks=(4, 6)), da.from_array(queries, chunks=(4, 15, 4))
+    )
     assert lazy.chunks[0] == (4, 3)
     np.testing.assert_array_equal(lazy.compute(), expected)
 
@@ -226,7 +240,8 @@ def test_predict_tasks_refuses_mismatched_tasks(synchronous):
         model.predict_tasks(da.from_array(support, chunks=(3, 6, 4)), labels[:, :5], queries)
     with pytest.raises(ValueError, match="n_neighbors"):
         TransductiveFewShot(n_neighbors=0).predict_tasks(
-            da.from_array(support, chunks=(3, 6, 4)), labels, queries)
+            da.from_array(support, chunks=(3, 6, 4)), labels, queries
+        )
 
 
 # --- end to end on a two-process LocalCluster --------------------------------------------
@@ -244,7 +259,8 @@ def test_predictions_on_a_cluster_equal_the_in_memory_ones(fitted, dask_client):
         "kmeans": kmeans.predict(lazy_X),
         "assign": multilabel_assign(lazy_X, centers, k=2),
         "tasks": TransductiveFewShot().predict_tasks(
-            da.from_array(support, chunks=(4, 6, 4)), labels, queries),
+            da.from_array(support, chunks=(4, 6, 4)), labels, queries
+        ),
     }
     (got,) = dask.compute(lazy, scheduler=dask_client.get)
     X32 = X.astype(np.float32)
@@ -252,8 +268,8 @@ def test_predictions_on_a_cluster_equal_the_in_memory_ones(fitted, dask_client):
     np.testing.assert_allclose(got["proba"], gmm.predict_proba(X32), rtol=1e-6, atol=1e-7)
     assert got["proba"].dtype == np.float32
     np.testing.assert_array_equal(got["kmeans"], kmeans.predict(X32))
-    for part, expected in zip(got["assign"], multilabel_assign(X32, centers, k=2),
-                              strict=True):
+    for part, expected in zip(got["assign"], multilabel_assign(X32, centers, k=2), strict=True):
         np.testing.assert_array_equal(part, expected)
-    np.testing.assert_array_equal(got["tasks"],
-                                  TransductiveFewShot().predict_tasks(support, labels, queries))
+    np.testing.assert_array_equal(
+        got["tasks"], TransductiveFewShot().predict_tasks(support, labels, queries)
+    )

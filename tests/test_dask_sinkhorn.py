@@ -57,18 +57,21 @@ class LargestResult(Callback):
 
 # -- helpers of solvers/_dask.py ----------------------------------------------------------
 
+
 def test_helpers(synchronous):
     assert not is_dask_array(np.ones((2, 2)))
     X = np.arange(60.0).reshape(20, 3)
     Xd = da.from_array(X, chunks=(6, 2))
     assert is_dask_array(Xd)
     assert row_chunked(Xd).chunks == ((6, 6, 6, 2), (3,))
-    total, count = reduce_row_blocks(lambda b: (b.sum(axis=0), b.shape[0]), Xd,
-                                     split_every=2).compute()
+    total, count = reduce_row_blocks(
+        lambda b: (b.sum(axis=0), b.shape[0]), Xd, split_every=2
+    ).compute()
     np.testing.assert_allclose(total, X.sum(axis=0))
     assert count == 20
-    mapped = map_row_blocks(lambda b, w: b @ w, Xd, shared(np.array([1.0, 2.0, 3.0])),
-                            dtype=np.float64)
+    mapped = map_row_blocks(
+        lambda b, w: b @ w, Xd, shared(np.array([1.0, 2.0, 3.0])), dtype=np.float64
+    )
     assert mapped.chunks == ((6, 6, 6, 2),)
     np.testing.assert_allclose(mapped.compute(), X @ [1.0, 2.0, 3.0])
     assert check_dask_matrix(da.from_array(np.ones((4, 2), dtype=np.int32))).dtype == np.float64
@@ -80,6 +83,7 @@ def test_helpers(synchronous):
 
 
 # -- codes and plans, synchronous scheduler -------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(("eps", "n_iter"), [(0.05, 3), (0.03, 10)])
@@ -95,8 +99,9 @@ def test_codes_match_in_memory_and_swav(synchronous, dtype, eps, n_iter):
     atol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, expected, atol=atol, rtol=0)
     # against SwAV's own normalisations, in float64
-    np.testing.assert_allclose(got, swav_sinkhorn_numpy(S.astype(np.float64), eps, n_iter),
-                               atol=10 * atol, rtol=0)
+    np.testing.assert_allclose(
+        got, swav_sinkhorn_numpy(S.astype(np.float64), eps, n_iter), atol=10 * atol, rtol=0
+    )
 
 
 def test_lazy_product_keeps_scores_chunked(synchronous):
@@ -138,8 +143,9 @@ def test_swav_codes_read_lazy_scores_n_iter_plus_one_times(synchronous, n_iter):
     with counter:
         da.store(sinkhorn_codes(Zd @ C.T, 0.5, n_iter), out)
     assert counter.counts["matmul"] == 4 * (n_iter + 1)
-    np.testing.assert_allclose(out, sinkhorn_codes(np.ascontiguousarray(Z @ C.T), 0.5, n_iter),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        out, sinkhorn_codes(np.ascontiguousarray(Z @ C.T), 0.5, n_iter), atol=1e-6
+    )
 
 
 def test_column_chunked_scores_are_rechunked(synchronous):
@@ -173,8 +179,9 @@ def test_sinkhorn_with_marginals_matches_in_memory(synchronous, eps_scaling):
     b /= b.sum()
     expected = sinkhorn(S, 0.1, a, b, tol=1e-8, eps_scaling=eps_scaling)
     for a_in in (a, da.from_array(a, chunks=120)):
-        result = sinkhorn(da.from_array(S, chunks=(120, 9)), 0.1, a_in, b, tol=1e-8,
-                          eps_scaling=eps_scaling)
+        result = sinkhorn(
+            da.from_array(S, chunks=(120, 9)), 0.1, a_in, b, tol=1e-8, eps_scaling=eps_scaling
+        )
         assert result.converged
         assert result.n_iter == expected.n_iter
         assert is_dask_array(result.plan)
@@ -185,8 +192,9 @@ def test_sinkhorn_with_marginals_matches_in_memory(synchronous, eps_scaling):
         np.testing.assert_allclose(plan.sum(axis=0), b, rtol=1e-7)
         np.testing.assert_allclose(result.f.compute(), expected.f, atol=1e-9)
         np.testing.assert_allclose(result.g, expected.g, atol=1e-9)
-        np.testing.assert_allclose(result.error_history, expected.error_history,
-                                   rtol=1e-4, atol=1e-12)
+        np.testing.assert_allclose(
+            result.error_history, expected.error_history, rtol=1e-4, atol=1e-12
+        )
     # a warm start from the converged potentials converges at once
     warm = sinkhorn(da.from_array(S, chunks=(120, 9)), 0.1, a, b, tol=1e-7, init=expected.g)
     assert warm.n_iter == 1
@@ -216,6 +224,7 @@ def test_bad_dask_input_is_rejected(synchronous):
 
 # -- on worker processes ------------------------------------------------------------------
 
+
 @pytest.mark.slow  # a fresh cluster's workers import clusterlab: seconds on a busy machine
 def test_codes_on_a_cluster(dask_client):
     Z, C = embeddings(6000, 50, d=16, seed=5)
@@ -241,8 +250,9 @@ def test_swav_codes_40k_by_500_on_two_workers(dask_client):
     centres = np.random.default_rng(7).standard_normal((8, d)).astype(np.float32)
     pick = rng.integers(0, 8, size=(n, 1), chunks=(chunk, 1))
     noise = rng.standard_normal((n, d), chunks=(chunk, d), dtype=np.float32)
-    Zd = da.map_blocks(_unit_clustered, pick, noise, centres, dtype=np.float32,
-                       chunks=noise.chunks).persist()
+    Zd = da.map_blocks(
+        _unit_clustered, pick, noise, centres, dtype=np.float32, chunks=noise.chunks
+    ).persist()
     C = embeddings(K, K, d=d, seed=8)[1]
     Z = Zd.compute()
     expected = sinkhorn_codes(np.ascontiguousarray(Z @ C.T), 0.05, 3)

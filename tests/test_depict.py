@@ -52,8 +52,12 @@ def minimise_objective(P):
         f = Q.mean(axis=0)
         return np.sum(Q * np.log(Q / P)) / n + np.sum(f * np.log(f * K))
 
-    run = minimize(fun, np.log(P).ravel(), method="L-BFGS-B",
-                   options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
+    run = minimize(
+        fun,
+        np.log(P).ravel(),
+        method="L-BFGS-B",
+        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000},
+    )
     return softmax(run.x.reshape(n, K), axis=1), run.fun
 
 
@@ -97,8 +101,9 @@ def test_objective_matches_the_reference():
 @pytest.mark.parametrize(("kind", "power", "root"), [("sqrt", 1, 0.5), ("dec", 2, 1)])
 def test_closed_forms_match_the_reference(kind, power, root):
     P = random_probabilities(25, 5, 0.7, 2)
-    np.testing.assert_allclose(depict_targets(P, kind), closed_form_reference(P, power, root),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        depict_targets(P, kind), closed_form_reference(P, power, root), rtol=1e-12
+    )
 
 
 @pytest.mark.parametrize("concentration", [0.2, 1.0, 5.0])
@@ -110,9 +115,10 @@ def test_exact_target_is_the_minimiser(concentration):
     np.testing.assert_allclose(Q, Q_ref, atol=2e-5)
 
 
-@pytest.mark.parametrize(("n", "K", "concentration", "seed"),
-                         [(400, 6, 1.0, 0), (300, 10, 0.1, 1), (500, 3, 20.0, 2),
-                          (200, 8, 0.5, 3)])
+@pytest.mark.parametrize(
+    ("n", "K", "concentration", "seed"),
+    [(400, 6, 1.0, 0), (300, 10, 0.1, 1), (500, 3, 20.0, 2), (200, 8, 0.5, 3)],
+)
 def test_target_inequalities_on_random_probabilities(n, K, concentration, seed):
     P = random_probabilities(n, K, concentration, seed)
     P[: n // 2] = 0.5 * P[: n // 2] + 0.5 * np.eye(K)[0]  # unbalanced frequencies
@@ -177,8 +183,7 @@ def test_softmax_gradient_matches_finite_differences():
     x = rng.standard_normal(16)
     _, grad = loss(x)
     step = 1e-6
-    numeric = [(loss(x + step * e)[0] - loss(x - step * e)[0]) / (2 * step)
-               for e in np.eye(16)]
+    numeric = [(loss(x + step * e)[0] - loss(x - step * e)[0]) / (2 * step) for e in np.eye(16)]
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -186,8 +191,9 @@ def test_softmax_fit_on_hard_labels_matches_scikit_learn():
     X, y = make_blobs(n_samples=150, centers=3, cluster_std=2.0, random_state=0)
     X = (X - X.mean(axis=0)) / 5
     alpha = 0.01
-    coef, intercept, _ = solver.fit_softmax(X, np.eye(3)[y], np.zeros((3, 2)), np.zeros(3),
-                                            alpha, max_iter=1000)
+    coef, intercept, _ = solver.fit_softmax(
+        X, np.eye(3)[y], np.zeros((3, 2)), np.zeros(3), alpha, max_iter=1000
+    )
     # LogisticRegression minimises sum CE + ||W||^2 / (2C): the same fit for C = 1/(N alpha)
     peer = LogisticRegression(C=1 / (150 * alpha), tol=1e-10, max_iter=10_000).fit(X, y)
     P_ours, _ = solver.softmax_proba(X, coef, intercept)
@@ -214,15 +220,15 @@ def digits_model(digits_pca):
     return DEPICTClustering(10, n_init=2, random_state=0).fit(X)
 
 
-@pytest.mark.parametrize(("alpha", "data"), [(1e-3, "digits"), (0.0, "blobs"),
-                                              (1e-2, "blobs")])
+@pytest.mark.parametrize(("alpha", "data"), [(1e-3, "digits"), (0.0, "blobs"), (1e-2, "blobs")])
 def test_exact_objective_never_increases(alpha, data, digits_pca):
     if data == "digits":
         X, _ = digits_pca
     else:
         X, _ = make_blobs(n_samples=300, centers=5, cluster_std=2.5, random_state=1)
-    model = DEPICTClustering(10 if data == "digits" else 5, alpha=alpha, max_iter=15,
-                             n_init=2, random_state=0)
+    model = DEPICTClustering(
+        10 if data == "digits" else 5, alpha=alpha, max_iter=15, n_init=2, random_state=0
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # 15 iterations: may stop short
         model.fit(X)
@@ -266,8 +272,7 @@ def test_fitted_attributes_and_inference(digits_pca, digits_model):
     np.testing.assert_array_equal(model.predict(X), model.labels_)
     P = model.predict_proba(X)
     np.testing.assert_allclose(P.sum(axis=1), 1.0)
-    np.testing.assert_allclose(P, softmax(X @ model.coef_.T + model.intercept_, axis=1),
-                               atol=1e-10)
+    np.testing.assert_allclose(P, softmax(X @ model.coef_.T + model.intercept_, axis=1), atol=1e-10)
     assert model.n_iter_ >= 1
     assert model.converged_
     assert len(model.objective_history_) == model.n_iter_ + 1
@@ -291,9 +296,11 @@ def test_not_converged_warns_with_the_numbers():
 
 @pytest.mark.parametrize(
     ("params", "message"),
-    [({"init": np.zeros(5, dtype=int)}, r"shape \(60,\)"),
-     ({"init": np.full(60, 7)}, r"lie in \[0, 3\)"),
-     ({"n_clusters": 61}, "n_samples=60 should be >= n_clusters=61")],
+    [
+        ({"init": np.zeros(5, dtype=int)}, r"shape \(60,\)"),
+        ({"init": np.full(60, 7)}, r"lie in \[0, 3\)"),
+        ({"n_clusters": 61}, "n_samples=60 should be >= n_clusters=61"),
+    ],
 )
 def test_bad_parameters_are_rejected(params, message):
     X, _ = make_blobs(n_samples=60, centers=3, random_state=0)

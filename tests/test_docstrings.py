@@ -23,8 +23,10 @@ _TIMING = re.compile(
 
 
 def _documented(obj):
-    doc = ClassDoc(obj, config={"show_class_members": False}) if inspect.isclass(obj) else (
-        FunctionDoc(obj)
+    doc = (
+        ClassDoc(obj, config={"show_class_members": False})
+        if inspect.isclass(obj)
+        else (FunctionDoc(obj))
     )
     documented = {}
     for param in doc["Parameters"]:
@@ -71,8 +73,7 @@ def test_every_parameter_is_documented_with_its_default(obj):
             problems.append(f"{param.name}: no 'default=' in {documented[param.name]!r}")
         elif not _default_matches(match.group(1), param.default):
             problems.append(
-                f"{param.name}: documented default {match.group(1)!r}, "
-                f"signature {param.default!r}"
+                f"{param.name}: documented default {match.group(1)!r}, signature {param.default!r}"
             )
     assert not problems, f"{obj.__name__}: " + "; ".join(problems)
 
@@ -81,7 +82,10 @@ def test_every_parameter_is_documented_with_its_default(obj):
 def test_no_timing_numbers_in_docstrings(obj):
     texts = [inspect.getdoc(obj) or ""]
     if inspect.isclass(obj):
-        texts += [inspect.getdoc(member) or "" for _, member in inspect.getmembers(obj)
-                  if inspect.isfunction(member) and member.__module__.startswith("clusterlab")]
+        texts += [
+            inspect.getdoc(member) or ""
+            for _, member in inspect.getmembers(obj)
+            if inspect.isfunction(member) and member.__module__.startswith("clusterlab")
+        ]
     found = [m.group(0) for text in texts for m in _TIMING.finditer(text)]
     assert not found, f"timing numbers in the docstrings of {obj.__name__}: {found}"

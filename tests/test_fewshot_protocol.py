@@ -22,8 +22,13 @@ LAM_GRID = (0.5, 0.7, 1.0)
 @pytest.fixture(scope="module")
 def digits_protocol():
     rows = bench.run_protocol(
-        "digits", n_tasks=10_000, n_val_tasks=500, methods=("SimpleShot", "Laplacian K-means"),
-        lam_grid=LAM_GRID, test_seed=TEST_SEED, val_seed=VAL_SEED,
+        "digits",
+        n_tasks=10_000,
+        n_val_tasks=500,
+        methods=("SimpleShot", "Laplacian K-means"),
+        lam_grid=LAM_GRID,
+        test_seed=TEST_SEED,
+        val_seed=VAL_SEED,
     )
     return {(row["method"], row["n_shot"]): row for row in rows}
 
@@ -53,8 +58,10 @@ def test_simpleshot_matches_the_reference(digits_protocol, n_shot, reference):
 @pytest.mark.slow
 def test_transduction_gains_over_simpleshot(digits_protocol):
     for n_shot in (1, 5):
-        gain = (digits_protocol["Laplacian K-means", n_shot]["accuracy"]
-                - digits_protocol["SimpleShot", n_shot]["accuracy"])
+        gain = (
+            digits_protocol["Laplacian K-means", n_shot]["accuracy"]
+            - digits_protocol["SimpleShot", n_shot]["accuracy"]
+        )
         assert gain > 0.03
 
 

@@ -59,8 +59,14 @@ def test_principal_basis_completes_the_basis_when_samples_are_few():
 
 @pytest.mark.parametrize(
     ("n", "d", "k", "expected"),
-    [(2000, 384, 20, 32), (700, 50, 20, 17), (1797, 64, 20, 32), (60, 5, 10, 5),
-     (100, 300, 20, 8), (240, 2, 2, 2)],
+    [
+        (2000, 384, 20, 32),
+        (700, 50, 20, 17),
+        (1797, 64, 20, 32),
+        (60, 5, 10, 5),
+        (100, 300, 20, 8),
+        (240, 2, 2, 2),
+    ],
 )
 def test_auto_dimension(n, d, k, expected):
     assert auto_dimension(n, d, k) == expected
@@ -124,13 +130,14 @@ def test_auto_projection_caps_the_dimension_and_scores_in_the_projection():
     reference = np.logaddexp.reduce(log_terms, axis=1)
     np.testing.assert_allclose(model.score_samples(Xnew), reference, rtol=1e-8, atol=1e-8)
     proba = model.predict_proba(Xnew)
-    np.testing.assert_allclose(
-        proba, np.exp(log_terms - reference[:, None]), rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(proba, np.exp(log_terms - reference[:, None]), rtol=1e-6, atol=1e-10)
     assert np.array_equal(model.predict(Xnew), model.component_labels_[np.argmax(proba, 1)])
     # the four blobs are found
     assert K == 4
-    assert gcd_accuracy(y[y_partial < 0], model.labels_[y_partial < 0],
-                        (y < 2)[y_partial < 0]).all > 0.95
+    assert (
+        gcd_accuracy(y[y_partial < 0], model.labels_[y_partial < 0], (y < 2)[y_partial < 0]).all
+        > 0.95
+    )
 
 
 def test_projection_options():
@@ -144,8 +151,9 @@ def test_projection_options():
     wide = SemiSupervisedGMM(8, projection=500, random_state=0).fit(X[:, :6], y_partial)
     assert wide.projection_ is None  # never more components than features
     # a covariance prior is given in X's units and projected with the samples
-    given = SemiSupervisedGMM(8, projection=5, covariance_prior=np.ones(X.shape[1]),
-                              random_state=0).fit(X, y_partial)
+    given = SemiSupervisedGMM(
+        8, projection=5, covariance_prior=np.ones(X.shape[1]), random_state=0
+    ).fit(X, y_partial)
     assert given.covariances_.shape == (given.n_components_, 5, 5)
     with pytest.raises(ValueError, match="covariance_prior must be"):
         SemiSupervisedGMM(8, projection=5, covariance_prior=np.ones(5)).fit(X, y_partial)
@@ -158,8 +166,9 @@ def test_projected_model_predicts_on_torch():
     assert model.projection_ is not None
     Xt = torch.as_tensor(X[:40])
     np.testing.assert_array_equal(model.predict(Xt).numpy(), model.predict(X[:40]))
-    np.testing.assert_allclose(model.score_samples(Xt).numpy(), model.score_samples(X[:40]),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        model.score_samples(Xt).numpy(), model.score_samples(X[:40]), rtol=1e-10, atol=1e-10
+    )
 
 
 def _gcd(X, y, model, seed=0):
@@ -201,8 +210,12 @@ _TARGET_NOT_MET = {"wiki_vital_minilm"}
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="over-splits broad topics"))
-     if n in _TARGET_NOT_MET else n for n in _embedding_set_names()],
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="over-splits broad topics"))
+        if n in _TARGET_NOT_MET
+        else n
+        for n in _embedding_set_names()
+    ],
 )
 def test_embedding_set_defaults_meet_the_issue_targets(name):
     from benchmarks.embedding_sets import DATA_DIR, load_embedding_set

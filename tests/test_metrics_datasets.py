@@ -127,8 +127,9 @@ def labeled_rows():
 def test_fewshot_tasks_structure(labeled_rows, n_way, n_shot, n_query):
     X, y = labeled_rows
     n_tasks = 40
-    tasks = fewshot_tasks(X, y, n_way=n_way, n_shot=n_shot, n_query=n_query,
-                          n_tasks=n_tasks, random_state=0)
+    tasks = fewshot_tasks(
+        X, y, n_way=n_way, n_shot=n_shot, n_query=n_query, n_tasks=n_tasks, random_state=0
+    )
     assert tasks.X_support.shape == (n_tasks, n_way * n_shot, 2)
     assert tasks.y_support.shape == (n_tasks, n_way * n_shot)
     assert tasks.X_query.shape == (n_tasks, n_way * n_query, 2)
@@ -142,8 +143,10 @@ def test_fewshot_tasks_structure(labeled_rows, n_way, n_shot, n_query):
         np.testing.assert_array_equal(tasks.y_support[t], np.repeat(classes, n_shot))
         np.testing.assert_array_equal(tasks.y_query[t], np.repeat(classes, n_query))
         # labels agree with the rows they come from
-        for X_part, y_part in ((tasks.X_support[t], tasks.y_support[t]),
-                               (tasks.X_query[t], tasks.y_query[t])):
+        for X_part, y_part in (
+            (tasks.X_support[t], tasks.y_support[t]),
+            (tasks.X_query[t], tasks.y_query[t]),
+        ):
             rows = X_part[:, 0].astype(np.int64)
             np.testing.assert_array_equal(X[rows], X_part)
             np.testing.assert_array_equal(y[rows], y_part)
@@ -162,13 +165,15 @@ def test_fewshot_tasks_cover_the_eligible_classes(labeled_rows):
 
 def test_fewshot_tasks_reproducible(labeled_rows):
     X, y = labeled_rows
-    draw = [fewshot_tasks(X, y, n_way=4, n_shot=2, n_tasks=20, random_state=seed)
-            for seed in (3, 3, 4)]
+    draw = [
+        fewshot_tasks(X, y, n_way=4, n_shot=2, n_tasks=20, random_state=seed) for seed in (3, 3, 4)
+    ]
     for field in ("X_support", "y_support", "X_query", "y_query", "classes"):
         np.testing.assert_array_equal(getattr(draw[0], field), getattr(draw[1], field))
     assert not np.array_equal(draw[0].X_query, draw[2].X_query)
-    rng_draw = fewshot_tasks(X, y, n_way=4, n_shot=2, n_tasks=20,
-                             random_state=np.random.RandomState(3))
+    rng_draw = fewshot_tasks(
+        X, y, n_way=4, n_shot=2, n_tasks=20, random_state=np.random.RandomState(3)
+    )
     np.testing.assert_array_equal(rng_draw.X_query, draw[0].X_query)
 
 
@@ -218,8 +223,11 @@ def test_evaluate_fewshot_shape_errors():
 
 @pytest.mark.parametrize(
     "metric",
-    [clustering_accuracy, misclustering_error,
-     lambda t, p: gcd_accuracy(t, p, np.ones(len(t), dtype=bool))],
+    [
+        clustering_accuracy,
+        misclustering_error,
+        lambda t, p: gcd_accuracy(t, p, np.ones(len(t), dtype=bool)),
+    ],
 )
 @pytest.mark.parametrize("missing", [np.nan, None])
 def test_metrics_reject_missing_labels(metric, missing):

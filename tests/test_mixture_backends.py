@@ -27,8 +27,9 @@ def _blobs(seed=0, n=80, d=5):
     rng = np.random.default_rng(seed)
     centres = 4.0 * rng.standard_normal((4, d))
     scales = rng.uniform(0.5, 1.5, (4, d))
-    X = np.vstack([c + s * rng.standard_normal((n, d)) for c, s in zip(centres, scales,
-                                                                         strict=True)])
+    X = np.vstack(
+        [c + s * rng.standard_normal((n, d)) for c, s in zip(centres, scales, strict=True)]
+    )
     y = np.full(4 * n, -1)
     y[: n // 2] = 2
     y[n : n + n // 2] = 5
@@ -160,8 +161,10 @@ def test_kmeans_predict_matches_numpy(other_backend, dtype):
     np.testing.assert_array_equal(other_backend.to_numpy(labels), expected)
 
 
-@pytest.mark.parametrize("make", [lambda: SemiSupervisedKMeans(4, random_state=0),
-                                  lambda: SemiSupervisedGMM(3, random_state=0)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: SemiSupervisedKMeans(4, random_state=0), lambda: SemiSupervisedGMM(3, random_state=0)],
+)
 def test_fit_copies_other_arrays_to_the_host(other_backend, make):
     X, y = _blobs()
     on_host = make().fit(X, y)
@@ -174,8 +177,13 @@ def test_bad_input_on_other_backends(other_backend):
     model = _gmm("diag")
     kmeans = SemiSupervisedKMeans(4, random_state=0).fit(*_blobs())
     X = _new_points()
-    for method in (model.predict, model.predict_proba, model.score_samples, model.score,
-                   kmeans.predict):
+    for method in (
+        model.predict,
+        model.predict_proba,
+        model.score_samples,
+        model.score,
+        kmeans.predict,
+    ):
         with pytest.raises(ValueError, match=r"X has 4 features, but .* expecting 5"):
             method(other_backend.asarray(X[:, :4]))
         bad = X.copy()
@@ -194,8 +202,7 @@ def test_score_samples_is_differentiable_on_torch():
     model.score_samples(Xt).sum().backward()
     resp = model.predict_proba(X)
     precisions = np.linalg.inv(model.covariances_)
-    expected = -np.einsum("nk,kab,nkb->na", resp, precisions,
-                          X[:, None, :] - model.means_[None])
+    expected = -np.einsum("nk,kab,nkb->na", resp, precisions, X[:, None, :] - model.means_[None])
     np.testing.assert_allclose(Xt.grad.numpy(), expected, rtol=1e-6, atol=1e-10)
 
 

@@ -23,8 +23,9 @@ def naive_mlcd(S, positives, negative_mask, scale):
     total = 0.0
     for i, row in enumerate(scale * S):
         A = sum(np.exp(-row[j]) for j in positives[i])
-        B = sum(np.exp(row[j]) for j in range(len(row))
-                if negative_mask[j] and j not in positives[i])
+        B = sum(
+            np.exp(row[j]) for j in range(len(row)) if negative_mask[j] and j not in positives[i]
+        )
         total += np.log(1 + A + B + A * B)
     return total / len(S)
 
@@ -33,8 +34,9 @@ def naive_mlc(S, positives, scale):
     total = 0.0
     for i, row in enumerate(scale * S):
         negatives = [j for j in range(len(row)) if j not in positives[i]]
-        total += np.log(1 + sum(np.exp(row[j]) for j in negatives)
-                        * sum(np.exp(-row[j]) for j in positives[i]))
+        total += np.log(
+            1 + sum(np.exp(row[j]) for j in negatives) * sum(np.exp(-row[j]) for j in positives[i])
+        )
     return total / len(S)
 
 
@@ -50,8 +52,9 @@ def test_multilabel_assign_equals_brute_force_topk(backend, chunk_size):
     rng = np.random.default_rng(1)
     X = rng.standard_normal((45, 10)) * rng.uniform(0.5, 3, (45, 1))
     centers = rng.standard_normal((23, 10))
-    indices, values = multilabel_assign(backend.asarray(X), backend.asarray(centers), k=5,
-                                        chunk_size=chunk_size)
+    indices, values = multilabel_assign(
+        backend.asarray(X), backend.asarray(centers), k=5, chunk_size=chunk_size
+    )
     assert backend.is_own(indices)
     assert backend.is_own(values)
     expected_indices, expected_values = brute_force_topk(X, centers, 5)
@@ -91,8 +94,7 @@ def test_multilabel_assign_bad_input(X, centers, k, message):
 @pytest.mark.parametrize("scale", [1.0, 5.0])
 def test_mlcd_loss_equals_the_naive_formula_with_every_negative(backend, scale):
     S, positives = similarities_and_targets()
-    loss = mlcd_loss(backend.asarray(S), backend.asarray(positives), neg_ratio=1.0,
-                     scale=scale)
+    loss = mlcd_loss(backend.asarray(S), backend.asarray(positives), neg_ratio=1.0, scale=scale)
     expected = naive_mlcd(S, positives, np.ones(S.shape[1], bool), scale)
     assert float(backend.to_numpy(loss)) == pytest.approx(expected, rel=1e-12)
 
@@ -102,8 +104,9 @@ def test_mlcd_loss_samples_the_negative_columns():
     mask = negative_columns(60, 0.25, random_state=7)
     assert mask.sum() == 15
     expected = naive_mlcd(S, positives, mask, 2.0)
-    assert mlcd_loss(S, positives, neg_ratio=0.25, scale=2.0, random_state=7) == \
-        pytest.approx(expected, rel=1e-12)
+    assert mlcd_loss(S, positives, neg_ratio=0.25, scale=2.0, random_state=7) == pytest.approx(
+        expected, rel=1e-12
+    )
     full = naive_mlcd(S, positives, np.ones(60, bool), 2.0)
     assert expected < full  # fewer negatives, smaller loss
     draws = {mlcd_loss(S, positives, neg_ratio=0.25, random_state=seed) for seed in range(5)}
@@ -114,8 +117,9 @@ def test_mlc_loss_equals_the_naive_formula(backend):
     S, positives = similarities_and_targets(seed=4)
     for scale in (1.0, 3.0):
         loss = mlc_loss(backend.asarray(S), backend.asarray(positives), scale=scale)
-        assert float(backend.to_numpy(loss)) == pytest.approx(naive_mlc(S, positives, scale),
-                                                              rel=1e-12)
+        assert float(backend.to_numpy(loss)) == pytest.approx(
+            naive_mlc(S, positives, scale), rel=1e-12
+        )
 
 
 def test_losses_stay_finite_at_scale_64_with_large_similarities():
@@ -141,11 +145,14 @@ def test_torch_gradient_matches_finite_differences(which):
     S_t = torch.tensor(S, requires_grad=True)
     targets = torch.tensor(positives)
     if which == "mlcd":
+
         def f(s):
             return mlcd_loss(s, targets, neg_ratio=0.5, scale=4.0, random_state=3)
     else:
+
         def f(s):
             return mlc_loss(s, targets, scale=4.0)
+
     assert torch.autograd.gradcheck(f, (S_t,), eps=1e-6, atol=1e-6)
     loss = f(S_t)
     loss.backward()

@@ -14,11 +14,15 @@ from scipy import optimize, stats
 def _prior(cov_type, d, rng):
     """A prior with a non-isotropic scale: an SPD matrix, a vector, a float."""
     A = rng.normal(size=(d, d))
-    psi = {"full": A @ A.T + 0.5 * np.eye(d), "diag": rng.uniform(0.3, 2.0, d),
-           "spherical": 0.7}[cov_type]
+    psi = {"full": A @ A.T + 0.5 * np.eye(d), "diag": rng.uniform(0.3, 2.0, d), "spherical": 0.7}[
+        cov_type
+    ]
     return NIWPrior(
-        mean=rng.normal(size=d), kappa=0.3, nu=d + 1.5 if cov_type == "full" else 2.5,
-        psi=psi, covariance_type=cov_type,
+        mean=rng.normal(size=d),
+        kappa=0.3,
+        nu=d + 1.5 if cov_type == "full" else 2.5,
+        psi=psi,
+        covariance_type=cov_type,
     )
 
 

@@ -35,8 +35,9 @@ def reference_aupr(s_in, s_out):
 
 def reference_fpr(s_in, s_out, tpr):
     """The smallest FPR over all thresholds t (scores) with TPR(t) >= tpr."""
-    candidates = [np.mean(s_out >= t) for t in np.concatenate([s_in, s_out])
-                  if np.mean(s_in >= t) >= tpr]
+    candidates = [
+        np.mean(s_out >= t) for t in np.concatenate([s_in, s_out]) if np.mean(s_in >= t) >= tpr
+    ]
     return min(candidates)
 
 
@@ -168,12 +169,12 @@ def embeddings(n=60, d=6, K=5, seed=0, dtype=np.float64):
 
 
 @pytest.mark.parametrize("affinity", ["cosine", "dot"])
-@pytest.mark.parametrize(("normalize", "temperature"),
-                         [("none", 0.1), ("softmax", 0.05), ("softmax", 1.0)])
+@pytest.mark.parametrize(
+    ("normalize", "temperature"), [("none", 0.1), ("softmax", 0.05), ("softmax", 1.0)]
+)
 def test_max_query_score_matches_reference(affinity, normalize, temperature):
     X, C = embeddings()
-    got = max_query_score(X, C, affinity=affinity, normalize=normalize,
-                          temperature=temperature)
+    got = max_query_score(X, C, affinity=affinity, normalize=normalize, temperature=temperature)
     expected = reference_max_query(X, C, affinity, normalize, temperature)
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14)
 
@@ -191,12 +192,14 @@ def test_max_query_score_on_every_backend(backend, affinity, normalize):
     for dtype in (np.float64, np.float32):
         X, C = embeddings(dtype=dtype)
         expected = max_query_score(X, C, affinity=affinity, normalize=normalize)
-        got = max_query_score(backend.asarray(X), backend.asarray(C), affinity=affinity,
-                              normalize=normalize)
+        got = max_query_score(
+            backend.asarray(X), backend.asarray(C), affinity=affinity, normalize=normalize
+        )
         assert backend.is_own(got)
         assert backend.to_numpy(got).dtype == dtype
-        np.testing.assert_allclose(backend.to_numpy(got), expected,
-                                   rtol=1e-5 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(
+            backend.to_numpy(got), expected, rtol=1e-5 if dtype == np.float32 else 1e-12
+        )
         # NumPy prototypes are moved to the samples' namespace and device
         moved = max_query_score(backend.asarray(X), C, affinity=affinity, normalize=normalize)
         assert backend.is_own(moved)
@@ -206,10 +209,16 @@ def test_max_query_score_on_every_backend(backend, affinity, normalize):
 def test_blocks_give_the_unblocked_scores():
     X, C = embeddings(n=53)
     for normalize in ("none", "softmax"):
-        whole = _po.max_query(X, C / np.linalg.norm(C, axis=1, keepdims=True),
-                              normalize=normalize, temperature=0.1)
-        blocked = _po.max_query(X, C / np.linalg.norm(C, axis=1, keepdims=True),
-                                normalize=normalize, temperature=0.1, block_rows=7)
+        whole = _po.max_query(
+            X, C / np.linalg.norm(C, axis=1, keepdims=True), normalize=normalize, temperature=0.1
+        )
+        blocked = _po.max_query(
+            X,
+            C / np.linalg.norm(C, axis=1, keepdims=True),
+            normalize=normalize,
+            temperature=0.1,
+            block_rows=7,
+        )
         np.testing.assert_allclose(blocked, whole, rtol=1e-15)
 
 
@@ -222,8 +231,9 @@ def test_gradients_on_torch_match_finite_differences():
             Ct = torch.tensor(C, requires_grad=True)
 
             def score(A, B, affinity=affinity, normalize=normalize):
-                return max_query_score(A, B, affinity=affinity, normalize=normalize,
-                                       temperature=0.5)
+                return max_query_score(
+                    A, B, affinity=affinity, normalize=normalize, temperature=0.5
+                )
 
             assert torch.autograd.gradcheck(score, (Xt, Ct))
 
@@ -269,8 +279,10 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 
-@parametrize_with_checks([PrototypeOODDetector(n_prototypes=3, random_state=0)],
-                         expected_failed_checks=lambda _: EXPECTED_FAILED_CHECKS)
+@parametrize_with_checks(
+    [PrototypeOODDetector(n_prototypes=3, random_state=0)],
+    expected_failed_checks=lambda _: EXPECTED_FAILED_CHECKS,
+)
 def test_scikit_learn_compatible(estimator, check):
     check(estimator)
 
@@ -304,20 +316,22 @@ def test_scores_are_the_largest_cosine_to_any_prototype():
     X, y = labelled_blobs(1)
     X_new, _ = labelled_blobs(2)
     for normalize in ("none", "softmax"):
-        detector = PrototypeOODDetector(n_prototypes=3, normalize=normalize,
-                                        temperature=0.2, random_state=0).fit(X, y)
-        expected = reference_max_query(X_new, detector.cluster_centers_, "cosine",
-                                       normalize, 0.2)
+        detector = PrototypeOODDetector(
+            n_prototypes=3, normalize=normalize, temperature=0.2, random_state=0
+        ).fit(X, y)
+        expected = reference_max_query(X_new, detector.cluster_centers_, "cosine", normalize, 0.2)
         np.testing.assert_allclose(detector.score_samples(X_new), expected, rtol=1e-12)
-        np.testing.assert_allclose(detector.decision_function(X_new),
-                                   expected - detector.offset_, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(
+            detector.decision_function(X_new), expected - detector.offset_, rtol=1e-12, atol=1e-15
+        )
 
 
 def test_offset_sets_the_training_outlier_fraction():
     X, y = labelled_blobs(3, n_per_class=100)
     for contamination in (0.05, 0.1, 0.3):
-        detector = PrototypeOODDetector(n_prototypes=5, contamination=contamination,
-                                        random_state=0).fit(X, y)
+        detector = PrototypeOODDetector(
+            n_prototypes=5, contamination=contamination, random_state=0
+        ).fit(X, y)
         predicted = detector.predict(X)
         assert set(np.unique(predicted).tolist()) == {-1, 1}
         # 300 distinct training scores: the quantile falls between two of them
@@ -331,8 +345,9 @@ def test_small_and_duplicated_classes_keep_their_samples_as_prototypes():
     y = np.concatenate([y, ["dog"], 15 * ["eel"]])
     detector = PrototypeOODDetector(n_prototypes=3, random_state=0).fit(X, y)
     assert detector.n_prototypes_.tolist() == [3, 3, 3, 1, 2]
-    np.testing.assert_allclose(detector.cluster_centers_[detector.prototype_classes_ == "dog"],
-                               [[0, 0, 0, 0, 1]])
+    np.testing.assert_allclose(
+        detector.cluster_centers_[detector.prototype_classes_ == "dog"], [[0, 0, 0, 0, 1]]
+    )
     eel = detector.cluster_centers_[detector.prototype_classes_ == "eel"]
     expected = np.array([[0, 0, 0, 1, 1] / np.sqrt(2), [0, 0, 1, 0, 0]])
     np.testing.assert_allclose(eel[np.argsort(-eel[:, 3])], expected, atol=1e-15)
@@ -351,8 +366,7 @@ def test_without_labels_all_samples_form_one_class():
 def test_integer_labels_and_float32_are_kept():
     X, y = labelled_blobs(6)
     codes = np.unique(y, return_inverse=True)[1] * 10 - 1  # -1, 9, 19: -1 is a class here
-    detector = PrototypeOODDetector(n_prototypes=2, random_state=0).fit(
-        X.astype(np.float32), codes)
+    detector = PrototypeOODDetector(n_prototypes=2, random_state=0).fit(X.astype(np.float32), codes)
     assert detector.classes_.tolist() == [-1, 9, 19]
     assert detector.cluster_centers_.dtype == np.float32
     assert detector.score_samples(X.astype(np.float32)).dtype == np.float32
@@ -370,7 +384,8 @@ def test_detector_on_every_backend(backend):
     assert backend.to_numpy(detector.predict(backend.asarray(X_new))).dtype == np.int64
     # fitting on the backend's arrays copies them to the host: the same prototypes
     on_backend = PrototypeOODDetector(n_prototypes=3, random_state=0).fit(
-        backend.asarray(X), backend.asarray(np.unique(y, return_inverse=True)[1]))
+        backend.asarray(X), backend.asarray(np.unique(y, return_inverse=True)[1])
+    )
     assert isinstance(on_backend.cluster_centers_, np.ndarray)
     np.testing.assert_allclose(on_backend.cluster_centers_, detector.cluster_centers_)
 
@@ -400,8 +415,9 @@ def test_digits_beats_class_conditional_mahalanobis():
     # the benchmark's protocol on one split: PCA-32 on the inlier training part, L2 rows
     X, y = load_dataset("digits")
     inlier = y <= 6
-    X_train, X_test, y_train, _ = train_test_split(X[inlier], y[inlier], test_size=0.3,
-                                                   stratify=y[inlier], random_state=0)
+    X_train, X_test, y_train, _ = train_test_split(
+        X[inlier], y[inlier], test_size=0.3, stratify=y[inlier], random_state=0
+    )
     pca = PCA(32, random_state=0).fit(X_train)
 
     def features(A):
@@ -421,5 +437,4 @@ def test_digits_beats_class_conditional_mahalanobis():
     assert ours.auroc > theirs.auroc
     assert ours.fpr95 < theirs.fpr95
     single = PrototypeOODDetector(n_prototypes=1, random_state=0).fit(F_train, y_train)
-    assert evaluate_ood(single.score_samples(F_in), single.score_samples(F_out)).auroc \
-        < ours.auroc
+    assert evaluate_ood(single.score_samples(F_in), single.score_samples(F_out)).auroc < ours.auroc

@@ -45,14 +45,18 @@ _ADJACENCY, _ = load_karate_club()
 ESTIMATORS = {
     "SinkhornKMeans": lambda v: SinkhornKMeans(3, random_state=0, verbose=v).fit(X_BLOBS),
     "SphericalKMeans": lambda v: SphericalKMeans(3, random_state=0, verbose=v).fit(X_BLOBS),
-    "SemiSupervisedGMM": lambda v: SemiSupervisedGMM(3, random_state=0, max_iter=20,
-                                                     verbose=v).fit(X_BLOBS),
-    "DEPICTClustering": lambda v: DEPICTClustering(3, random_state=0, max_iter=5,
-                                                   verbose=v).fit(X_BLOBS),
+    "SemiSupervisedGMM": lambda v: SemiSupervisedGMM(3, random_state=0, max_iter=20, verbose=v).fit(
+        X_BLOBS
+    ),
+    "DEPICTClustering": lambda v: DEPICTClustering(3, random_state=0, max_iter=5, verbose=v).fit(
+        X_BLOBS
+    ),
     "CrossModalPrototypeClustering": lambda v: CrossModalPrototypeClustering(
-        3, random_state=0, max_iter=5, verbose=v).fit(X_BLOBS, y=X_BLOBS[:, ::-1]),
+        3, random_state=0, max_iter=5, verbose=v
+    ).fit(X_BLOBS, y=X_BLOBS[:, ::-1]),
     "GroupSparseCommunity": lambda v: GroupSparseCommunity(
-        k_max=4, random_state=0, max_iter=20, verbose=v).fit(np.eye(34), adjacency=_ADJACENCY),
+        k_max=4, random_state=0, max_iter=20, verbose=v
+    ).fit(np.eye(34), adjacency=_ADJACENCY),
     "ILASDP": lambda v: ILASDP(2, random_state=0, max_iter=4, verbose=v).fit(X_K2),
 }
 

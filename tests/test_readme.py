@@ -26,9 +26,13 @@ def _placeholders():
     z = embeddings[:256]
     X_std, _ = load_dataset("wine", preprocessing="standardize")
     return {
-        "embeddings": embeddings, "z": z, "prototypes": prototypes,
-        "scores": z @ prototypes.T, "scores_a": z @ prototypes.T,
-        "scores_b": embeddings[256:512] @ prototypes.T, "X_std": X_std,
+        "embeddings": embeddings,
+        "z": z,
+        "prototypes": prototypes,
+        "scores": z @ prototypes.T,
+        "scores_a": z @ prototypes.T,
+        "scores_b": embeddings[256:512] @ prototypes.T,
+        "X_std": X_std,
     }
 
 
@@ -36,9 +40,12 @@ def _torch_placeholders(namespace):
     torch = pytest.importorskip("torch")
     z = torch.as_tensor(namespace["embeddings"][:256], dtype=torch.float32)
     namespace.update(
-        z_a=z, z_b=z.flip(0),
-        prototypes=torch.as_tensor(namespace["prototypes"], dtype=torch.float32,
-                                   ).requires_grad_(),
+        z_a=z,
+        z_b=z.flip(0),
+        prototypes=torch.as_tensor(
+            namespace["prototypes"],
+            dtype=torch.float32,
+        ).requires_grad_(),
     )
 
 

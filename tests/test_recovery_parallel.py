@@ -14,8 +14,20 @@ from clusterlab.cli import main
 from clusterlab.experiments import heterogeneous, phase_transition
 
 # the smallest run that still has a few replicates per worker
-ARGV = ["recovery", "heterogeneous", "--settings", "k2", "--replicates", "3",
-        "--methods", "kmeans", "em", "--seed", "5", "--no-plot"]
+ARGV = [
+    "recovery",
+    "heterogeneous",
+    "--settings",
+    "k2",
+    "--replicates",
+    "3",
+    "--methods",
+    "kmeans",
+    "em",
+    "--seed",
+    "5",
+    "--no-plot",
+]
 FILES = ("heterogeneous.csv", "heterogeneous_replicates.csv")
 
 
@@ -67,8 +79,9 @@ def test_n_jobs_2_writes_the_serial_files_byte_for_byte(tmp_path, serial, capsys
 
 
 @pytest.mark.slow  # the cluster's workers import clusterlab: ~15 s here
-def test_scheduler_runs_on_the_dask_cluster_with_the_same_files(tmp_path, serial, dask_client,
-                                                               capsys):
+def test_scheduler_runs_on_the_dask_cluster_with_the_same_files(
+    tmp_path, serial, dask_client, capsys
+):
     address = dask_client.scheduler.address
     out = run(tmp_path, "dask", "--scheduler", address)
     assert_same_files(out, serial)
@@ -81,10 +94,15 @@ def test_partial_rows_arrive_as_fits_finish_in_any_order(tmp_path):
 
     seen = []
     with parallel_config(backend="threading"):
-        result = heterogeneous(["k2"], n_replicates=2, methods=["kmeans", "em"],
-                               random_state=1, on_result=seen.append, n_jobs=2)
-    expected = heterogeneous(["k2"], n_replicates=2, methods=["kmeans", "em"],
-                             random_state=1)
+        result = heterogeneous(
+            ["k2"],
+            n_replicates=2,
+            methods=["kmeans", "em"],
+            random_state=1,
+            on_result=seen.append,
+            n_jobs=2,
+        )
+    expected = heterogeneous(["k2"], n_replicates=2, methods=["kmeans", "em"], random_state=1)
 
     def key(row):
         return row["replicate"], row["method"]
@@ -92,14 +110,14 @@ def test_partial_rows_arrive_as_fits_finish_in_any_order(tmp_path):
     assert sorted(map(key, seen)) == sorted(map(key, result.replicates))
     for ours, theirs in zip(result.replicates, expected.replicates, strict=True):
         assert {k: v for k, v in ours.items() if k != "seconds"} == {
-            k: v for k, v in theirs.items() if k != "seconds"}
+            k: v for k, v in theirs.items() if k != "seconds"
+        }
 
 
 def test_phase_transition_in_parallel_equals_serial():
     from joblib import parallel_config
 
-    kwargs = dict(grid=[0.5, 3.0], n_trials=2, methods=["kmeans", "em-spherical"],
-                  random_state=3)
+    kwargs = dict(grid=[0.5, 3.0], n_trials=2, methods=["kmeans", "em-spherical"], random_state=3)
     serial = phase_transition([(30, 3, 2)], **kwargs)
     with parallel_config(backend="threading"):
         parallel = phase_transition([(30, 3, 2)], n_jobs=2, **kwargs)
@@ -149,4 +167,5 @@ def test_scheduler_without_distributed_says_what_to_install(tmp_path, capsys, mo
     monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
     assert main([*ARGV, "--out", str(tmp_path), "--scheduler", "tcp://127.0.0.1:8786"]) == 2
     assert 'needs the distributed package (pip install "clusterlab[dask]")' in (
-        capsys.readouterr().err)
+        capsys.readouterr().err
+    )

@@ -42,13 +42,15 @@ def _gmm_objective_shift(model, s):
 ESTIMATORS = {
     "SinkhornKMeans": (
         lambda: SinkhornKMeans(3, random_state=0),
-        {"cluster_centers_": (0, "point"), "objective_": (None, 2),
-         "objective_history_": (None, 2)},
+        {
+            "cluster_centers_": (0, "point"),
+            "objective_": (None, 2),
+            "objective_history_": (None, 2),
+        },
     ),
     "LaplacianKMeans": (
         lambda: LaplacianKMeans(3, random_state=0),
-        {"cluster_centers_": (0, "point"), "assignments_": (1, 0),
-         "energy_history_": (None, 0)},
+        {"cluster_centers_": (0, "point"), "assignments_": (1, 0), "energy_history_": (None, 0)},
     ),
     "SemiSupervisedKMeans": (
         lambda: SemiSupervisedKMeans(3, n_init=3, random_state=0),
@@ -56,10 +58,15 @@ ESTIMATORS = {
     ),
     "SemiSupervisedGMM": (
         lambda: SemiSupervisedGMM(3, random_state=0),
-        {"means_": (0, "point"), "covariances_": (0, 2), "precisions_cholesky_": (0, -1),
-         "weights_": (0, 0), "responsibilities_": (1, 0),
-         "log_likelihood_history_": (None, lambda m, s: -N * D * math.log(s)),
-         "objective_history_": (None, _gmm_objective_shift)},
+        {
+            "means_": (0, "point"),
+            "covariances_": (0, 2),
+            "precisions_cholesky_": (0, -1),
+            "weights_": (0, 0),
+            "responsibilities_": (1, 0),
+            "log_likelihood_history_": (None, lambda m, s: -N * D * math.log(s)),
+            "objective_history_": (None, _gmm_objective_shift),
+        },
     ),
     "SDPKMeans": (
         lambda: SDPKMeans(3, solver="lowrank", random_state=0),
@@ -67,9 +74,13 @@ ESTIMATORS = {
     ),
     "ILASDP": (
         lambda: ILASDP(3, solver="lowrank", random_state=0),
-        {"means_": (0, "point"), "covariances_": (0, 2), "memberships_": (1, 0),
-         "weights_": (0, 0),
-         "objective_history_": (None, lambda m, s: N * D * math.log(s))},
+        {
+            "means_": (0, "point"),
+            "covariances_": (0, 2),
+            "memberships_": (1, 0),
+            "weights_": (0, 0),
+            "objective_history_": (None, lambda m, s: N * D * math.log(s)),
+        },
     ),
 }
 
@@ -85,8 +96,7 @@ def _fit_quietly(make, X):
 def _matching(reference, labels):
     """Component of ``labels`` matching each component of ``reference``."""
     K = reference.max() + 1
-    return np.array([np.bincount(labels[reference == k], minlength=K).argmax()
-                     for k in range(K)])
+    return np.array([np.bincount(labels[reference == k], minlength=K).argmax() for k in range(K)])
 
 
 def _assert_scaled(actual, reference, s, power, name):
@@ -98,8 +108,9 @@ def _assert_scaled(actual, reference, s, power, name):
         expected = np.asarray(expected, dtype=np.float64)
     normal = np.isfinite(expected) & ((np.abs(expected) > 1e-290) | (expected == 0))
     top = np.abs(expected[normal]).max(initial=0.0)
-    np.testing.assert_allclose(actual[normal], expected[normal], rtol=1e-5,
-                               atol=1e-7 * top, err_msg=name)
+    np.testing.assert_allclose(
+        actual[normal], expected[normal], rtol=1e-5, atol=1e-7 * top, err_msg=name
+    )
     big = ~np.isfinite(expected)
     assert np.all(np.sign(actual[big]) * np.abs(actual[big]) == expected[big]), name
     tiny = ~normal & ~big
@@ -136,12 +147,12 @@ def test_fit_of_scaled_data_is_the_fit_scaled(name, s, references):
         elif value.ndim == 1 and s != POWER_OF_TWO:
             # a history: a stopping test within rounding of its threshold may stop one
             # step apart when the frame differs by more than a power of two
-            value, base = value[:len(base)], base[:len(value)]
+            value, base = value[: len(base)], base[: len(value)]
         if power == "point":
             _assert_scaled(value, base, s, 1, attribute)
         elif callable(power):
             shift = np.broadcast_to(power(model, s), np.shape(getattr(model, attribute)))
-            shift = shift[:len(value)]
+            shift = shift[: len(value)]
             np.testing.assert_allclose(value, base + shift, rtol=1e-6, err_msg=attribute)
         else:
             _assert_scaled(value, base, s, power, attribute)
@@ -153,13 +164,20 @@ def test_fit_of_scaled_data_is_the_fit_scaled(name, s, references):
 @pytest.mark.parametrize("s", [1e-200, 1e-160, 1e160, 1e200], ids=lambda s: f"{s:g}")
 @pytest.mark.parametrize(
     "make",
-    [lambda: SDPKMeans(3, solver="cvxpy", random_state=0),
-     lambda: ILASDP(3, solver="cvxpy", max_iter=3, random_state=0),
-     lambda: ILASDP(3, covariance_type="diag", solver="lowrank", random_state=0),
-     lambda: SemiSupervisedGMM(3, covariance_type="spherical", random_state=0),
-     lambda: SinkhornKMeans(3, spherical=True, random_state=0)],
-    ids=["SDPKMeans-cvxpy", "ILASDP-cvxpy", "ILASDP-diag", "GMM-spherical",
-         "SinkhornKMeans-spherical"],
+    [
+        lambda: SDPKMeans(3, solver="cvxpy", random_state=0),
+        lambda: ILASDP(3, solver="cvxpy", max_iter=3, random_state=0),
+        lambda: ILASDP(3, covariance_type="diag", solver="lowrank", random_state=0),
+        lambda: SemiSupervisedGMM(3, covariance_type="spherical", random_state=0),
+        lambda: SinkhornKMeans(3, spherical=True, random_state=0),
+    ],
+    ids=[
+        "SDPKMeans-cvxpy",
+        "ILASDP-cvxpy",
+        "ILASDP-diag",
+        "GMM-spherical",
+        "SinkhornKMeans-spherical",
+    ],
 )
 def test_other_solvers_and_settings_at_any_scale(make, s):
     reference = _fit_quietly(make, X0 + 20.0)  # spherical: away from the origin
@@ -208,13 +226,21 @@ def test_gmm_histories_match_the_unnormalised_solver():
     init = seeded_kmeans(X, clamp, 3, rng=rng, n_init=1)
     # the default prior computed on the raw data: the frame's prior in X's units
     prior = model._prior(X, init.labels)
-    raw = fit_mixture(X, clamp, init.labels, np.full(3, -1), prior, moves=None,
-                      hard=False, max_iter=model.max_iter, tol=model.tol, rng=rng)
+    raw = fit_mixture(
+        X,
+        clamp,
+        init.labels,
+        np.full(3, -1),
+        prior,
+        moves=None,
+        hard=False,
+        max_iter=model.max_iter,
+        tol=model.tol,
+        rng=rng,
+    )
     m = min(len(raw.loglik_history), len(model.log_likelihood_history_))
-    np.testing.assert_allclose(model.log_likelihood_history_[:m], raw.loglik_history[:m],
-                               rtol=1e-7)
-    np.testing.assert_allclose(model.objective_history_[:m], raw.objective_history[:m],
-                               rtol=1e-7)
+    np.testing.assert_allclose(model.log_likelihood_history_[:m], raw.loglik_history[:m], rtol=1e-7)
+    np.testing.assert_allclose(model.objective_history_[:m], raw.objective_history[:m], rtol=1e-7)
 
 
 @pytest.mark.parametrize("s", [1e-200, 1e-160, 1e160, 1e200], ids=lambda s: f"{s:g}")
@@ -224,17 +250,19 @@ def test_fewshot_tasks_at_any_scale(preprocessing, s):
     model = TransductiveFewShot(preprocessing=preprocessing)
     reference = model.predict_tasks(support, labels, queries)
     assert np.mean(reference == np.repeat(np.arange(3), 6)[None]) > 0.9
-    np.testing.assert_array_equal(model.predict_tasks(support * s, labels, queries * s),
-                                  reference)
+    np.testing.assert_array_equal(model.predict_tasks(support * s, labels, queries * s), reference)
     base_mean = support.reshape(-1, support.shape[2]).mean(axis=0)
     with_base = TransductiveFewShot(preprocessing=preprocessing, base_mean=base_mean)
     np.testing.assert_array_equal(
-        TransductiveFewShot(preprocessing=preprocessing, base_mean=base_mean * s)
-        .predict_tasks(support * s, labels, queries * s),
-        with_base.predict_tasks(support, labels, queries))
+        TransductiveFewShot(preprocessing=preprocessing, base_mean=base_mean * s).predict_tasks(
+            support * s, labels, queries * s
+        ),
+        with_base.predict_tasks(support, labels, queries),
+    )
     proba = model.fit(support[0] * s, labels[0]).predict_proba(queries[0] * s)
-    np.testing.assert_allclose(proba, model.fit(support[0], labels[0]).predict_proba(queries[0]),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(
+        proba, model.fit(support[0], labels[0]).predict_proba(queries[0]), rtol=1e-6, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize("s", [1e-200, 1e-160, 1e160, 1e200], ids=lambda s: f"{s:g}")
@@ -243,8 +271,7 @@ def test_fewshot_without_preprocessing_refuses_out_of_range_squares(s):
     # the model, so squares out of the float range are refused, naming the magnitude
     support, labels, queries = _tasks()
     with pytest.raises(ValueError, match=r"magnitude about .*(over|under)flow.*l2n"):
-        TransductiveFewShot(preprocessing=None).predict_tasks(support * s, labels,
-                                                              queries * s)
+        TransductiveFewShot(preprocessing=None).predict_tasks(support * s, labels, queries * s)
 
 
 def _tasks(n_tasks=4, seed=0):
@@ -258,14 +285,22 @@ def _tasks(n_tasks=4, seed=0):
 
 # -- item 2: finite posteriors for any finite input ------------------------------------
 
-FAR = np.vstack([np.full((1, 4), 1e200), np.full((1, 4), -1e200),
-                 [[1e308, -1e308, 0.0, 1.0]], [[0.0, 0.0, 0.0, 1e-300]]])
+FAR = np.vstack(
+    [
+        np.full((1, 4), 1e200),
+        np.full((1, 4), -1e200),
+        [[1e308, -1e308, 0.0, 1.0]],
+        [[0.0, 0.0, 0.0, 1e-300]],
+    ]
+)
 
 
 @pytest.fixture(scope="module", params=["SemiSupervisedGMM", "ILASDP"])
 def mixture(request):
-    make = {"SemiSupervisedGMM": lambda: SemiSupervisedGMM(3, random_state=0),
-            "ILASDP": lambda: ILASDP(3, solver="lowrank", random_state=0)}[request.param]
+    make = {
+        "SemiSupervisedGMM": lambda: SemiSupervisedGMM(3, random_state=0),
+        "ILASDP": lambda: ILASDP(3, solver="lowrank", random_state=0),
+    }[request.param]
     return _fit_quietly(make, X0)
 
 
@@ -285,7 +320,7 @@ def test_probabilities_are_finite_for_any_finite_input(mixture):
         assert proba[row, np.argmin(a)] == 1.0
         assert labels[row] == np.argmin(a)  # no labeled classes: labels are components
     # near the data the ordinary computation stands
-    np.testing.assert_array_equal(proba[len(FAR):].argmax(axis=1), mixture.predict(X0))
+    np.testing.assert_array_equal(proba[len(FAR) :].argmax(axis=1), mixture.predict(X0))
 
 
 def test_gmm_score_samples_of_far_points():
@@ -298,10 +333,13 @@ def test_gmm_score_samples_of_far_points():
     # a reference: sklearn-style log-sum-exp of log N with scipy
     from scipy.stats import multivariate_normal
 
-    joint = np.column_stack([
-        np.log(w) + multivariate_normal(m, c).logpdf(X0[:3])
-        for w, m, c in zip(model.weights_, model.means_, model.covariances_, strict=True)])
-    np.testing.assert_allclose(density[len(FAR):], logsumexp(joint, axis=1), rtol=1e-9)
+    joint = np.column_stack(
+        [
+            np.log(w) + multivariate_normal(m, c).logpdf(X0[:3])
+            for w, m, c in zip(model.weights_, model.means_, model.covariances_, strict=True)
+        ]
+    )
+    np.testing.assert_allclose(density[len(FAR) :], logsumexp(joint, axis=1), rtol=1e-9)
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
@@ -309,9 +347,11 @@ def test_relative_log_joint_matches_the_ordinary_one_where_both_work(covariance_
     rng = np.random.default_rng(1)
     K, d = 3, 4
     means = rng.normal(size=(K, d))
-    covariances = {"full": np.eye(d) + 0.1 * np.ones((K, d, d)),
-                   "diag": rng.uniform(0.5, 2, (K, d)),
-                   "spherical": rng.uniform(0.5, 2, K)}[covariance_type]
+    covariances = {
+        "full": np.eye(d) + 0.1 * np.ones((K, d, d)),
+        "diag": rng.uniform(0.5, 2, (K, d)),
+        "spherical": rng.uniform(0.5, 2, K),
+    }[covariance_type]
     params = MixtureParams(np.full(K, 1 / 3), means, covariances, covariance_type)
     X = rng.normal(size=(20, d)) * 1e3
     relative, reference = relative_log_joint(X, params, np.log(params.weights))
@@ -322,15 +362,26 @@ def test_relative_log_joint_matches_the_ordinary_one_where_both_work(covariance_
 # -- item 5: float32 stays float32 --------------------------------------------------------
 
 FLOAT32_OUTPUTS = {
-    "SemiSupervisedGMM": (lambda: SemiSupervisedGMM(3, random_state=0),
-                          ["weights_", "means_", "covariances_", "precisions_cholesky_",
-                           "responsibilities_"], ["predict_proba", "score_samples"]),
-    "SDPKMeans": (lambda: SDPKMeans(3, solver="lowrank", random_state=0),
-                  ["cluster_centers_", "membership_factor_"], []),
-    "ILASDP": (lambda: ILASDP(3, solver="lowrank", random_state=0),
-               ["means_", "covariances_", "memberships_", "weights_"], ["predict_proba"]),
-    "SemiSupervisedKMeans": (lambda: SemiSupervisedKMeans(3, n_init=2, random_state=0),
-                             ["cluster_centers_"], []),
+    "SemiSupervisedGMM": (
+        lambda: SemiSupervisedGMM(3, random_state=0),
+        ["weights_", "means_", "covariances_", "precisions_cholesky_", "responsibilities_"],
+        ["predict_proba", "score_samples"],
+    ),
+    "SDPKMeans": (
+        lambda: SDPKMeans(3, solver="lowrank", random_state=0),
+        ["cluster_centers_", "membership_factor_"],
+        [],
+    ),
+    "ILASDP": (
+        lambda: ILASDP(3, solver="lowrank", random_state=0),
+        ["means_", "covariances_", "memberships_", "weights_"],
+        ["predict_proba"],
+    ),
+    "SemiSupervisedKMeans": (
+        lambda: SemiSupervisedKMeans(3, n_init=2, random_state=0),
+        ["cluster_centers_"],
+        [],
+    ),
 }
 
 
@@ -352,14 +403,17 @@ def test_float32_stays_float32(name):
 def test_fewshot_probabilities_stay_float32():
     support, labels, queries = _tasks()
     model = TransductiveFewShot()
-    proba, _ = model.predict_proba_tasks(support.astype(np.float32), labels,
-                                         queries.astype(np.float32))
+    proba, _ = model.predict_proba_tasks(
+        support.astype(np.float32), labels, queries.astype(np.float32)
+    )
     assert proba.dtype == np.float32
     single = model.fit(support[0].astype(np.float32), labels[0]).predict_proba(
-        queries[0].astype(np.float32))
+        queries[0].astype(np.float32)
+    )
     assert single.dtype == np.float32
-    np.testing.assert_allclose(single, model.fit(support[0], labels[0]).predict_proba(
-        queries[0]), atol=1e-4)
+    np.testing.assert_allclose(
+        single, model.fit(support[0], labels[0]).predict_proba(queries[0]), atol=1e-4
+    )
 
 
 # -- other array backends: the frame is applied in the input's namespace ----------------
@@ -378,14 +432,16 @@ def test_far_rows_on_other_backends(other_backend):
 
 @pytest.mark.parametrize("s", [1e-200, 1e200], ids=lambda s: f"{s:g}")
 def test_scaled_models_predict_other_backends(other_backend, s):
-    for make in (lambda: SemiSupervisedKMeans(3, n_init=2, random_state=0),
-                 lambda: LaplacianKMeans(3, random_state=0)):
+    for make in (
+        lambda: SemiSupervisedKMeans(3, n_init=2, random_state=0),
+        lambda: LaplacianKMeans(3, random_state=0),
+    ):
         model = _fit_quietly(make, X0 * s)
         labels = other_backend.to_numpy(model.predict(other_backend.asarray(X0 * s)))
         np.testing.assert_array_equal(labels, model.predict(X0 * s))
     support, labels, queries = _tasks(n_tasks=2)
     model = TransductiveFewShot()
-    found = model.predict_tasks(other_backend.asarray(support * s), labels,
-                                other_backend.asarray(queries * s))
-    np.testing.assert_array_equal(np.asarray(found),
-                                  model.predict_tasks(support, labels, queries))
+    found = model.predict_tasks(
+        other_backend.asarray(support * s), labels, other_backend.asarray(queries * s)
+    )
+    np.testing.assert_array_equal(np.asarray(found), model.predict_tasks(support, labels, queries))

@@ -36,8 +36,9 @@ def test_fused_codes_match_the_plain_iteration(n, K, dtype, n_iter):
     for high in (None, float(S.max()) + 0.01):  # per-row shifts; a global bound
         codes = solver._numba_scaling_codes(S, 0.05, n_iter, high)
         assert codes.dtype == dtype
-        np.testing.assert_allclose(codes, reference,
-                                   rtol=1e-5 if dtype == np.float32 else 1e-11, atol=atol)
+        np.testing.assert_allclose(
+            codes, reference, rtol=1e-5 if dtype == np.float32 else 1e-11, atol=atol
+        )
 
 
 @pytest.mark.parametrize(("n", "K"), SHAPES)
@@ -57,8 +58,7 @@ def test_rows_with_far_apart_maxima_are_weighted_exactly(n, K):
 def test_public_codes_stay_within_1e_5_of_the_log_domain():
     S = cosine_scores(4000, 500, dim=32, seed=11, dtype=np.float32)
     codes = sinkhorn_codes(S, eps=0.05, n_iter=3)
-    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False,
-                                 plan_mass=np.ones(4000)).plan
+    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False, plan_mass=np.ones(4000)).plan
     assert np.max(np.abs(codes - log_domain)) <= 1e-5
     assert np.max(np.abs(codes - swav_reference(S, 0.05, 3))) <= 1e-5
 

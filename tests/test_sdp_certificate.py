@@ -59,8 +59,7 @@ def test_the_bound_formula_holds_for_any_multipliers_and_feasible_z():
             weights = rng.dirichlet(np.ones(3))
             Z = sum(
                 w * sum(np.outer(part == k, part == k) / np.sum(part == k) for k in range(K))
-                for w, part in zip(weights, [rng.permutation(labels) for _ in weights],
-                                   strict=True)
+                for w, part in zip(weights, [rng.permutation(labels) for _ in weights], strict=True)
             )
             assert bound <= np.sum(C * Z) + 1e-9
 
@@ -72,8 +71,7 @@ def test_certificate_value_is_its_own_formula():
     C = -(W @ W.T)
     multipliers = rng.normal(size=30)
     cert = peng_wei_lower_bound(C, 3, y, multipliers)
-    N = _cross_cluster_n(C - 0.5 * (cert.y[:, None] + cert.y[None, :]),
-                         [y == k for k in range(3)])
+    N = _cross_cluster_n(C - 0.5 * (cert.y[:, None] + cert.y[None, :]), [y == k for k in range(3)])
     lowest = np.linalg.eigvalsh(C - 0.5 * (cert.y[:, None] + cert.y[None, :]) - N)[0]
     np.testing.assert_allclose(cert.min_eigenvalue, lowest, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(cert.lower_bound, cert.y.sum() + 3 * lowest, rtol=1e-12)
@@ -162,17 +160,26 @@ def test_ila_sdp_warm_start_matches_cold_solves(solver):
     rng = np.random.default_rng(5)
     n = 40 if solver == "cvxpy" else 100
     y = (np.arange(n) >= n // 2).astype(int)
-    X = np.where(y[:, None] == 0, rng.normal(0.0, 0.5, (n, 2)),
-                 rng.normal([2.5, 0.0], [0.5, 3.0], (n, 2)))
+    X = np.where(
+        y[:, None] == 0, rng.normal(0.0, 0.5, (n, 2)), rng.normal([2.5, 0.0], [0.5, 3.0], (n, 2))
+    )
     start = (X[:, 0] > 1.25).astype(np.int64)
     runs = [
-        ila_sdp(X, start, 2, ridge=0.01, solver=solver, rng=np.random.default_rng(0),
-                warm_start=warm, tol=1e-6, lowrank_options={"ftol": 1e-10})
+        ila_sdp(
+            X,
+            start,
+            2,
+            ridge=0.01,
+            solver=solver,
+            rng=np.random.default_rng(0),
+            warm_start=warm,
+            tol=1e-6,
+            lowrank_options={"ftol": 1e-10},
+        )
         for warm in (True, False)
     ]
     warm, cold = runs
     assert adjusted_rand_score(warm.labels, cold.labels) == 1.0
-    np.testing.assert_allclose(warm.objective_history[-1], cold.objective_history[-1],
-                               rtol=1e-3)
+    np.testing.assert_allclose(warm.objective_history[-1], cold.objective_history[-1], rtol=1e-3)
     for run in runs:
         assert np.all(np.diff(run.objective_history) <= 0)

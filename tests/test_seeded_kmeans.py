@@ -22,6 +22,7 @@ def blobs(n, d, k, seed, labeled_classes=0):
 
 def lloyd_reference(X, clamp, centres, max_iter, threshold):
     """Lloyd's iterations written plainly: explicit distances, labeled samples held."""
+
     def assign(centres):
         d2 = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
         labels = np.where(clamp >= 0, clamp, d2.argmin(axis=1))
@@ -96,8 +97,9 @@ def test_greedy_seeding_matches_the_plain_reference(labeled_classes):
     held = clamp[clamp >= 0]
     class_centres = [X[clamp == c].mean(axis=0) for c in range(labeled_classes)]
     sq = np.einsum("ij,ij->i", X, X)
-    fast = sk._plus_plus(X, sq, free, np.array(class_centres).reshape(-1, 5), 9,
-                         np.random.default_rng(5), 3)
+    fast = sk._plus_plus(
+        X, sq, free, np.array(class_centres).reshape(-1, 5), 9, np.random.default_rng(5), 3
+    )
     reference = greedy_reference(X, free, class_centres, 9, np.random.default_rng(5), 3)
     np.testing.assert_allclose(fast, reference, rtol=1e-12)
     assert held.size == 0 or np.all(np.isin(np.arange(labeled_classes), held))
@@ -108,7 +110,6 @@ def test_inertia_on_digits_is_that_of_scikit_learn():
     (greedy k-means++ and Lloyd, one initialisation) within 1.5%."""
     X = load_digits().data
     clamp = np.full(X.shape[0], -1, dtype=np.int64)
-    ours = [sk.seeded_kmeans(X, clamp, 10, rng=np.random.default_rng(s)).inertia
-            for s in range(8)]
+    ours = [sk.seeded_kmeans(X, clamp, 10, rng=np.random.default_rng(s)).inertia for s in range(8)]
     theirs = [KMeans(10, n_init=1, random_state=s).fit(X).inertia_ for s in range(8)]
     assert np.mean(ours) <= 1.015 * np.mean(theirs)

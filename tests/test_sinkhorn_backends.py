@@ -22,8 +22,9 @@ def check_same_kind(backend, out, like):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize(("eps", "n_iter", "hard"), [(0.05, 3, False), (0.05, 10, True),
-                                                     (0.03, 10, False)])
+@pytest.mark.parametrize(
+    ("eps", "n_iter", "hard"), [(0.05, 3, False), (0.05, 10, True), (0.03, 10, False)]
+)
 def test_fixed_iteration_codes_match_numpy(other_backend, dtype, eps, n_iter, hard):
     S = cosine_scores(500, 60, seed=3, dtype=dtype)
     expected = sinkhorn_codes(S, eps, n_iter, hard=hard)
@@ -64,8 +65,9 @@ def test_tolerance_mode_matches_numpy(other_backend, dtype):
     check_same_kind(other_backend, result.plan, other_backend.asarray(S))
     assert result.converged
     assert result.marginal_error <= 1e-6
-    np.testing.assert_allclose(other_backend.to_numpy(result.plan), expected.plan,
-                               rtol=1e-4, atol=1e-9)
+    np.testing.assert_allclose(
+        other_backend.to_numpy(result.plan), expected.plan, rtol=1e-4, atol=1e-9
+    )
     codes = sinkhorn_codes(other_backend.asarray(S), 0.05, n_iter=None, tol=1e-6)
     np.testing.assert_allclose(other_backend.to_numpy(codes).sum(axis=0), 300 / 30, rtol=1e-5)
 
@@ -75,8 +77,9 @@ def test_loss_and_gradients_match_numpy(other_backend, dtype):
     rng = np.random.default_rng(1)
     s_a, s_b = rng.uniform(-1, 1, (2, 64, 12)).astype(dtype)
     loss_np, grad_a_np, grad_b_np = swapped_prediction_loss(s_a, s_b)
-    loss, grad_a, grad_b = swapped_prediction_loss(other_backend.asarray(s_a),
-                                                   other_backend.asarray(s_b))
+    loss, grad_a, grad_b = swapped_prediction_loss(
+        other_backend.asarray(s_a), other_backend.asarray(s_b)
+    )
     check_same_kind(other_backend, grad_a, other_backend.asarray(s_a))
     assert tuple(loss.shape) == ()
     assert float(other_backend.to_numpy(loss)) == pytest.approx(loss_np, rel=1e-5)
@@ -112,8 +115,11 @@ def test_torch_codes_are_detached_from_the_graph():
 def test_torch_nan_is_a_clear_error():
     torch = pytest.importorskip("torch")
     S = torch.tensor([[0.0, float("nan")], [1.0, 0.0]])
-    for call in (lambda: sinkhorn_codes(S), lambda: sinkhorn(S, 0.1),
-                 lambda: swapped_prediction_loss(S, S)):
+    for call in (
+        lambda: sinkhorn_codes(S),
+        lambda: sinkhorn(S, 0.1),
+        lambda: swapped_prediction_loss(S, S),
+    ):
         with pytest.raises(ValueError, match="NaN"):
             call()
 
@@ -132,8 +138,9 @@ def swav_training_steps(torch, views, n_steps, n_prototypes=10, seed=0):
             prototypes.weight.copy_(F.normalize(prototypes.weight, dim=1))
         z_a = F.normalize(encoder(views[0]), dim=1)
         z_b = F.normalize(encoder(views[1]), dim=1)
-        loss, _, _ = swapped_prediction_loss(prototypes(z_a), prototypes(z_b),
-                                             eps=0.05, tau=0.1, n_iter=3)
+        loss, _, _ = swapped_prediction_loss(
+            prototypes(z_a), prototypes(z_b), eps=0.05, tau=0.1, n_iter=3
+        )
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -146,8 +153,7 @@ def test_swav_training_step_lowers_the_loss():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 3, (10, 32))
     X = centres[rng.integers(0, 10, 512)]
-    views = [torch.tensor(X + rng.normal(0, 0.5, X.shape), dtype=torch.float32)
-             for _ in range(2)]
+    views = [torch.tensor(X + rng.normal(0, 0.5, X.shape), dtype=torch.float32) for _ in range(2)]
     losses = swav_training_steps(torch, views, n_steps=30)
     assert all(np.isfinite(losses))
     assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:5])

@@ -19,8 +19,9 @@ def _expected_failed_checks(estimator):
     }
 
 
-@parametrize_with_checks([SphericalKMeans(n_clusters=3, random_state=0)],
-                         expected_failed_checks=_expected_failed_checks)
+@parametrize_with_checks(
+    [SphericalKMeans(n_clusters=3, random_state=0)], expected_failed_checks=_expected_failed_checks
+)
 def test_scikit_learn_compatible(estimator, check):
     check(estimator)
 
@@ -66,8 +67,9 @@ def test_one_lloyd_iteration_equals_the_dense_reference(dtype, chunk_size):
     assert result.centers.dtype == dtype
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(result.centers, expected, rtol=rtol, atol=rtol)
-    assert result.objective_history[0] == pytest.approx(len(X) - best.sum(dtype=np.float64),
-                                                        rel=rtol)
+    assert result.objective_history[0] == pytest.approx(
+        len(X) - best.sum(dtype=np.float64), rel=rtol
+    )
     # the final labels are those of the returned centres
     np.testing.assert_array_equal(result.labels, np.argmax(X @ result.centers.T, axis=1))
     # and the estimator, from the same centres, makes the same step
@@ -177,8 +179,7 @@ def test_inference_on_every_backend(backend):
     assert backend.is_own(labels)
     assert backend.is_own(cosines)
     np.testing.assert_array_equal(backend.to_numpy(labels), model.labels_)
-    np.testing.assert_allclose(backend.to_numpy(cosines), X @ model.cluster_centers_.T,
-                               rtol=1e-10)
+    np.testing.assert_allclose(backend.to_numpy(cosines), X @ model.cluster_centers_.T, rtol=1e-10)
     assert model.score(Xb) == pytest.approx(-model.inertia_)
 
 
@@ -196,8 +197,15 @@ def test_same_result_as_faiss_from_the_same_centres():
     faiss = pytest.importorskip("faiss")
     X, _ = directions(12, 50, spread=1.0, seed=13, dtype=np.float32)
     C0 = X[np.random.default_rng(0).choice(len(X), 12, replace=False)].copy()
-    kmeans = faiss.Kmeans(X.shape[1], 12, niter=3, spherical=True, seed=0,
-                          max_points_per_centroid=10**6, min_points_per_centroid=1)
+    kmeans = faiss.Kmeans(
+        X.shape[1],
+        12,
+        niter=3,
+        spherical=True,
+        seed=0,
+        max_points_per_centroid=10**6,
+        min_points_per_centroid=1,
+    )
     kmeans.train(X, init_centroids=C0)
     result = skm.lloyd(X, C0, max_iter=3, tol=0.0, chunk_size=64)
     np.testing.assert_allclose(result.centers, kmeans.centroids, atol=1e-5)

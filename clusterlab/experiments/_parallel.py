@@ -18,8 +18,10 @@ def check_n_jobs(n_jobs):
     """``n_jobs``: None, a positive integer or -1 (every CPU)."""
     if n_jobs is None:
         return None
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, Integral) or not (
-        n_jobs >= 1 or n_jobs == -1
+    if (
+        isinstance(n_jobs, bool)
+        or not isinstance(n_jobs, Integral)
+        or not (n_jobs >= 1 or n_jobs == -1)
     ):
         raise ValueError(
             f"n_jobs must be None, a positive integer or -1 (every CPU), got {n_jobs!r}."

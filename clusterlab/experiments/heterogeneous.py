@@ -126,8 +126,13 @@ def _fit(setting, replicate, method, data_seed, fit_seed, sdp_solver):
     X, y = make_heterogeneous_mixture(setting, random_state=data_seed)
     n_clusters = len(HETEROGENEOUS_SETTINGS[setting]["means"])
     fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
-    return {"setting": setting, "replicate": replicate, "method": method, **fit,
-            "data_seed": data_seed}
+    return {
+        "setting": setting,
+        "replicate": replicate,
+        "method": method,
+        **fit,
+        "data_seed": data_seed,
+    }
 
 
 def heterogeneous(
@@ -203,8 +208,14 @@ def heterogeneous(
     )
     start = time.perf_counter()
     tasks = [
-        (setting, replicate, method, int(seeds[s, replicate, 0]), int(seeds[s, replicate, 1]),
-         sdp_solver)
+        (
+            setting,
+            replicate,
+            method,
+            int(seeds[s, replicate, 0]),
+            int(seeds[s, replicate, 1]),
+            sdp_solver,
+        )
         for s, setting in enumerate(settings)
         for replicate in range(n_replicates)
         for method in methods
@@ -219,7 +230,7 @@ def heterogeneous(
         left[key] = left.get(key, len(methods)) - 1
         if verbose and left[key] == 0:
             first = index - methods.index(row["method"])
-            fits = rows[first:first + len(methods)]
+            fits = rows[first : first + len(methods)]
             errors = ", ".join(f"{fit['method']} {fit['error']:.3f}" for fit in fits)
             seconds = sum(fit["seconds"] for fit in fits)
             print(

@@ -185,13 +185,19 @@ def _check_grid(grid):
 
 def _fit(n, p, n_clusters, separation, trial, method, data_seed, fit_seed, sigma, sdp_solver):
     """One method on one trial's data set (drawn again from its seed): its row."""
-    X, y = make_isotropic_mixture(
-        n, p, n_clusters, separation, sigma=sigma, random_state=data_seed
-    )
+    X, y = make_isotropic_mixture(n, p, n_clusters, separation, sigma=sigma, random_state=data_seed)
     fit = run_method(method, X, y, n_clusters, fit_seed, sdp_solver)
-    return {"n": n, "p": p, "n_clusters": n_clusters, "separation": separation,
-            "trial": trial, "method": method, "recovered": fit["error"] == 0.0, **fit,
-            "data_seed": data_seed}
+    return {
+        "n": n,
+        "p": p,
+        "n_clusters": n_clusters,
+        "separation": separation,
+        "trial": trial,
+        "method": method,
+        "recovered": fit["error"] == 0.0,
+        **fit,
+        "data_seed": data_seed,
+    }
 
 
 def _report_point(rows, methods, theta2):
@@ -301,8 +307,18 @@ def phase_transition(
     start = time.perf_counter()
     thresholds = [exact_recovery_threshold(n, p, n_clusters, sigma) for n, p, n_clusters in configs]
     tasks = [
-        (n, p, n_clusters, separation, trial, method, int(seeds[c, g, trial, 0]),
-         int(seeds[c, g, trial, 1]), sigma, sdp_solver)
+        (
+            n,
+            p,
+            n_clusters,
+            separation,
+            trial,
+            method,
+            int(seeds[c, g, trial, 0]),
+            int(seeds[c, g, trial, 1]),
+            sigma,
+            sdp_solver,
+        )
         for c, (n, p, n_clusters) in enumerate(configs)
         for g, separation in enumerate(grid)
         for trial in range(n_trials)
@@ -318,14 +334,17 @@ def phase_transition(
         point = index // per_point
         left[point] -= 1
         if verbose and left[point] == 0:
-            _report_point(trials[point * per_point:(point + 1) * per_point], methods,
-                          thresholds[point // len(grid)])
+            _report_point(
+                trials[point * per_point : (point + 1) * per_point],
+                methods,
+                thresholds[point // len(grid)],
+            )
     result.trials = trials
     for c, (n, p, n_clusters) in enumerate(configs):
         theta2 = thresholds[c]
         for g, separation in enumerate(grid):
             point = c * len(grid) + g
-            rows = trials[point * per_point:(point + 1) * per_point]
+            rows = trials[point * per_point : (point + 1) * per_point]
             for method in methods:
                 fits = [row for row in rows if row["method"] == method]
                 errors = np.array([fit["error"] for fit in fits])

@@ -28,6 +28,7 @@ def exact_memory_estimate(n, n_blocks=1):
     """Estimated peak memory, in bytes, of :func:`solve_exact` on ``n_blocks`` n x n blocks."""
     return BYTES_PER_ENTRY * n_blocks * n * n
 
+
 DEFAULT_SOLVER = "SCS"
 DEFAULT_OPTIONS = {"SCS": {"eps_abs": 1e-5, "eps_rel": 1e-5}}
 

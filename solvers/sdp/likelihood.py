@@ -253,7 +253,13 @@ def ila_sdp(
                 blocks = MembershipBlocks(blocks.weights, blocks.moments, start.factors)
             multipliers = None
         trial, status, multipliers = _la_step(
-            Xc, costs, blocks, solver, multipliers, lowrank_options, exact_options,
+            Xc,
+            costs,
+            blocks,
+            solver,
+            multipliers,
+            lowrank_options,
+            exact_options,
             warm_start and n_iter > 0,
         )
         statuses.append(status)

@@ -144,7 +144,10 @@ def peng_wei(
     certify = certify and n <= MAX_SAMPLES
     if solver == "cvxpy":
         result = solve_exact(
-            [-(W @ W.T)], [n_clusters], solver=cvxpy_solver, solver_options=solver_options,
+            [-(W @ W.T)],
+            [n_clusters],
+            solver=cvxpy_solver,
+            solver_options=solver_options,
             duals=True,
         )
         Z = result.blocks[0]
@@ -176,8 +179,13 @@ def peng_wei(
     cost = BlockCost(W)
     while True:
         result = solve_lowrank(
-            [cost], [n_clusters], [factor], penalty=penalty, tol=tol,
-            max_iter=max(max_iter - n_iter, 1), multipliers=multipliers,
+            [cost],
+            [n_clusters],
+            [factor],
+            penalty=penalty,
+            tol=tol,
+            max_iter=max(max_iter - n_iter, 1),
+            multipliers=multipliers,
         )
         n_iter += result.n_iter
         factor = result.factors[0]
