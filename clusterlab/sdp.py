@@ -13,8 +13,9 @@ different covariances. Both run on one of two solvers from :mod:`clusterlab.solv
 
 ``solver="auto"`` takes cvxpy up to 100 samples (:class:`ILASDP`: 50) and the low-rank
 solver beyond. :class:`SDPKMeans` certifies its low-rank solution with a dual lower bound
-(``lower_bound_``, :mod:`clusterlab.solvers.sdp.certificate`) and raises the factor's
-rank while the certified gap stays open.
+(``lower_bound_``, :mod:`clusterlab.solvers.sdp.certificate`) and, while the certified
+gap stays open, escalates to signed factors of higher rank
+(:mod:`clusterlab.solvers.sdp.signed`).
 """
 
 from __future__ import annotations
@@ -102,16 +103,19 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         Columns of the low-rank factor to start with (None: ``2 * n_clusters``).
     max_rank : int or None, default=None
         Rank escalation of the low-rank solver: while the certified gap
-        ``objective_ - lower_bound_`` exceeds ``gap_tol * |objective_|``, solve again
-        with ``n_clusters`` more columns (warm-started from the last factor padded with
-        small random columns, and from its multipliers), up to ``max_rank`` columns
-        (None: ``4 * n_clusters``; at most the number of samples). Escalation also stops
-        when a rank increase lowered ``objective_`` by less than ``gap_tol`` relative:
-        the rank is then not what keeps the gap open. Set it to ``rank`` to turn
-        escalation off.
-    gap_tol : float, default=1e-5
+        ``objective_ - lower_bound_`` exceeds ``gap_tol * |objective_|``, solve again on
+        *signed* factors with ``n_clusters`` more columns (``Z = U U^T`` with
+        ``Z >= 0`` as a constraint: nonnegative columns only reach completely positive
+        matrices, and an optimum below the recovery threshold is in general not one),
+        warm-started from the last factor and its multipliers, up to ``max_rank``
+        columns (None: ``4 * n_clusters``; at most the number of samples). Escalation
+        stops when the gap closes, when ``max_iter`` is spent, or when a rank increase
+        lowered ``objective_`` by less than ``gap_tol`` relative. It runs on up to 500
+        samples solved (each signed iteration forms the ``n x n`` ``Z``) and shares
+        ``max_iter`` with the first solve. Set it to ``rank`` to turn escalation off.
+    gap_tol : float, default=1e-3
         Relative certified gap below which the low-rank solution is accepted (see
-        ``lower_bound_``); above it after escalation, a ``ConvergenceWarning`` gives the
+        ``lower_bound_``; first-order solutions are good to about this much); above it after escalation, a ``ConvergenceWarning`` gives the
         gap. ``np.inf``: no escalation and no warning (the bound is still computed).
     sketch_size : int, float or None, default=None
         Solve on this many random samples (a float in (0, 1]: this fraction of them; an
@@ -148,20 +152,22 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         most.
     lower_bound_ : float
         A certified lower bound on the SDP optimum (so on the K-means cost of every
-        partition), from a dual point built from the solution
-        (:mod:`clusterlab.solvers.sdp.certificate`): ``objective_ - lower_bound_`` is the
-        certified gap, an upper bound on how far ``objective_`` is above the SDP
-        optimum. It closes (to about ``tol``) when the SDP optimum is a partition matrix
-        (above the recovery threshold); when the optimum is not one, the bound can be
-        loose, and the gap overstates the error. NaN with more than 1,000 samples
-        solved (the bound needs a few tens of dense eigenvalue problems of that size),
-        and then there is no rank escalation.
+        partition), from dual points built from the solution
+        (:mod:`clusterlab.solvers.sdp.certificate`; the best of them):
+        ``objective_ - lower_bound_`` is the certified gap, an upper bound on how far
+        ``objective_`` is above the SDP optimum. Above the recovery threshold it closes
+        to about ``tol`` at once; below it the multipliers of the signed escalation
+        tighten it (see the SDP guide's certified-gap section). NaN with more than 1,000
+        samples solved (the bound needs dense eigenvalue problems of that size), and
+        then there is no rank escalation.
     rank_ : int or None
-        Columns of the low-rank factor at the end (after escalation); None with cvxpy.
+        Columns of ``membership_factor_`` (the nonnegative factor, or a signed one from
+        the escalation when it was feasible to ``tol`` and lower); None with cvxpy.
     inertia_ : float
         K-means cost of ``labels_`` (squared distances to ``cluster_centers_``).
     membership_factor_ : ndarray of shape (n_solved, r)
-        ``Z ~ membership_factor_ @ membership_factor_.T``: the low-rank factor, or the
+        ``Z ~ membership_factor_ @ membership_factor_.T``: the low-rank factor
+        (nonnegative, or with signed entries when it comes from the escalation), or the
         eigen-factor of cvxpy's ``Z``.
     primal_infeasibility_ : float
         ``||Z 1 - 1||_2``.
@@ -214,7 +220,7 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         solver="auto",
         rank=None,
         max_rank=None,
-        gap_tol=1e-5,
+        gap_tol=1e-3,
         sketch_size=None,
         penalty=10.0,
         tol=1e-6,
@@ -314,13 +320,14 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
                 abs(result.objective), np.finfo(float).tiny
             )
             warnings.warn(
-                f"SDPKMeans (lowrank) stopped at rank {result.rank} with a certified gap "
+                f"SDPKMeans (lowrank) stopped at rank {result.rank} (escalation up to rank "
+                f"{result.rank_tried}) with a certified gap "
                 f"of {self.objective_ - self.lower_bound_:.4g} ({relative:.2e} relative, "
                 f"gap_tol={self.gap_tol:g}): objective_ {self.objective_:.8g}, "
-                f"lower_bound_ {self.lower_bound_:.8g}. Either the "
-                "optimum needs a higher rank (raise max_rank) or it is not a partition "
-                "matrix (clusters below the recovery threshold), where the bound can be "
-                'loose; solver="cvxpy" gives the optimum on up to a few hundred samples.',
+                f"lower_bound_ {self.lower_bound_:.8g}. The signed escalation ran out of "
+                "iterations or columns before the bound met objective_ (raise max_iter or "
+                'max_rank), or the gap is what it says; solver="cvxpy" gives the optimum '
+                "on up to a few hundred samples.",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -152,7 +152,8 @@ def test_lowrank_agrees_with_cvxpy(n, relative_separation, seed):
         solver="cvxpy",
         solver_options={"eps_abs": 1e-6, "eps_rel": 1e-6},
     )
-    fast = peng_wei(X, 3, rng=np.random.default_rng(seed))
+    # the nonnegative solver itself (the signed escalation has its own tests)
+    fast = peng_wei(X, 3, rng=np.random.default_rng(seed), gap_tol=np.inf)
     assert fast.converged
     assert fast.primal_infeasibility < 1e-4
     assert abs(fast.objective - exact.objective) <= 1e-3 * exact.objective
@@ -196,9 +197,11 @@ def test_ila_sdp_never_increases_f(covariance_type, solver):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # see the note
 def test_ila_sdp_fixes_what_kmeans_and_peng_wei_get_wrong():
-    """sdp.md's K = 2 heterogeneous setting over 20 replicates (the issue's criterion)."""
+    """sdp.md's K = 2 heterogeneous setting over 20 replicates (the issue's criterion).
+
+    No ConvergenceWarning either (pytest makes it an error): before the retry of a step
+    that raised F with fresh multipliers, seeds 12 and 17 stopped on such a step."""
     ila, pw, km = [], [], []
     for seed in range(20):
         X, y = _heterogeneous(seed)

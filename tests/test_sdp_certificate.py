@@ -6,8 +6,9 @@ import warnings
 import cvxpy as cp
 import numpy as np
 import pytest
-from clusterlab.solvers.sdp.certificate import _cross_cluster_n, peng_wei_lower_bound
+from clusterlab.solvers.sdp.certificate import _cross_cluster_n, peng_wei_lower_bound, slack_bound
 from clusterlab.solvers.sdp.likelihood import ila_sdp
+from clusterlab.solvers.sdp.signed import solve_signed
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import adjusted_rand_score
 
@@ -109,21 +110,73 @@ def test_gap_closes_on_separated_data():
     assert model.rank_ == 6  # no escalation needed
 
 
-def test_escalation_adds_columns_while_the_objective_improves():
-    X, _ = make_isotropic_mixture(120, 2, 3, 1.4, relative=False, random_state=0)
+def _normalised_cost(X):
+    Xc = X - X.mean(axis=0)
+    total = float(np.sum(Xc**2))
+    W = Xc / np.sqrt(total / X.shape[0])
+    return W, total, total / X.shape[0]  # K-means cost = total + unit * <-W W^T, Z>
+
+
+def test_slack_bound_holds_for_any_dual_point():
+    """Eq. (2) at arbitrary (y, N), N even with negative or asymmetric entries (clipped and
+    symmetrised inside): never above the optimum."""
+    X, _ = make_isotropic_mixture(24, 3, 3, 0.3, random_state=7)
+    W, total, unit = _normalised_cost(X)
+    optimum = _sdp_optimum(X, 3)
+    rng = np.random.default_rng(7)
+    for scale in (0.1, 1.0, 10.0):
+        y = rng.normal(scale=scale, size=24)
+        N = rng.normal(scale=scale, size=(24, 24))
+        bound = total + unit * slack_bound(-(W @ W.T), 3, y, N).lower_bound
+        assert bound <= optimum + 1e-7 * optimum
+
+
+def test_signed_solver_reaches_the_doubly_nonnegative_optimum():
+    """Below the threshold the optimum is not completely positive of low rank: the signed
+    factor reaches it, and its multipliers certify it (the dual side of the gap closes)."""
+    X, _ = make_isotropic_mixture(24, 3, 3, 0.3, random_state=7)
+    W, total, unit = _normalised_cost(X)
+    optimum = _sdp_optimum(X, 3)
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((24, 9))
+    start *= np.sqrt(3) / np.linalg.norm(start)
+    run = solve_signed(W, 3, start, np.zeros(24), tol=1e-7, max_iter=50000)
+    objective = total + unit * run.objective
+    bound = (
+        total
+        + unit * slack_bound(-(W @ W.T), 3, run.row_multipliers, run.entry_multipliers).lower_bound
+    )
+    assert run.primal_infeasibility <= 1e-5
+    assert run.negative_mass <= 1e-5
+    assert abs(objective - optimum) <= 1e-4 * optimum
+    assert bound <= optimum + 1e-7 * optimum
+    assert optimum - bound <= 1e-4 * optimum
+
+
+def test_escalation_tightens_the_certified_gap():
+    """Below the threshold the nonnegative factor's own multipliers give a loose bound
+    (tens of units here); the signed escalation's give one within 1e-4 relative of the
+    optimum, still below it."""
+    X, _ = make_isotropic_mixture(36, 3, 3, 0.15, random_state=4)
+    optimum = _sdp_optimum(X, 3)
     with pytest.warns(ConvergenceWarning, match="certified gap"):
-        low = SDPKMeans(3, solver="lowrank", rank=3, max_rank=3, random_state=0).fit(X)
-    with pytest.warns(ConvergenceWarning, match="certified gap"):
-        grown = SDPKMeans(3, solver="lowrank", rank=3, max_rank=9, random_state=0).fit(X)
-    assert low.rank_ == 3
-    assert grown.rank_ > 3
-    assert grown.objective_ < low.objective_
+        fixed = SDPKMeans(3, solver="lowrank", max_rank=6, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the primal may stay above
+        grown = SDPKMeans(3, solver="lowrank", random_state=0).fit(X)
+    slack = 1e-7 * optimum
+    assert fixed.lower_bound_ <= optimum + slack
+    assert grown.lower_bound_ <= optimum + slack
+    assert optimum - grown.lower_bound_ <= 1e-4 * optimum
+    assert optimum - grown.lower_bound_ < 0.01 * (optimum - fixed.lower_bound_)
+    assert grown.objective_ >= optimum - 1e-6 * optimum  # feasible: never below
 
 
 @pytest.mark.slow
 def test_issue_case_reaches_the_optimum_or_reports_the_gap():
     """120 points, 3 clusters, squared centre distance 1.4 (below the threshold): within
-    1e-3 of the SDP optimum, or a warning whose numbers are the fitted ones."""
+    1e-3 of the SDP optimum, or a warning whose numbers are the fitted ones and a
+    certified gap that is informative (the bound within 2e-3 relative of the optimum)."""
     X, _ = make_isotropic_mixture(120, 2, 3, 1.4, relative=False, random_state=0)
     # SCS at 1e-7 (Clarabel's interior point is far slower at n = 120)
     optimum = _sdp_optimum(X, 3, solver="SCS", eps_abs=1e-7, eps_rel=1e-7, max_iters=10**6)
@@ -131,6 +184,8 @@ def test_issue_case_reaches_the_optimum_or_reports_the_gap():
         warnings.simplefilter("always")
         model = SDPKMeans(3, solver="lowrank", random_state=0).fit(X)
     assert model.lower_bound_ <= optimum + 1e-6 * optimum
+    assert optimum - model.lower_bound_ <= 2e-3 * optimum
+    assert model.objective_ >= optimum - 1e-6 * optimum
     if model.objective_ - optimum > 1e-3:
         (warning,) = [w for w in caught if w.category is ConvergenceWarning]
         text = str(warning.message)
@@ -141,8 +196,8 @@ def test_issue_case_reaches_the_optimum_or_reports_the_gap():
 
 def test_gap_warning_carries_the_numbers():
     X, _ = make_isotropic_mixture(60, 2, 3, 0.2, random_state=0)
-    with pytest.warns(ConvergenceWarning) as record:
-        model = SDPKMeans(3, solver="lowrank", random_state=0).fit(X)
+    with pytest.warns(ConvergenceWarning) as record:  # a tolerance tighter than the default
+        model = SDPKMeans(3, solver="lowrank", gap_tol=1e-5, random_state=0).fit(X)
     text = str(record[0].message)
     gap = float(re.search(r"certified gap of ([0-9.e+-]+)", text).group(1))
     objective = float(re.search(r"objective_ (-?[0-9][0-9.e+-]*[0-9])", text).group(1))

@@ -49,6 +49,10 @@ Two families of ``(y, N)`` are tried and the best bound kept:
   is not a partition matrix (clusters below the recovery threshold) it can stay loose:
   the gap is then an upper bound on the suboptimality, not its value.
 
+A third dual point comes from the signed escalation (:mod:`.signed`): the multipliers of
+its row sums *and* of ``Z >= 0`` (the ``N`` the first family lacks), evaluated by
+:func:`slack_bound`. Below the recovery threshold they are what makes the bound tight.
+
 Each evaluation costs one symmetric eigenvalue problem of size ``n`` (dense, ``O(n^3)``),
 so the certificate is computed up to :data:`MAX_SAMPLES` samples.
 """
@@ -64,7 +68,7 @@ from scipy.optimize import minimize_scalar
 
 from .._backend import single_threaded_blas
 
-__all__ = ["MAX_SAMPLES", "Certificate", "peng_wei_lower_bound"]
+__all__ = ["MAX_SAMPLES", "Certificate", "peng_wei_lower_bound", "slack_bound"]
 
 # Above this many samples the dense eigenvalue problems of the certificate (a few tens of
 # them) cost more than the low-rank solve: no bound is computed.
@@ -88,7 +92,8 @@ class Certificate:
     min_eigenvalue : float
         ``lambda_min(C - sym(y) - N)``.
     source : str
-        ``"multipliers"`` or ``"partition"``: the family that gave the bound.
+        ``"multipliers"``, ``"partition"`` or ``"signed multipliers"``: the dual point
+        that gave the bound.
     """
 
     lower_bound: float
@@ -127,6 +132,16 @@ def _cross_cluster_n(M, masks):
                 N[np.ix_(rows, cols)] = part
                 N[np.ix_(cols, rows)] = part.T
     return N
+
+
+def slack_bound(C, trace, y, N):
+    """Eq. (2) at a given dual point ``(y, N)`` (``N`` symmetric, nonnegative): the bound
+    of the signed solver's multipliers (:mod:`.signed`)."""
+    small = C.shape[0] < _THREADED_SIZE
+    with single_threaded_blas() if small else contextlib.nullcontext():
+        # symmetrised and clipped: the bound is valid for any input
+        lowest = _lowest_eigenvalue(C - _sym(y) - np.maximum(0.5 * (N + N.T), 0.0))
+    return Certificate(float(np.sum(y)) + trace * lowest, y, lowest, "signed multipliers")
 
 
 def _bound(C, t, y, masks):

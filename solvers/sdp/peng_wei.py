@@ -22,9 +22,10 @@ import numpy as np
 
 from .._backend import get_namespace, nearest_centers
 from ..seeded_kmeans import seeded_kmeans
-from .certificate import MAX_SAMPLES, peng_wei_lower_bound
+from .certificate import MAX_SAMPLES, peng_wei_lower_bound, slack_bound
 from .exact import solve_exact
 from .lowrank import BlockCost, solve_lowrank
+from .signed import negative_mass, solve_signed
 
 __all__ = [
     "PengWeiResult",
@@ -40,6 +41,10 @@ __all__ = [
 _KMEANS_INITS = 10
 # Relative weight of the random part of a k-means warm start for the low-rank factor.
 _START_NOISE = 0.1
+# The signed escalation forms Z (O(n^2 r) per iteration, thousands of iterations): up to
+# this many samples. At n = 150 below the threshold it took 9-11 s of a 20,000-iteration
+# budget on a loaded two-core machine; at n = 1,000 the same budget would take minutes.
+SIGNED_MAX_SAMPLES = 500
 
 
 @dataclass
@@ -73,6 +78,8 @@ class PengWeiResult:
         Columns of the low-rank factor of the last solve (None for cvxpy).
     gap_converged : bool
         Whether ``objective - lower_bound <= gap_tol * |objective|`` (False when no bound).
+    rank_tried : int or None
+        The highest rank solved at (the signed escalation's; None for cvxpy).
     """
 
     labels: np.ndarray
@@ -85,6 +92,7 @@ class PengWeiResult:
     lower_bound: float = np.nan
     rank: int | None = None
     gap_converged: bool = False
+    rank_tried: int | None = None
 
 
 def _normalised(X):
@@ -102,7 +110,7 @@ def peng_wei(
     solver="lowrank",
     rank=None,
     max_rank=None,
-    gap_tol=1e-5,
+    gap_tol=1e-3,
     certify=True,
     penalty=10.0,
     tol=1e-6,
@@ -124,11 +132,11 @@ def peng_wei(
         Columns of the first low-rank factor (default ``2 * n_clusters``, at most n).
     max_rank : int or None
         Rank escalation: while the certified gap ``objective - lower_bound`` exceeds
-        ``gap_tol * |objective|``, the solve is repeated with ``n_clusters`` more columns
-        (the previous factor padded with small random ones, and its multipliers) up to
-        this many (default ``4 * n_clusters``, at most n). It also stops when a rank
-        increase lowered the objective by less than ``gap_tol`` relative (the rank is
-        then not what keeps the gap open). ``max_rank <= rank``: no escalation.
+        ``gap_tol * |objective|``, the problem is solved again on signed factors
+        (:mod:`.signed`) with ``n_clusters`` more columns at a time, from the last factor
+        padded with small random columns and its multipliers, up to this many (default
+        ``4 * n_clusters``, at most n). It stops when a rank increase narrowed the gap
+        by less than ``gap_tol`` relative. ``max_rank <= rank``: no escalation.
     gap_tol : float
         Relative certified gap that ends the escalation.
     certify : bool
@@ -175,58 +183,157 @@ def peng_wei(
     rank = min(n, rank or 2 * n_clusters)
     max_rank = min(n, 4 * n_clusters if max_rank is None else max_rank)
     factor = _kmeans_start(W, n_clusters, rank, rng)
-    multipliers, n_iter, previous = None, 0, np.inf
     cost = BlockCost(W)
-    while True:
-        result = solve_lowrank(
-            [cost],
-            [n_clusters],
-            [factor],
+    result = solve_lowrank(
+        [cost], [n_clusters], [factor], penalty=penalty, tol=tol, max_iter=max_iter
+    )
+    n_iter = result.n_iter
+    factor = result.factors[0]
+    labels = labels_from_factor(factor, n_clusters, rng)
+    XtU = Xc.T @ factor
+    objective = total - float(np.sum(XtU * XtU))
+    lower_bound = np.nan
+    if certify:
+        C = -(W @ W.T)
+        certificate = peng_wei_lower_bound(C, n_clusters, labels, result.row_multipliers)
+        lower_bound = total + unit * certificate.lower_bound
+    closed = _gap_closed(objective, lower_bound, gap_tol)
+    converged, infeasibility = result.converged, result.primal_infeasibility
+    rank_tried = rank
+    escalate = certify and n <= SIGNED_MAX_SAMPLES and rank < max_rank and n_iter < max_iter
+    if escalate and not closed:
+        # escalate on signed factors (module .signed): nonnegative columns only reach
+        # completely positive matrices, and an optimum below the recovery threshold
+        # is in general not one, at any rank
+        signed = _escalate_signed(
+            W,
+            total,
+            n_clusters,
+            factor,
+            result,
+            rank,
+            max_rank,
+            gap_tol,
+            lower_bound,
+            rng=rng,
             penalty=penalty,
             tol=tol,
-            max_iter=max(max_iter - n_iter, 1),
-            multipliers=multipliers,
+            max_iter=max_iter - n_iter,
         )
-        n_iter += result.n_iter
-        factor = result.factors[0]
-        labels = labels_from_factor(factor, n_clusters, rng)
-        XtU = Xc.T @ factor
-        objective = total - float(np.sum(XtU * XtU))
-        lower_bound = np.nan
-        if certify:
-            certificate = peng_wei_lower_bound(
-                -(W @ W.T), n_clusters, labels, result.row_multipliers
-            )
-            lower_bound = total + unit * certificate.lower_bound
+        n_iter += signed.n_iter
+        lower_bound, rank_tried = signed.lower_bound, signed.rank_tried
+        if signed.factor is not None:  # a feasible (to tol) signed solution, better
+            factor, rank, objective = signed.factor, signed.rank, signed.objective
+            infeasibility, converged = signed.primal_infeasibility, True
+            labels = labels_from_factor(factor, n_clusters, rng)
         closed = _gap_closed(objective, lower_bound, gap_tol)
-        # a rank increase that did not lower the objective by gap_tol says the rank is
-        # not what keeps the gap open (a bound that is loose, as when the optimum is
-        # not a partition matrix): more columns would cost time for nothing
-        stalled = previous - objective <= gap_tol * abs(objective)
-        if closed or stalled or not certify or rank >= max_rank or n_iter >= max_iter:
-            break
-        previous = objective
-        # escalate: the optimum may need a higher rank than the factor has (an SDP
-        # solution of rank > r is out of reach of r columns), or the solve sits at a
-        # spurious point of the factorised problem; new small positive columns give the
-        # solver directions out of it, the multipliers carry over
-        new_rank = min(max_rank, rank + n_clusters)
-        padding = _START_NOISE * np.abs(rng.standard_normal((n, new_rank - rank))) / np.sqrt(n)
-        factor = np.hstack([factor, padding])
-        factor *= np.sqrt(n_clusters / np.sum(factor * factor))
-        multipliers = result.multipliers
-        rank = new_rank
     return PengWeiResult(
         labels=labels,
         factor=factor,
         objective=objective,
-        primal_infeasibility=result.primal_infeasibility,
+        primal_infeasibility=infeasibility,
         n_iter=n_iter,
-        converged=result.converged,
-        status="converged" if result.converged else "max_iter",
+        converged=converged,
+        status="converged" if converged else "max_iter",
         lower_bound=lower_bound,
         rank=rank,
         gap_converged=closed,
+        rank_tried=rank_tried,
+    )
+
+
+@dataclass
+class _Escalation:
+    factor: np.ndarray | None
+    rank: int
+    objective: float
+    primal_infeasibility: float
+    lower_bound: float
+    n_iter: int
+    rank_tried: int
+
+
+def _escalate_signed(
+    W,
+    total,
+    n_clusters,
+    factor,
+    result,
+    rank,
+    max_rank,
+    gap_tol,
+    lower_bound,
+    *,
+    rng,
+    penalty,
+    tol,
+    max_iter,
+):
+    """Signed factors of ``n_clusters`` more columns at a time (up to ``max_rank``) from
+    the nonnegative solution and its multipliers, until the certified gap closes.
+
+    Every round's multipliers give a valid bound (certificate eq. 2): the best is kept.
+    A signed solution replaces the nonnegative one only when it is feasible to ``tol``
+    (row sums, and the negative mass of :func:`.signed.negative_mass`) and lower; the
+    solve at a rank stops when the gap closes, and the escalation when a rank increase
+    narrowed the certified gap (a lower objective or a higher bound) by less than
+    ``gap_tol`` relative.
+    """
+    n = W.shape[0]
+    unit = total / n
+    C = -(W @ W.T)
+    best = {"bound": lower_bound, "factor": None, "objective": np.inf, "rows": np.nan}
+    reference = total + unit * result.objective  # the nonnegative (feasible) objective
+
+    def stop(row_multipliers, entry_multipliers, U):
+        bound = (
+            total
+            + unit * slack_bound(C, n_clusters, row_multipliers, entry_multipliers).lower_bound
+        )
+        best["bound"] = max(best["bound"], bound)
+        Z = U @ U.T
+        rows = float(np.linalg.norm(Z.sum(axis=1) - 1.0))
+        feasible = rows / np.sqrt(n) <= tol and negative_mass(Z) <= tol
+        WU = W.T @ U
+        objective = total - unit * float(np.sum(WU * WU))
+        if feasible and objective < min(best["objective"], reference):
+            best.update(factor=U, objective=objective, rows=rows)
+        current = min(best["objective"], reference)
+        return _gap_closed(current, best["bound"], gap_tol)
+
+    y, N, beta = -result.row_multipliers, None, penalty
+    n_iter, previous = 0, reference - lower_bound
+    while rank < max_rank and n_iter < max_iter:
+        new_rank = min(max_rank, rank + n_clusters)
+        padding = _START_NOISE * rng.standard_normal((n, new_rank - rank)) / np.sqrt(n)
+        factor = np.hstack([factor, padding])
+        factor *= np.sqrt(n_clusters / np.sum(factor * factor))
+        rank = new_rank
+        run = solve_signed(
+            W,
+            n_clusters,
+            factor,
+            y,
+            N,
+            penalty=beta,
+            tol=tol,
+            max_iter=max_iter - n_iter,
+            stop=stop,
+        )
+        n_iter += run.n_iter
+        current = min(best["objective"], reference)
+        gap = current - best["bound"]
+        if run.stopped_early or previous - gap <= gap_tol * abs(current):
+            break
+        factor, y, N, beta, previous = run.factor, run.y, run.N, run.beta, gap
+    return _Escalation(
+        factor=best["factor"],
+        rank=rank if best["factor"] is None else best["factor"].shape[1],
+        objective=best["objective"],
+        primal_infeasibility=best["rows"],
+        lower_bound=best["bound"],
+        n_iter=n_iter,
+        rank_tried=rank,
     )
 
 
