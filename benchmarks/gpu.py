@@ -212,7 +212,7 @@ def swav_rows(libs, n, K, dtype):
     numpy_lib = libs[0]
     base_time = numpy_lib.timed(lambda: sinkhorn_codes(S, 0.05, 3))
     rows = [row(case, numpy_lib, dtype, base_time)]
-    spread = float(S.max() - S.min())
+    score_range = (float(S.min()), float(S.max()))
     for lib in libs[1:]:
         scores = lib.asarray(S)
         floor = 7 * S.nbytes / lib.copy_bandwidth(S.nbytes)
@@ -221,7 +221,8 @@ def swav_rows(libs, n, K, dtype):
         peak = lib.peak_mb(base)
         codes = to_numpy(sinkhorn_codes(scores, 0.05, 3))
         syncs = count_syncs(
-            lib, lambda scores=scores: solver.scaling_codes(scores, 0.05, 3, spread=spread)
+            lib,
+            lambda scores=scores: solver.scaling_codes(scores, 0.05, 3, score_range=score_range),
         )
         public = count_syncs(lib, lambda scores=scores: sinkhorn_codes(scores, 0.05, 3))
         rows.append(

@@ -16,21 +16,24 @@ Cases
 -----
 ``swav``
     SwAV's fixed 3 iterations at eps = 0.05: POT ``ot.sinkhorn`` and
-    ``ot.sinkhorn_log`` (``numItermax=3, stopThr=0``), the NumPy transcription of SwAV's
+    ``ot.sinkhorn_log`` (``numItermax=3``, POT's default ``stopThr``; the cost
+    ``M = -S`` formed once, outside the timing), the NumPy transcription of SwAV's
     ``distributed_sinkhorn`` (:func:`benchmarks.peers.swav_sinkhorn_numpy`) and
-    ``clusterlab.sinkhorn_codes``, and two memory-traffic floors (rows ``floor: ...``,
-    no arithmetic beyond the sums, so no method can beat them on this machine): one read
-    of the scores and one write of a fresh n x K array (a copy), and the four passes
-    SwAV's three iterations need at the least (each iteration's column sums depend on
-    every row of the previous one: write ``E`` once while reading the scores, read it
-    twice, read and write it once), done by the same streaming kernels with the
-    exponential left out; and, at those sizes, clusterlab's solver
-    (:func:`clusterlab.solvers.sinkhorn.scaling_codes`) without the public function's
-    input check (which reads the scores once for their minimum and maximum). Every
-    method's codes (``n * plan``) are compared
-    with the NumPy transcription's (``note``: max abs difference). At large ``n`` that
-    difference is the transcription's own float32 rounding: its sums over the samples
-    accumulate in float32 (at n = 65536 it is ~2e-5 off float64 arithmetic, clusterlab ~3e-8).
+    ``clusterlab.sinkhorn_codes``. At the large sizes also: clusterlab's solver with the
+    range check fused into its first pass (:func:`clusterlab.solvers.sinkhorn.sinkhorn_codes`
+    with ``check_range``; the public function reads the scores once more for their
+    minimum and maximum), and memory-traffic floors (rows ``floor: ...``, no arithmetic
+    beyond the sums, so no method can beat them on this machine): a NumPy copy of the
+    scores (one thread), the same copy by a threaded kernel (one read, one write of a fresh
+    n x K array), one threaded read, one threaded read and write in place, and the four
+    passes SwAV's three iterations need at the least (each iteration's column sums depend
+    on every row of the previous one: write ``E`` into a fresh array while reading the
+    scores, read it twice, read it and write the codes over it), done by the same
+    streaming kernels with the exponential left out. Every method's codes (``n * plan``)
+    are compared with the NumPy transcription's (``note``: max abs difference). At large
+    ``n`` that difference is the transcription's own float32 rounding: its sums over the
+    samples accumulate in float32 (at n = 65536 it is ~2e-5 off float64 arithmetic,
+    clusterlab ~3e-8).
 ``converged``
     eps = 0.05 to a relative column-marginal error of 1e-6: POT ``ot.sinkhorn`` in
     float64 and float32 and ``ot.sinkhorn_log`` in float64, ``clusterlab.sinkhorn`` in
@@ -70,9 +73,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from clusterlab.solvers import sinkhorn as solver
 from clusterlab.solvers._backend import n_threads
 from clusterlab.solvers._scaling_kernels import row_scaling_pass
-from clusterlab.solvers.sinkhorn import scaling_codes
 from numba import njit, prange
 
 import clusterlab
@@ -204,43 +207,57 @@ def measure(case, method, S, fn, mass, *, warmup=True, reference=None, cap=None)
 
 
 @njit(parallel=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
-def _copy_column_sums(S, E, col_partial, sums):
-    """``E = S`` and, if ``sums``, the per-block column sums of ``S`` (float64)."""
+def _copy_column_sums(S, E, col_partial, copy, sums):
+    """``E = S`` if ``copy``, and if ``sums`` the per-block column sums of ``S`` (float64)."""
     n, K = S.shape
     n_chunks = col_partial.shape[0]
     for c in prange(n_chunks):
         acc = col_partial[c]
         acc[:] = 0.0
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            for k in range(K):
-                E[i, k] = S[i, k]
+            if copy:
+                for k in range(K):
+                    E[i, k] = S[i, k]
             if sums:
                 for k in range(K):
-                    acc[k] += E[i, k]
+                    acc[k] += S[i, k]
 
 
 def floor_rows(case, S):
-    """The two memory-traffic floors of the SwAV case (module docstring)."""
+    """The memory-traffic floors of the SwAV case (module docstring)."""
     n, K = S.shape
     n_chunks = max(1, min(n, 4 * n_threads()))
     col_partial = np.empty((n_chunks, K))
+    ones = np.ones(K)
+    E = S.copy()  # for the in-place pass: no fresh pages
 
     def copy_once():
-        E = np.empty_like(S)
-        _copy_column_sums(S, E, col_partial, False)
-        return E
+        out = np.empty_like(S)
+        _copy_column_sums(S, out, col_partial, True, False)
+        return out
 
     def four_passes():
-        E = np.empty_like(S)
-        _copy_column_sums(S, E, col_partial, True)
+        out = np.empty_like(S)
+        _copy_column_sums(S, out, col_partial, True, True)
         for it in range(SWAV_ITER):
             v = 1.0 / col_partial.sum(axis=0)
-            row_scaling_pass(E, v, col_partial, it == SWAV_ITER - 1)
-        return E
+            row_scaling_pass(out, v, col_partial, it == SWAV_ITER - 1)
+        return out
 
     rows = []
     for method, fn, note in (
-        ("floor: read + write once", copy_once, "a copy into a fresh array"),
+        ("floor: NumPy copy", S.copy, "S.copy(), one thread: a fresh array"),
+        ("floor: read + write once", copy_once, "a threaded copy into a fresh array"),
+        (
+            "floor: read once",
+            lambda: _copy_column_sums(S, S, col_partial, False, True),
+            "threaded column sums",
+        ),
+        (
+            "floor: read + write in place",
+            lambda: row_scaling_pass(E, ones, col_partial, True),
+            "the codes pass on an existing array",
+        ),
         (
             "floor: 4 passes, no exp",
             four_passes,
@@ -260,10 +277,40 @@ def floor_rows(case, S):
                 "marginal_error": math.nan,
                 "n_iter": 0,
                 "finite": True,
-                "note": f"{note}; {S.nbytes / 1e9:.2f} GB per pass",
+                "note": f"{note}; {S.nbytes / 1e9:.2f} GB per array, "
+                f"{S.nbytes / seconds / 1e9:.1f} GB/s",
             }
         )
     return rows
+
+
+def _check_range(eps):
+    """The public function's range check (:func:`clusterlab._validation.check_score_range`)
+    on the range the solver's first pass measures."""
+
+    def check(low, high):
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError("scores contains NaN or infinity.")
+        if not math.isfinite((high - low) / eps):
+            raise ValueError(f"eps={eps:g} is too small for scores spanning {high - low:g}.")
+
+    return check
+
+
+def pot_swav_runner(S, eps, method):
+    """POT at SwAV's setting: ``numItermax=3``, its default ``stopThr``, float32 marginals
+    and the cost ``M = -S`` formed once here, so that the timing is POT's alone."""
+    import ot
+
+    n, K = S.shape
+    a, b = np.full(n, 1.0 / n, S.dtype), np.full(K, 1.0 / K, S.dtype)
+    M = -S
+
+    def run():
+        plan, log = ot.sinkhorn(a, b, M, eps, method=method, numItermax=SWAV_ITER, log=True)
+        return plan, int(log["niter"]) + 1
+
+    return quietly(run)
 
 
 def swav_case(S, with_log=True):
@@ -276,20 +323,20 @@ def swav_case(S, with_log=True):
     row, reference = measure(case, "NumPy SwAV transcription", S, reference_fn, codes_mass)
     rows = [row]
     for method in ("sinkhorn", "sinkhorn_log") if with_log else ("sinkhorn",):
-        fn = pot_runner(S, EPS, method, numItermax=SWAV_ITER, stopThr=0.0)
+        fn = pot_swav_runner(S, EPS, method)
         rows.append(measure(case, f"POT ot.{method}", S, fn, 1 / K, reference=reference)[0])
     fn = quietly(lambda: (clusterlab.sinkhorn_codes(S, EPS, SWAV_ITER), SWAV_ITER))
     rows.append(
         measure(case, "clusterlab.sinkhorn_codes", S, fn, codes_mass, reference=reference)[0]
     )
+    # the solver with the range check fused into its first pass
+    check = _check_range(EPS)
+    fn = quietly(
+        lambda: (solver.sinkhorn_codes(S, EPS, SWAV_ITER, check_range=check)[0], SWAV_ITER)
+    )
+    row = measure(case, "clusterlab solver, check fused", S, fn, codes_mass, reference=reference)
+    rows.append(row[0])
     if S.size >= FLOOR_MIN_SIZE:
-        # the solver without the public function's input check (one min/max pass)
-        fn = quietly(lambda: (scaling_codes(S, EPS, SWAV_ITER), SWAV_ITER))
-        rows.append(
-            measure(
-                case, "clusterlab solver, no input check", S, fn, codes_mass, reference=reference
-            )[0]
-        )
         rows += floor_rows(case, S)
     return rows
 

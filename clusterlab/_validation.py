@@ -93,10 +93,16 @@ def check_score_range(scores, eps, name="scores"):
     """
     xp = get_namespace(scores)
     high, low = host_floats(xp, *extrema(xp, scores))
+    return check_range_values(low, high, eps, float(xp.finfo(scores.dtype).max), name)
+
+
+def check_range_values(low, high, eps, largest, name="scores"):
+    """:func:`check_score_range` on a range measured elsewhere (by a solver's first pass):
+    ``largest`` is the dtype's largest float. Returns ``(low, high)``."""
     if not (np.isfinite(high) and np.isfinite(low)):
         raise ValueError(f"{name} contains NaN or infinity.")
     spread = high - low  # Python floats: no overflow
-    if spread > float(xp.finfo(scores.dtype).max):
+    if spread > largest:
         raise ValueError(
             f"{name} span more than the floating-point range (max - min overflows): rescale them."
         )

@@ -32,6 +32,7 @@ from clusterlab._validation import (
     check_marginal,
     check_n_clusters,
     check_positive,
+    check_range_values,
     check_score_range,
     count_runs,
 )
@@ -57,12 +58,13 @@ __all__ = ["SinkhornKMeans", "sinkhorn", "sinkhorn_codes", "swapped_prediction_l
 SinkhornResult = _sk.SinkhornResult
 
 
-def _check_solver_arguments(scores, eps, tol, max_iter, n_iter):
+def _check_solver_arguments(scores, eps, tol, max_iter, n_iter, *, measure_range=True):
     """The checks every Sinkhorn entry point shares; returns them validated, and the
-    range ``(min, max)`` of the scores (one device sync in all)."""
+    range ``(min, max)`` of the scores (one device sync in all; None without
+    ``measure_range``: the solver measures it and calls :func:`check_range_values`)."""
     scores = check_float_matrix(scores, "scores", finite=False)  # the range check sees NaN
     eps = check_positive(eps, "eps")
-    score_range = check_score_range(scores, eps)
+    score_range = check_score_range(scores, eps) if measure_range else None
     return (
         scores,
         eps,
@@ -367,11 +369,22 @@ def sinkhorn_codes(scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter
         if n_iter is None and not result.converged:
             _warn_not_converged(result, tol, "sinkhorn_codes")
         return codes
+    # NumPy with n_iter: the solver's first pass measures the range (no pass of its own)
+    fused = n_iter is not None and isinstance(scores, np.ndarray)
     scores, eps, score_range, tol, max_iter, n_iter = _check_solver_arguments(
-        scores, eps, tol, max_iter, n_iter
+        scores, eps, tol, max_iter, n_iter, measure_range=not fused
     )
     codes, result = _sk.sinkhorn_codes(
-        scores, eps, n_iter, hard=hard, tol=tol, max_iter=max_iter, score_range=score_range
+        scores,
+        eps,
+        n_iter,
+        hard=hard,
+        tol=tol,
+        max_iter=max_iter,
+        score_range=score_range,
+        check_range=lambda low, high: check_range_values(
+            low, high, eps, float(np.finfo(scores.dtype).max)
+        ),
     )
     if n_iter is None and not result.converged:
         _warn_not_converged(result, tol, "sinkhorn_codes")

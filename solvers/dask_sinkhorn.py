@@ -38,14 +38,13 @@ kernels: the parallelism is one task per chunk. The functions take validated Das
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from . import _sinkhorn_kernels as kernels
 from ._dask import row_chunked, shared, tree_reduce
 from ._fastexp import work_dtype
-from .sinkhorn import SinkhornResult, _eps_schedule
+from .sinkhorn import _IterationRecord, column_update
 
 __all__ = ["extrema", "range_and_column_lse", "sinkhorn", "sinkhorn_codes"]
 
@@ -172,7 +171,7 @@ def _one_hot_argmax(block, n_columns):
 # -- the driver -------------------------------------------------------------------------
 
 
-class _DaskLoop:
+class _DaskLoop(_IterationRecord):
     """Passes over the chunks of ``scores`` (and of ``a``) with the current potentials."""
 
     def __init__(self, scores, a, b, callback):
@@ -197,10 +196,7 @@ class _DaskLoop:
             for i, block in enumerate(blocks)
             if self.scores.chunks[0][i] > 0
         ]
-        self.callback = callback
-        self.errors = []
-        self.n_iter = 0
-        self.n_accepted = 0
+        super().__init__(callback)
 
     def _reduce(self, func, *args, combine=None):
         import dask
@@ -234,37 +230,19 @@ class _DaskLoop:
             col_sum, n_bad = self._reduce(_column_sums, shared(g * inv_eps), inv_eps)
             self.n_iter += 1
             if n_bad or not np.all(np.isfinite(col_sum)):
-                self._roll_back(state)
+                self.roll_back(state)
                 break
             error = float(np.max(np.abs(col_sum / self.b - 1.0)))
             state = (g, error)
-            self.n_accepted = self.n_iter
-            self.errors.append(error)
-            if self.callback is not None:
-                self.callback(self.n_iter, error)
+            self.accept(error)
             if error <= tol or it == max_iter - 1:
                 break
-            g_new = g + eps * (self.log_b - np.log(np.maximum(col_sum, 1e-300)))
+            g_new = column_update(np, g, eps, self.log_b, col_sum)
             if not np.all(np.isfinite(g_new)):
-                self._roll_back(state)
+                self.roll_back(state)
                 break
             g = g_new
-        if state is None:
-            raise FloatingPointError(
-                f"the first Sinkhorn pass at eps={eps:g} is not finite: eps is too small "
-                "for the range of the scores"
-            )
-        return state
-
-    def _roll_back(self, state):
-        if state is not None:
-            self.n_iter = self.n_accepted
-        warnings.warn(
-            f"Sinkhorn iterate became non-finite after {self.n_iter} iterations; "
-            "returning the last finite iterate.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        return self.finish(state, eps)
 
     def lazy_rows(self, func, g, eps, *extra, n_columns=None, dtype):
         """A Dask array of ``func(chunk, log_a, g / eps, 1 / eps, *extra)`` per chunk."""
@@ -332,34 +310,32 @@ def sinkhorn(
         ``error_history`` are final).
     """
     loop = _DaskLoop(scores, a, b, callback)
-    g = None if init is None else np.asarray(init, dtype=np.float64)
-    if n_iter is None:
-        if eps_scaling and init is None:
-            low, high = extrema(loop.scores) if score_range is None else score_range
-            for stage_eps in _eps_schedule(eps, high - low):
-                if loop.n_iter >= max_iter - 1:
-                    break
-                g = loop.run(stage_eps, g, max(tol, 1e-3), max_iter - 1 - loop.n_iter)[0]
-        g, error = loop.run(eps, g, tol, max_iter - loop.n_iter)
-    else:
-        g, error = loop.run(eps, g, -1.0, n_iter)
-    dtype = np.dtype(loop.scores.dtype)
+    g, error = loop.solve(
+        eps,
+        None if init is None else np.asarray(init, dtype=np.float64),
+        tol=tol,
+        max_iter=max_iter,
+        n_iter=n_iter,
+        eps_scaling=eps_scaling,
+        spread=lambda: _spread(loop.scores, score_range),
+    )
     plan = None
     if return_plan:
         plan = loop.lazy_rows(
-            _plan_chunk, g, eps, plan_mass, n_columns=loop.scores.shape[1], dtype=dtype
+            _plan_chunk,
+            g,
+            eps,
+            plan_mass,
+            n_columns=loop.scores.shape[1],
+            dtype=np.dtype(loop.scores.dtype),
         )
     f = loop.lazy_rows(_potential_chunk, g, eps, eps, dtype=np.float64)
-    return SinkhornResult(
-        plan=plan,
-        f=f,
-        g=g,
-        eps=eps,
-        n_iter=loop.n_iter,
-        converged=error <= tol,
-        marginal_error=error,
-        error_history=np.asarray(loop.errors),
-    )
+    return loop.result(plan=plan, f=f, g=g, eps=eps, error=error, tol=tol)
+
+
+def _spread(scores, score_range):
+    low, high = extrema(scores) if score_range is None else score_range
+    return high - low
 
 
 def sinkhorn_codes(
@@ -400,25 +376,30 @@ def _fixed_codes(scores, eps, n_iter, column_lse):
         g = eps * (loop.log_b - np.asarray(column_lse, dtype=np.float64))
     for _ in range(n_iter - 1):
         col_sum, n_bad = loop._reduce(_column_sums, shared(g * inv_eps), inv_eps)
-        g_new = g + eps * (loop.log_b - np.log(np.maximum(col_sum, 1e-300)))
+        g_new = column_update(np, g, eps, loop.log_b, col_sum)
         if n_bad or not np.all(np.isfinite(g_new)):
-            loop._roll_back(None)
+            loop.roll_back(None)
             break
         loop.n_iter += 1
-        loop.errors.append(float(np.max(np.abs(col_sum / loop.b - 1.0))))
+        loop.accept(float(np.max(np.abs(col_sum / loop.b - 1.0))))
         g = g_new
     else:
         loop.n_iter += 1  # the codes pass
-    dtype = np.dtype(loop.scores.dtype)
-    codes = loop.lazy_rows(_plan_chunk, g, eps, "ones", n_columns=loop.scores.shape[1], dtype=dtype)
-    result = SinkhornResult(
+    codes = loop.lazy_rows(
+        _plan_chunk,
+        g,
+        eps,
+        "ones",
+        n_columns=loop.scores.shape[1],
+        dtype=np.dtype(loop.scores.dtype),
+    )
+    # the codes' column loads are not measured: no error, not converged
+    result = loop.result(
         plan=codes,
         f=loop.lazy_rows(_potential_chunk, g, eps, eps, dtype=np.float64),
         g=g,
         eps=eps,
-        n_iter=loop.n_iter,
-        converged=False,
-        marginal_error=math.nan,
-        error_history=np.asarray(loop.errors),
+        error=math.nan,
+        tol=-math.inf,
     )
     return codes, result

@@ -205,7 +205,91 @@ def _check_points(max_iter, tol, every):
     return points
 
 
-class _SinkhornLoop:
+class _IterationRecord:
+    """The bookkeeping every Sinkhorn loop shares (in memory here, chunked in
+    :mod:`.dask_sinkhorn`): iterations counted, the error history and the callback, the
+    roll-back to the last finite iterate, and the assembly of the result.
+
+    A loop adds ``run(eps, g, tol, max_iter, *extra)``: iterations at one eps that add to
+    ``n_iter``, call :meth:`accept`, :meth:`roll_back` and :meth:`finish`, and return a
+    tuple whose first entry is the column potentials and whose last is the marginal
+    error; :meth:`solve` chains the runs of a solve.
+    """
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.errors = []
+        self.n_iter = 0
+        self.n_accepted = 0  # iterations behind the last finite, checked iterate
+
+    def accept(self, error):
+        """Record the error of a finite, checked iterate (and tell the callback)."""
+        self.n_accepted = self.n_iter
+        self.errors.append(error)
+        if self.callback is not None:
+            self.callback(self.n_iter, error)
+
+    def roll_back(self, state):
+        """Back to the last finite iterate: its iterations are the ones counted."""
+        if state is not None:
+            self.n_iter = self.n_accepted
+        warnings.warn(
+            f"Sinkhorn iterate became non-finite after {self.n_iter} iterations; "
+            "returning the last finite iterate.",
+            RuntimeWarning,
+            stacklevel=5,  # the public function's caller (through run and solve)
+        )
+
+    @staticmethod
+    def finish(state, eps):
+        """The state a run returns: its last finite iterate, which must exist."""
+        if state is None:
+            raise FloatingPointError(
+                f"the first Sinkhorn pass at eps={eps:g} is not finite: eps is too small "
+                "for the range of the scores"
+            )
+        return state
+
+    def solve(self, eps, init, *, tol, max_iter, n_iter, eps_scaling, spread, fixed=()):
+        """The runs of a solve; returns the final run's state.
+
+        Tolerance mode (``n_iter`` None): without ``init`` and with ``eps_scaling``, loose
+        runs (to ``max(tol, 1e-3)``) for eps halving from ``spread()`` (the score spread,
+        measured only then) down to ``eps``, each warm-starting the next, then the run at
+        ``eps`` to ``tol`` with what is left of ``max_iter``. Fixed mode: ``n_iter`` runs
+        at ``eps`` (tolerance -1, never met), ``fixed`` passed on to that run.
+        """
+        g = init
+        if n_iter is not None:
+            return self.run(eps, g, -1.0, n_iter, *fixed)
+        if eps_scaling and init is None:
+            for stage_eps in _eps_schedule(eps, spread()):
+                if self.n_iter >= max_iter - 1:
+                    break
+                g = self.run(stage_eps, g, max(tol, 1e-3), max_iter - 1 - self.n_iter)[0]
+        return self.run(eps, g, tol, max_iter - self.n_iter)
+
+    def result(self, *, plan, f, g, eps, error, tol):
+        """The :class:`SinkhornResult` of a solve."""
+        return SinkhornResult(
+            plan=plan,
+            f=f,
+            g=g,
+            eps=eps,
+            n_iter=self.n_iter,
+            converged=error <= tol,
+            marginal_error=error,
+            error_history=np.asarray(self.errors),
+        )
+
+
+def column_update(xp, g, eps, log_b, col_sum):
+    """``g + eps (log b - log colsum)``: the column potentials that give the plan of row
+    potentials ``f`` the column sums ``b`` (the sums floored at the dtype's tiniest)."""
+    return g + eps * (log_b - xp.log(xp.maximum(col_sum, _tiny(xp, col_sum))))
+
+
+class _SinkhornLoop(_IterationRecord):
     """Iterations at one eps, sharing buffers and the error history across stages.
 
     The NumPy kernels measure the error for free in every pass; on other namespaces the
@@ -223,10 +307,7 @@ class _SinkhornLoop:
         numpy = is_numpy_namespace(self.xp)
         self.passes = _NumbaPasses(scores) if numpy else _ArrayAPIPasses(self.xp, scores)
         self.check_every = 1 if numpy else _CHECK_EVERY
-        self.callback = callback
-        self.errors = []
-        self.n_iter = 0
-        self.n_accepted = 0  # iterations behind the last finite, checked iterate
+        super().__init__(callback)
 
     def initial_g(self, eps):
         """Column update from ``f = 0``: SwAV's first normalisation."""
@@ -268,30 +349,22 @@ class _SinkhornLoop:
             if it + 1 in checks:
                 error = self._error(f_scaled, col_sum)
                 if error is None:
-                    self._roll_back(state)
+                    self.roll_back(state)
                     break
                 state = (g, f_scaled, plan, error)
-                self.n_accepted = self.n_iter
-                self.errors.append(error)
-                if self.callback is not None:
-                    self.callback(self.n_iter, error)
+                self.accept(error)
                 if error <= tol or last:
                     break
-            g_new = g + eps * (self.log_b - xp.log(xp.maximum(col_sum, _tiny(xp, col_sum))))
+            g_new = column_update(xp, g, eps, self.log_b, col_sum)
             if self.check_every == 1:
                 if not _all_finite(xp, g_new):
-                    self._roll_back(state)
+                    self.roll_back(state)
                     break
                 # logsumexp_k((S_ik + g_k) / eps) grows by at most max_k(dg_k) / eps: a
                 # safe shift for the next pass that needs no row maximum
                 shift = (self.log_a - f_scaled) + float(xp.max(g_new - g)) * inv_eps
             g = g_new
-        if state is None:
-            raise FloatingPointError(
-                f"the first Sinkhorn pass at eps={eps:g} is not finite: eps is too small "
-                "for the range of the scores"
-            )
-        return state
+        return self.finish(state, eps)
 
     def _error(self, f_scaled, col_sum):
         """The relative column-marginal error, or None if the iterate is not finite."""
@@ -303,17 +376,6 @@ class _SinkhornLoop:
         # NaN or inf in the column sums show in the error: one transfer checks both
         error, finite = host_floats(xp, error, xp.all(xp.isfinite(f_scaled)))
         return error if finite and math.isfinite(error) else None
-
-    def _roll_back(self, state):
-        """Back to the last finite iterate: its iterations are the ones counted."""
-        if state is not None:
-            self.n_iter = self.n_accepted
-        warnings.warn(
-            f"Sinkhorn iterate became non-finite after {self.n_iter} iterations; "
-            "returning the last finite iterate.",
-            RuntimeWarning,
-            stacklevel=4,
-        )
 
 
 def _tiny(xp, x):
@@ -378,32 +440,26 @@ def sinkhorn(
     xp = loop.xp
     if plan_mass is None:
         plan_mass = xp.exp(loop.log_a)
-    g = init
-    if n_iter is None:
-        if eps_scaling and init is None:
-            high, low = host_floats(xp, *extrema(xp, scores))
-            for stage_eps in _eps_schedule(eps, high - low):
-                if loop.n_iter >= max_iter - 1:
-                    break
-                limit = max_iter - 1 - loop.n_iter
-                g = loop.run(stage_eps, g, max(tol, 1e-3), limit)[0]
-        final_tol, final_iter, write_mass = tol, max_iter - loop.n_iter, None
-    else:
-        final_tol, final_iter = -1.0, n_iter
-        write_mass = plan_mass if return_plan else None
-    g, f_scaled, plan, error = loop.run(eps, g, final_tol, final_iter, write_mass)
+    g, f_scaled, plan, error = loop.solve(
+        eps,
+        init,
+        tol=tol,
+        max_iter=max_iter,
+        n_iter=n_iter,
+        eps_scaling=eps_scaling,
+        spread=lambda: _spread(xp, scores),
+        fixed=(plan_mass if return_plan else None,),  # the plan written by the last pass
+    )
     if return_plan and plan is None:
         plan = loop.plan(g, f_scaled, eps, plan_mass)
-    return SinkhornResult(
-        plan=plan if return_plan else None,
-        f=eps * f_scaled,
-        g=g,
-        eps=eps,
-        n_iter=loop.n_iter,
-        converged=error <= tol,
-        marginal_error=error,
-        error_history=np.asarray(loop.errors),
+    return loop.result(
+        plan=plan if return_plan else None, f=eps * f_scaled, g=g, eps=eps, error=error, tol=tol
     )
+
+
+def _spread(xp, scores):
+    high, low = host_floats(xp, *extrema(xp, scores))
+    return high - low
 
 
 def _log_marginal(xp, weights, size, where):
@@ -414,7 +470,15 @@ def _log_marginal(xp, weights, size, where):
 
 
 def sinkhorn_codes(
-    scores, eps=0.05, n_iter=3, *, hard=False, tol=1e-6, max_iter=1000, score_range=None
+    scores,
+    eps=0.05,
+    n_iter=3,
+    *,
+    hard=False,
+    tol=1e-6,
+    max_iter=1000,
+    score_range=None,
+    check_range=None,
 ):
     """Balanced soft assignments of samples to prototypes (SwAV, SIGMA, SeLa).
 
@@ -423,19 +487,31 @@ def sinkhorn_codes(
     exactly; with ``n_iter=None`` it iterates to ``tol`` (SeLa's full-dataset labels).
     ``hard=True`` returns the one-hot codes of each row's largest entry (SIGMA, SeLa).
     ``score_range`` is ``(min, max)`` of the scores, or bounds of them, when the caller
-    knows it (it picks the
-    path of non-NumPy arrays; measured here otherwise, one host sync).
+    knows it (it picks the path of non-NumPy arrays; measured here otherwise, one host
+    sync).
 
-    Returns ``(codes, result)``; ``result`` is None when :func:`scaling_codes` ran
-    (fixed iterations on a non-NumPy namespace), which measures no potentials.
+    NumPy scores with ``n_iter`` set and no ``score_range`` need no pass of their own for
+    the range: the first pass of :func:`_numba_scaling_codes_and_range` measures it
+    while it forms the exponentials. ``check_range``, if given, is then called as
+    ``check_range(low, high)`` with what it found (NaN for both where the scores hold
+    NaN or an infinity; the iterations have not run then), so that the caller's input
+    check costs no pass over the scores; it raises to reject them.
+
+    Returns ``(codes, result)``; ``result`` is None when the scaling domain ran (fixed
+    iterations within its range), which measures no potentials.
     """
     xp = get_namespace(scores)
     codes = result = None
     if n_iter is not None:
-        if score_range is None:
-            high, low = host_floats(xp, *extrema(xp, scores))
-            score_range = (low, high)
-        codes = scaling_codes(scores, eps, n_iter, score_range=score_range)
+        if score_range is None and is_numpy_namespace(xp):
+            codes, measured = _numba_scaling_codes_and_range(scores, eps, n_iter)
+            if check_range is not None:
+                check_range(*measured)
+        else:
+            if score_range is None:
+                high, low = host_floats(xp, *extrema(xp, scores))
+                score_range = (low, high)
+            codes = scaling_codes(scores, eps, n_iter, score_range=score_range)
     if codes is None:
         ones = xp.ones(
             scores.shape[0], dtype=accumulation_dtype(xp, device(scores)), device=device(scores)
@@ -514,62 +590,80 @@ def _scaling_safe(spread, eps, n, K, itemsize):
 
 
 def _numba_scaling_codes(S, eps, n_iter, high=None):
+    """:func:`scaling_codes` on NumPy (:func:`_numba_scaling_codes_and_range` without the
+    range): the codes, or None where the scaling domain does not apply."""
+    return _numba_scaling_codes_and_range(S, eps, n_iter, high)[0]
+
+
+def _numba_scaling_codes_and_range(S, eps, n_iter, high=None):
     """:func:`scaling_codes` on NumPy: four passes over the n x K matrix in all.
 
-    The first reads the scores once and writes ``E`` into the output buffer with the
-    column sums of the first column update. With ``high`` (an upper bound of the scores,
-    known from the caller's input check) every entry is shifted by it
-    (:func:`._scaling_kernels.exp_column_sums`). Without it each row is shifted by its
-    own maximum and the pass finds the range of the scores too
-    (:func:`._scaling_kernels.exp_rows_column_sums`; a per-row shift is exact once the
-    first column sums carry the weights ``exp((m_i - max S) / eps)``, since every row
-    update normalises its row), so no separate pass over the scores is needed; it costs
-    about 5 % more than the global shift. Then one fused pass per iteration (row update,
-    then the next column sums), the last one writing the codes in place
-    (:func:`._scaling_kernels.row_scaling_pass`). Without ``high``, returns None after
-    the first pass where the range is too wide for the scaling domain or not finite.
+    The passes SwAV's ``n_iter`` iterations need at the least: each column update needs
+    the row scalings of every row, so each iteration reads the whole matrix once, and
+    the first column sums need every entry of ``E``.
+
+    1. Read the scores, write ``E`` (a fresh array: the output) and the first column
+       sums. With ``high`` (an upper bound of the scores, known from the caller) every
+       entry is shifted by it (:func:`._scaling_kernels.exp_column_sums`). Without it
+       each row is shifted by its own maximum, and the pass measures the range of the
+       scores and whether they are finite while each row is in cache
+       (:func:`._scaling_kernels.exp_rows_column_sums`; a per-row shift is exact once
+       the first column sums carry the weights ``exp((m_i - max S) / eps)``, since
+       every row update normalises its row), so the caller's range check needs no pass.
+    2. One read of ``E`` per iteration but the last (row scalings, then the next
+       column sums while the row is in cache).
+    3. The last iteration reads ``E`` and writes the codes over it: its row
+       normalisation is the codes' own (SwAV's codes are per-sample normalised), so
+       ``E_ik v_k / sum_j E_ij v_j`` needs only the last column scalings ``v``
+       (:func:`._scaling_kernels.row_scaling_pass`).
+
+    Returns ``(codes, (low, high))``: the codes over ``E``, or None where the range is
+    too wide for the scaling domain or not finite (then right after the first pass);
+    the range measured (NaN for both where the scores hold NaN or an infinity), or
+    None when ``high`` was given.
     """
     n, K = S.shape
     parallel = n * K >= _PARALLEL_MIN_SIZE and n_threads() > 1
     n_chunks = max(1, min(n, 4 * n_threads())) if parallel else 1
+    row_pass = (
+        scaling_kernels.row_scaling_pass if parallel else scaling_kernels.row_scaling_pass_serial
+    )
+    col_partial = np.empty((n_chunks, K))
+    work = np.empty((n_chunks, K), dtype=work_dtype(S.dtype))
+    E = np.empty_like(S)
+    inv_eps = 1.0 / eps
+    if high is not None:
+        shifted = (
+            scaling_kernels.exp_column_sums if parallel else scaling_kernels.exp_column_sums_serial
+        )
+        shifted(S, inv_eps, high * inv_eps, E, col_partial, work)
+        return _iterate_scalings(E, col_partial.sum(axis=0), col_partial, n_iter, row_pass), None
     exp_pass = (
         scaling_kernels.exp_rows_column_sums
         if parallel
-        else (scaling_kernels.exp_rows_column_sums_serial)
+        else scaling_kernels.exp_rows_column_sums_serial
     )
-    row_pass = (
-        scaling_kernels.row_scaling_pass if parallel else (scaling_kernels.row_scaling_pass_serial)
-    )
-    col_partial = np.empty((n_chunks, K))
     stats = np.empty((n_chunks, 3))
-    E = np.empty_like(S)
-    inv_eps = 1.0 / eps
-    integers = work_dtype(S.dtype)
-    if high is not None:
-        shifted = (
-            scaling_kernels.exp_column_sums
-            if parallel
-            else (scaling_kernels.exp_column_sums_serial)
-        )
-        shifted(S, inv_eps, high * inv_eps, E, col_partial, np.empty((n_chunks, K), dtype=integers))
-        return _iterate_scalings(E, col_partial.sum(axis=0), col_partial, n_iter, row_pass)
     exp_pass(
         S,
-        S.view(integers),
+        S.view(work.dtype),
         scaling_kernels.key_mask(S.dtype),
         inv_eps,
         E,
         col_partial,
         stats,
-        np.empty((n_chunks, K), dtype=integers),
+        work,
     )
+    if stats[:, 2].any():
+        return None, (math.nan, math.nan)
     high, low = float(stats[:, 0].max()), float(stats[:, 1].min())
     itemsize = 4 if S.dtype == np.float32 else 8
-    if stats[:, 2].any() or not _scaling_safe(high - low, eps, n, K, itemsize):
-        return None
+    if not _scaling_safe(high - low, eps, n, K, itemsize):
+        return None, (low, high)
     # blocks' sums to the global maximum (an empty block has maximum -inf: weight 0)
     block_weight = np.exp((stats[:, 0] - high) * inv_eps)
-    return _iterate_scalings(E, block_weight @ col_partial, col_partial, n_iter, row_pass)
+    codes = _iterate_scalings(E, block_weight @ col_partial, col_partial, n_iter, row_pass)
+    return codes, (low, high)
 
 
 def _iterate_scalings(E, col_sums, col_partial, n_iter, row_pass):

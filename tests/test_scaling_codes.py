@@ -107,3 +107,45 @@ def test_score_extrema_in_one_pass(dtype, n_chunks):
     T = S.copy()
     T[5, 5] = -np.nan  # a NaN with the sign bit set
     assert not np.all(np.isfinite(score_extrema(T, n_chunks)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("n", "K"), SHAPES)
+def test_first_pass_measures_the_range_for_the_callers_check(n, K, dtype):
+    """Without a range given, the solver's first pass finds ``(min, max)`` itself and
+    hands it to ``check_range``; the codes are those of the plain iteration."""
+    S = cosine_scores(n, K, seed=6, dtype=dtype) - 0.3
+    seen = []
+    codes, result = solver.sinkhorn_codes(S, 0.05, 3, check_range=lambda *r: seen.append(r))
+    assert seen == [(float(S.min()), float(S.max()))]
+    assert result is None  # the scaling domain ran
+    log_domain = solver.sinkhorn(S, 0.05, n_iter=3, eps_scaling=False, plan_mass=np.ones(n)).plan
+    rtol = 1e-5 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(codes, log_domain, rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(codes, swav_reference(S, 0.05, 3), rtol=rtol, atol=1e-7)
+
+
+@pytest.mark.parametrize(("n", "K"), SHAPES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_the_check_sees_non_finite_scores_and_can_reject_them(n, K, bad):
+    S = cosine_scores(n, K, seed=1, dtype=np.float32)
+    S[n - 1, 0] = bad
+
+    def reject(low, high):
+        assert np.isnan(low)
+        assert np.isnan(high)
+        raise ValueError("scores contains NaN or infinity.")
+
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        solver.sinkhorn_codes(S, 0.05, 3, check_range=reject)
+
+
+def test_a_range_too_wide_is_reported_and_falls_back_to_the_log_domain():
+    S = cosine_scores(200, 30, seed=4, dtype=np.float32)
+    S[3, 7] = 10.0  # spread / eps ~ 220: beyond the float32 scaling domain
+    seen = []
+    codes, result = solver.sinkhorn_codes(S, 0.05, 3, check_range=lambda *r: seen.append(r))
+    assert seen == [(float(S.min()), 10.0)]
+    assert result is not None  # the log-domain iteration ran
+    assert result.n_iter == 3
+    np.testing.assert_allclose(codes, swav_reference(S, 0.05, 3), rtol=1e-4, atol=1e-6)
