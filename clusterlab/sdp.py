@@ -115,8 +115,9 @@ class SDPKMeans(ClusterMixin, BaseEstimator):
         ``max_iter`` with the first solve. Set it to ``rank`` to turn escalation off.
     gap_tol : float, default=1e-3
         Relative certified gap below which the low-rank solution is accepted (see
-        ``lower_bound_``; first-order solutions are good to about this much); above it after escalation, a ``ConvergenceWarning`` gives the
-        gap. ``np.inf``: no escalation and no warning (the bound is still computed).
+        ``lower_bound_``; about the precision of a first-order solution); above it
+        after escalation, a ``ConvergenceWarning`` gives the gap. ``np.inf``: no
+        escalation and no warning (the bound is still computed).
     sketch_size : int, float or None, default=None
         Solve on this many random samples (a float in (0, 1]: this fraction of them; an
         int is always a count) and give every sample its nearest sketch centre
