@@ -316,8 +316,8 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     ``concentration`` (the Dirichlet-process ``alpha``) is chosen so that, on the labeled
     samples alone, no class would split and no two classes would merge (the midpoint of
     the two bounds this sets on ``log alpha``), capped at ``alpha = 1``, where the
-    partition prior alone never favours a split. When
-    the bounds contradict each other a UserWarning says so.
+    partition prior alone never favours a split. When the bounds contradict each other
+    a UserWarning says so.
 
     Scale: the fit runs on ``X`` centred and divided by a power of two ``scale`` (an exact
     operation; :func:`clusterlab._scaling.normalise_scale`), so ``X * s`` gives the
@@ -334,7 +334,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     and the normal-inverse-Wishart evidence that drives the moves charges each component
     for its ``d (d + 3) / 2`` parameters, so distinct classes merge (issue 15: 5
     components found for 10 topics in 256 dimensions). By default the mixture is
-    therefore fitted on the leading principal components of ``X``, at most 32 and at
+    therefore fitted on the leading principal components of ``X``, at most 64 and at
     most half the mean size of the starting components, where exported embeddings keep
     their class structure (``docs/user_guide/gcd.rst``, "Embeddings exported by
     pretrained models"). ``projection_`` holds the principal directions; ``means_`` are
@@ -351,15 +351,16 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     covariance_type : {"full", "diag", "spherical"}, default="full"
     projection : "auto", int or None, default="auto"
         Fit in the leading principal components of ``X`` (fitted on all samples, no
-        labels used; see "Projection"). "auto": ``min(n_features, 32, max(8, n_samples
+        labels used; see "Projection"). "auto": ``min(n_features, 64, max(8, n_samples
         // (2 n_components)))`` components, i.e. no projection for data of at most 8
-        features, or of at most 32 features with enough samples per starting component;
+        features, or of at most 64 features with enough samples per starting component;
         an int: that many components (at most ``n_features``); None: all features.
     split_merge : bool, default=True
         Estimate the number of components with split/merge moves.
     concentration : float or "labeled", default="labeled"
         Dirichlet-process concentration of the moves; "labeled" calibrates it on the
-        labeled classes, at most 1 (``alpha = 1`` without labels;
+        labeled classes (the midpoint of the bounds they set), at most 1 (``alpha = 1``
+        without labels;
         :func:`clusterlab.solvers.split_merge.calibrated_log_alpha`).
     assignment : {"soft", "hard"}, default="soft"
         Soft EM or hard (classification) EM for the unlabeled samples.

@@ -36,6 +36,7 @@ from .niw import SetStats
 
 __all__ = [
     "ACCEPTANCE_RULES",
+    "CALIBRATION_RULES",
     "MoveConfig",
     "MoveOutcome",
     "SubClusters",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 ACCEPTANCE_RULES = ("threshold", "mh")
+CALIBRATION_RULES = ("fewest", "midpoint")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class MoveConfig:
     alpha : float or "labeled"
         Dirichlet-process concentration; larger values favour more components.
         "labeled" reads it off the labeled classes (:func:`calibrated_log_alpha`).
+    calibration : {"fewest", "midpoint"}
+        With ``alpha="labeled"``, where in the range the labeled classes allow
+        ``log alpha`` is put (:func:`calibrated_log_alpha`).
     acceptance : {"threshold", "mh"}
     random_accept : float
         Probability of accepting a proposal regardless of its ratio.
@@ -74,6 +79,7 @@ class MoveConfig:
     """
 
     alpha: float | str = "labeled"
+    calibration: str = "midpoint"
     acceptance: str = "threshold"
     random_accept: float = 0.0
     n_merge_neighbors: int = 3
@@ -152,18 +158,20 @@ def _accept(log_h, config, rng):
 def resolve_log_alpha(X, clamp, prior, config, rng):
     """``log alpha``: the configured value, or read off the labeled classes.
 
-    With ``alpha="labeled"`` this is :func:`calibrated_log_alpha`, or 0 (``alpha = 1``)
-    where that returns None. By the number of labeled classes:
-
-    - none: 0;
-    - one: ``min(-G_split(c), 0)``, or 0 if the class has fewer than 4 labeled samples or
-      no two-way split of them is found;
-    - two or more: the midpoint of the merge and split bounds, capped at 0 (the merge
-      bound alone, capped, if no class can be split).
+    With ``alpha="labeled"`` this is :func:`calibrated_log_alpha` with the rule
+    ``config.calibration``, or 0 (``alpha = 1``) where that returns None (no labeled
+    class, or one that cannot be split).
     """
     if config.alpha != "labeled":
         return float(np.log(config.alpha))
-    calibrated = calibrated_log_alpha(X, clamp, prior, rng, config.subcluster_iter)
+    calibrated = calibrated_log_alpha(
+        X,
+        clamp,
+        prior,
+        rng,
+        config.subcluster_iter,
+        rule=config.calibration,
+    )
     return 0.0 if calibrated is None else float(calibrated)
 
 
@@ -245,14 +253,15 @@ def _merge_gains(stats, evidence, pooled, first, second, prior):
     )
 
 
-def labeled_gain_bounds(X, clamp, prior, rng, n_iter):
+def labeled_gain_bounds(X, clamp, prior, rng, n_iter, n_restarts=1):
     """The two bounds on ``log alpha`` that the labeled classes set; either may be None.
 
     With ``G`` the gain (``log H`` without ``log alpha``) computed on labeled samples only:
     no labeled class splits when ``log alpha < upper = -max_c G_split(c)`` (over the
     classes with at least 4 labeled samples whose two-way split the sub-cluster procedure
     finds), and no two labeled classes merge when ``log alpha > lower = max G_merge(c,
-    c')`` (over the pairs; at least two classes).
+    c')`` (over the pairs; at least two classes). Each class's split is the best of
+    ``n_restarts`` two-Gaussian clusterings (:func:`_seed`, then ``n_iter`` iterations).
 
     Returns
     -------
@@ -267,9 +276,14 @@ def labeled_gain_bounds(X, clamp, prior, rng, n_iter):
             continue
         points = X[rows].astype(np.float64)
         pinned = np.zeros(rows.shape[0], dtype=bool)
-        side, _ = _two_gaussians(points, pinned, _seed(points, pinned, rng), prior, n_iter)
-        if 0 < side.sum() < rows.shape[0]:
-            split_gains.append(_split_gain(X, rows, side, prior)[0])
+        gains = []
+        for _ in range(n_restarts):
+            start = _seed(points, pinned, rng)
+            side, _ = _two_gaussians(points, pinned, start, prior, n_iter)
+            if 0 < side.sum() < rows.shape[0]:
+                gains.append(_split_gain(X, rows, side, prior)[0])
+        if gains:
+            split_gains.append(max(gains))
     upper = -float(max(split_gains)) if split_gains else None
     if len(members) < 2:
         return None, upper
@@ -281,7 +295,7 @@ def labeled_gain_bounds(X, clamp, prior, rng, n_iter):
     return lower, upper
 
 
-def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
+def calibrated_log_alpha(X, clamp, prior, rng, n_iter, n_restarts=1, rule="midpoint"):
     """A log concentration read off the labeled classes, never above 0.
 
     Known classes must neither split nor merge: :func:`labeled_gain_bounds` gives the
@@ -290,8 +304,20 @@ def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
     - no labeled class: None (no bound; :func:`resolve_log_alpha` then uses 0);
     - one labeled class: ``min(upper, 0)``, or None if the class has fewer than 4
       labeled samples or no two-way split of them is found;
-    - two or more: ``min((lower + upper) / 2, 0)``, or ``min(lower, 0)`` if no class
-      can be split.
+    - two or more, ``rule="midpoint"``: ``min((lower + upper) / 2, 0)``;
+      ``rule="fewest"``: ``min(lower, upper, 0)``; ``min(lower, 0)`` for both rules if no
+      class can be split.
+
+    "fewest" takes the fewest components the labeled classes allow: every ``log alpha``
+    between the bounds keeps them whole and apart, and the lower end merges most. The
+    classes that the fit must discover are unlabeled and about ``1 / labeled_fraction``
+    times as large as the labeled parts the bounds are computed on, and the gains grow
+    with the size of a set, so a split of a new class that is as heterogeneous as a known
+    one pays more than the labeled bound says: the lower end keeps it whole. Where the
+    bounds contradict each other, "fewest" keeps the split bound (no known class would
+    split; two known classes never merge in the fit anyway, the moves forbid it). It is
+    not the default: it over-merged digits (9 components for 10) and BBC News GloVe
+    embeddings (docs/user_guide/gcd.rst, "Embeddings exported by pretrained models").
 
     The cap keeps ``alpha <= 1``, where the partition prior alone never favours a split:
     its part of the split ratio, ``alpha Gamma(N1) Gamma(N2) / Gamma(N) <= alpha / (N -
@@ -303,20 +329,23 @@ def calibrated_log_alpha(X, clamp, prior, rng, n_iter):
 
     If the bounds contradict each other (``lower > upper``: the features do not separate
     the labeled classes as the model sees them), no value keeps every class whole and
-    apart; a UserWarning gives both numbers, and the capped midpoint is used.
+    apart; a UserWarning gives both numbers, and the rule's value is used.
     """
-    lower, upper = labeled_gain_bounds(X, clamp, prior, rng, n_iter)
+    lower, upper = labeled_gain_bounds(X, clamp, prior, rng, n_iter, n_restarts)
     if lower is None and upper is None:
         return None
     if lower is None or upper is None:
         return min(upper if lower is None else lower, 0.0)
-    value = min(0.5 * (lower + upper), 0.0)
+    if rule == "fewest":
+        value, how = min(lower, upper, 0.0), "the split bound, capped at 0"
+    else:
+        value, how = min(0.5 * (lower + upper), 0.0), "the midpoint, capped at 0"
     if lower > upper:
         warnings.warn(
             "The labeled classes give contradictory bounds on log(alpha): two of them "
             f"would merge unless log(alpha) > {lower:.6g}, and one would split unless "
-            f"log(alpha) < {upper:.6g}. Using log(alpha) = {value:.6g} (the midpoint, "
-            "capped at 0); the number of new components found is unreliable. Features "
+            f"log(alpha) < {upper:.6g}. Using log(alpha) = {value:.6g} ({how}); the "
+            "number of new components found is unreliable. Features "
             "that separate the known classes better, or a numeric alpha, avoid this.",
             UserWarning,
             stacklevel=2,

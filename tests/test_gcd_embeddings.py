@@ -60,9 +60,11 @@ def test_principal_basis_completes_the_basis_when_samples_are_few():
 @pytest.mark.parametrize(
     ("n", "d", "k", "expected"),
     [
-        (2000, 384, 20, 32),
+        (2000, 384, 20, 50),
+        (6000, 384, 20, 64),
         (700, 50, 20, 17),
-        (1797, 64, 20, 32),
+        (1797, 64, 20, 44),
+        (1797, 32, 20, 32),
         (60, 5, 10, 5),
         (100, 300, 20, 8),
         (240, 2, 2, 2),
@@ -182,15 +184,27 @@ def _gcd(X, y, model, seed=0):
 
 
 def test_digits_as_loaded_defaults_find_the_classes():
-    """64 raw pixels: the default projection to 32 components finds K within 20 % and
-    beats k-means given the true K; without it the fit under-splits."""
+    """64 raw pixels: the default projection (44 components: half the mean size of the 20
+    starting components) finds K within 20 % and beats k-means given the true K."""
     X, y = load_dataset("digits")
     model = SemiSupervisedGMM(n_components=20, random_state=0)
     accuracy = _gcd(X, y, model)
     bar = _gcd(X, y, SemiSupervisedKMeans(10, random_state=0))
-    assert model.projection_.shape == (32, 64)
+    assert model.projection_.shape == (auto_dimension(*X.shape, 20), 64) == (44, 64)
     assert 8 <= model.n_components_ <= 12
     assert accuracy >= bar - 0.02
+
+
+# The sets on which the issue-15 targets were measured (docs/user_guide/gcd.rst,
+# "Embeddings exported by pretrained models"); a set added to benchmarks.embedding_sets
+# joins this list once its results are in that table.
+_MEASURED_SETS = (
+    "bbc_news_glove",
+    "bbc_news_minilm",
+    "pbmc68k_pca50",
+    "wiki_vital_glove",
+    "wiki_vital_minilm",
+)
 
 
 def _embedding_set_names():
@@ -198,12 +212,12 @@ def _embedding_set_names():
         from benchmarks.embedding_sets import EMBEDDING_SETS
     except ImportError:
         return []
-    return sorted(EMBEDDING_SETS)
+    return [name for name in _MEASURED_SETS if name in EMBEDDING_SETS]
 
 
 # Measured on 2026-12-04 (docs/user_guide/gcd.rst, "Embeddings exported by pretrained
-# models"): the default over-splits the broad topics of this set (People into about six
-# components), so the issue-15 targets are not met there.
+# models"): the default still over-splits the broad topics of this set (14-15 components
+# for 11), so the issue-15 K target is not met there.
 _TARGET_NOT_MET = {"wiki_vital_minilm"}
 
 
@@ -234,3 +248,67 @@ def test_embedding_set_defaults_meet_the_issue_targets(name):
         gaps.append(accuracy - bar)
     assert abs(np.mean(ks) - K) <= 0.2 * K, ks
     assert np.mean(gaps) >= -0.02, gaps
+
+
+# -- the "fewest" calibration rule (measured, not the default) ----------------------------
+
+
+def _two_labeled_classes(kind):
+    """100 + 100 labeled points in 2-D: two unit blobs 10 apart ("separated"), or both
+    classes drawn from one two-clump distribution ("same bimodal": contradictory bounds)."""
+    rng = np.random.default_rng(0)
+    if kind == "separated":
+        X = np.vstack([rng.standard_normal((100, 2)), rng.standard_normal((100, 2)) + 10.0])
+    else:
+        clumps = np.where(rng.random(200) < 0.5, -4.0, 4.0)
+        X = rng.standard_normal((200, 2)) + np.column_stack([clumps, np.zeros(200)])
+    return np.ascontiguousarray(X), np.repeat(np.arange(2), 100).astype(np.int64)
+
+
+def _unit_prior(X):
+    from clusterlab.solvers.niw import NIWPrior
+
+    return NIWPrior(
+        mean=X.mean(axis=0),
+        kappa=0.1,
+        nu=X.shape[1] + 12.0,
+        psi=10.0 * np.eye(2),
+        covariance_type="full",
+    )
+
+
+def _reference_rule(lower, upper):
+    """The rule written out: the lower of the two bounds (the split bound where they
+    contradict, which is then the lower one too), never above 0."""
+    value = lower if lower <= upper else upper
+    return value if value < 0.0 else 0.0
+
+
+@pytest.mark.parametrize("kind", ["separated", "same bimodal"])
+def test_fewest_rule_takes_the_lower_bound(kind):
+    from clusterlab.solvers.split_merge import (
+        MoveConfig,
+        calibrated_log_alpha,
+        labeled_gain_bounds,
+        resolve_log_alpha,
+    )
+
+    X, clamp = _two_labeled_classes(kind)
+    prior = _unit_prior(X)
+    lower, upper = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(0), 3)
+    assert (lower < upper) == (kind == "separated")
+    expected = _reference_rule(lower, upper)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        value = calibrated_log_alpha(X, clamp, prior, np.random.default_rng(0), 3, rule="fewest")
+        midpoint = calibrated_log_alpha(X, clamp, prior, np.random.default_rng(0), 3)
+        config = MoveConfig(calibration="fewest")
+        resolved = resolve_log_alpha(X, clamp, prior, config, np.random.default_rng(0))
+        default = resolve_log_alpha(X, clamp, prior, MoveConfig(), np.random.default_rng(0))
+    assert value == expected == resolved
+    assert default == midpoint == min(0.5 * (lower + upper), 0.0) != value
+    if kind == "separated":
+        assert record == []
+    else:  # contradictory: warned, once per call, with the value used
+        assert len(record) == 4
+        assert f"log(alpha) = {value:.6g} (the split bound" in str(record[0].message)
