@@ -38,17 +38,20 @@ Cases
     ``differing`` counts the points whose label differs from the reference's.
 
 Reported per row: ``threads`` (Numba's), ``seconds`` (``time.perf_counter``; best of 3
-runs, or one run when the first takes over 2 s; clusterlab gets untimed warm-up calls so
-Numba's compilation is not timed), ``ratio`` (the row's seconds over those of the case's
-first clusterlab row, the default configuration or two threads: > 1 means that one is
-faster; on the one-thread row of Laplacian K-means it is the parallel speed-up), ``accuracy``,
-``differing`` and a note (rounds run, warnings caught). The table is printed and written
-as JSON (rows and metadata) to ``--out``.
+runs, or one run when the first takes over 2 s, after one untimed call of the same
+contender on the same data, the NumPy reference and the graph included; clusterlab also
+gets small warm-up calls first so Numba's compilation is not timed), ``ratio`` (the row's
+seconds over those of the case's first clusterlab row, the default configuration or two
+threads: > 1 means that one is faster; on the one-thread row of Laplacian K-means it is
+the parallel speed-up), ``accuracy``, ``differing`` and a note (rounds run, warnings
+caught). The table is printed and written as JSON (rows and metadata, the load average
+included) to ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from dataclasses import dataclass
@@ -397,12 +400,19 @@ def main(argv=None):
     sizes = Sizes(
         n_tasks=args.tasks or sizes.n_tasks, n_points=args.points or sizes.n_points, dim=sizes.dim
     )
+    load_before = os.getloadavg()
     rows = run(sizes)
-    meta = metadata(args.quick, sizes)
+    meta = {
+        **metadata(args.quick, sizes),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+    }
     print(format_table(rows, COLUMNS))
     print(
         f"\nnumpy {meta['numpy']}, scikit-learn {meta['scikit-learn']}, numba {meta['numba']} "
-        f"({meta['numba_threads']} threads), {meta['cpu_count']} CPUs; {meta['timing']}"
+        f"({meta['numba_threads']} threads), {meta['cpu_count']} CPUs, load average "
+        f"{load_before[0]:.1f} before and {meta['load_average_after'][0]:.1f} after; "
+        f"{meta['timing']}"
     )
     write_json(args.out, rows, meta)
     print(f"wrote {args.out}")

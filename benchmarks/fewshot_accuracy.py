@@ -201,8 +201,8 @@ def _summarise(messages):
     return "; ".join(sorted(set(messages)))
 
 
-def score_tasks(model, tasks, warmup=True):
-    """Accuracy over ``tasks``, the seconds it took and its convergence warnings (a line).
+def solve_tasks(model, tasks, warmup=True):
+    """Predictions on ``tasks``, the seconds they took and the convergence warnings (a line).
 
     Tasks are solved ``CHUNK_TASKS`` at a time; the seconds add up the solver calls alone,
     not the gathering of the features. With ``warmup``, ``WARMUP_TASKS`` tasks are solved
@@ -219,8 +219,14 @@ def score_tasks(model, tasks, warmup=True):
             begin = time.perf_counter()
             predicted.append(model.predict_tasks(*arrays))
             seconds += time.perf_counter() - begin
-    score = evaluate_fewshot(tasks.y_query, np.concatenate(predicted))
-    return score, seconds, _summarise([str(w.message) for w in caught])
+    return np.concatenate(predicted), seconds, _summarise([str(w.message) for w in caught])
+
+
+def score_tasks(model, tasks, warmup=True):
+    """Accuracy over ``tasks`` (a FewShotScore), the seconds and the warnings line of
+    :func:`solve_tasks`."""
+    predicted, seconds, note = solve_tasks(model, tasks, warmup)
+    return evaluate_fewshot(tasks.y_query, predicted), seconds, note
 
 
 def select_lam(method, val_tasks, base_mean, lam_grid=LAM_GRID, n_neighbors=N_NEIGHBORS):

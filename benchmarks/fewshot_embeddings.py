@@ -62,7 +62,7 @@ from clusterlab.transductive import TransductiveFewShot
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._report import base_metadata, format_table, write_json
 from benchmarks.embedding_sets import EMBEDDING_SETS, load_embedding_set
-from benchmarks.fewshot_accuracy import CHUNK_TASKS, WARMUP_TASKS, _summarise, draw_tasks
+from benchmarks.fewshot_accuracy import _summarise, draw_tasks, solve_tasks
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "fewshot_embeddings.json"
 DIGIT_SETS = ("digits", "mnist_5k")
@@ -128,25 +128,11 @@ def _paired(accuracy, reference):
 
 
 def _task_accuracy(model, tasks):
-    """Per-task accuracy, its FewShotScore, the solver's seconds and the warnings line.
-
-    As ``score_tasks`` of ``fewshot_accuracy.py``: an untimed warm-up on ``WARMUP_TASKS``
-    tasks, then chunks of ``CHUNK_TASKS`` tasks timed without the gathering of features.
-    """
-    predicted, seconds = [], 0.0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.predict_tasks(*tasks.arrays(slice(0, WARMUP_TASKS)))
-        del caught[:]
-        for start in range(0, tasks.n_tasks, CHUNK_TASKS):
-            arrays = tasks.arrays(slice(start, start + CHUNK_TASKS))
-            begin = time.perf_counter()
-            predicted.append(model.predict_tasks(*arrays))
-            seconds += time.perf_counter() - begin
-    predicted = np.concatenate(predicted)
+    """Per-task accuracy, its FewShotScore, the solver's seconds and the warnings line,
+    timed as ``fewshot_accuracy.py`` times its tasks (:func:`solve_tasks`, warmed up)."""
+    predicted, seconds, note = solve_tasks(model, tasks)
     per_task = (predicted == tasks.y_query).mean(axis=1)
-    score = evaluate_fewshot(tasks.y_query, predicted)
-    return per_task, score, seconds, _summarise([str(w.message) for w in caught])
+    return per_task, evaluate_fewshot(tasks.y_query, predicted), seconds, note
 
 
 def run_set(name, n_tasks=N_TASKS, n_cal_tasks=N_CAL_TASKS, shots=SHOTS, log=None, skipped=None):

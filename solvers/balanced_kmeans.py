@@ -40,6 +40,7 @@ __all__ = [
     "kmeans_plusplus",
     "objective",
     "renormalised",
+    "run_updates",
     "scores",
     "single_run",
     "transport",
@@ -195,10 +196,10 @@ def single_run(
     BalancedKMeansResult
     """
     xp = get_namespace(X, centers)
-    n = X.shape[0]
-    history, g, distances = [], None, None
-    converged, n_iter = False, max_iter
-    for it in range(1, max_iter + 1):
+    distances = None
+
+    def step(centers, g):
+        nonlocal distances
         # inner solves only steer the centroids: the caller checks the final assignment
         result = transport(
             X,
@@ -212,17 +213,50 @@ def single_run(
             init=g,
             distances=distances,
         )
-        plan, g = result.plan, result.g
+        plan = result.plan
         mass = xp.sum(plan, axis=0)
         new_centers = xp.astype((plan.T @ X) / mass[:, None], X.dtype, copy=False)
         if spherical:
             new_centers = renormalised(xp, new_centers, centers)
         shift = xp.sum((new_centers - centers) ** 2)
-        centers = new_centers
         # the distances at the new centres serve the objective and the next scores
-        distances = squared_distances(xp, X, centers)
+        distances = squared_distances(xp, X, new_centers)
         cost, entropy = _objective_terms(xp, plan, distances)
         shift, cost, entropy = host_floats(xp, shift, cost, entropy)  # one sync
+        return new_centers, result.g, shift, cost, entropy
+
+    return run_updates(
+        step,
+        centers,
+        n=X.shape[0],
+        scale=scale,
+        eps=eps,
+        max_iter=max_iter,
+        tol=tol,
+        callback=callback,
+    )
+
+
+def run_updates(step, centers, *, n, scale, eps, max_iter, tol, callback=None):
+    """The centroid-update loop of a balanced k-means run, whatever computes the updates.
+
+    :func:`single_run` (in-memory arrays) and :func:`.dask_lloyd.balanced_run` (row-chunked
+    Dask arrays) differ only in ``step``: ``step(centers, g)`` runs one transport from
+    ``centers``, warm-started at the column potentials ``g`` of the previous one (None at
+    first), and one centroid update; it returns ``(new_centers, g, shift, cost, entropy)``,
+    the last three as Python floats: the squared centre shift, ``<Q, D>`` at the new
+    centres and ``H(Q)``. The loop records the objective ``n (cost - 2 scale eps
+    entropy)``, calls ``callback(n_iter, objective)`` and stops once ``shift <= tol *
+    scale`` or after ``max_iter`` updates.
+
+    Returns
+    -------
+    BalancedKMeansResult
+    """
+    history, g = [], None
+    converged, n_iter = False, max_iter
+    for it in range(1, max_iter + 1):
+        centers, g, shift, cost, entropy = step(centers, g)
         value = n * (cost - 2.0 * scale * eps * entropy)
         history.append(value)
         if callback is not None:

@@ -10,10 +10,12 @@ forms the new centres and sends them (one shared key) to the next pass. Per iter
 number of rows; per-row results (labels, similarities, codes) stay chunked on the
 workers and come back as lazy Dask arrays.
 
-:func:`spherical_lloyd` is :func:`.spherical_kmeans.lloyd` in this form, re-seeding
-empty clusters the same way: each chunk also returns its ``n_candidates`` rows farthest
-from their centres, and the client moves the farthest of them overall. :func:`balanced_run`
-is :func:`.balanced_kmeans.single_run` with the transport of :mod:`.dask_sinkhorn`.
+:func:`spherical_lloyd` is :func:`.spherical_kmeans.lloyd` in this form (the same loop,
+:func:`.spherical_kmeans.run_lloyd`), re-seeding empty clusters the same way
+(:func:`.spherical_kmeans.reseed_empty`): each chunk also returns its ``n_candidates``
+rows farthest from their centres, and the client moves the farthest of them overall.
+:func:`balanced_run` is :func:`.balanced_kmeans.single_run` (the same loop,
+:func:`.balanced_kmeans.run_updates`) with the transport of :mod:`.dask_sinkhorn`.
 
 The functions take validated, row-chunked Dask arrays whose rows are unit vectors (for
 the spherical heads) and NumPy centres, and check nothing. Tasks run single-threaded
@@ -30,8 +32,14 @@ from . import _spherical_kernels as kernels
 from . import dask_sinkhorn as _dsk
 from ._backend import single_threaded_blas
 from ._dask import map_row_blocks, row_chunked, shared, tree_reduce
-from .balanced_kmeans import BalancedKMeansResult, renormalised
-from .spherical_kmeans import SphericalKMeansResult, assign, default_chunk_size
+from .balanced_kmeans import renormalised, run_updates
+from .spherical_kmeans import (
+    assign,
+    default_chunk_size,
+    normalized_centers,
+    reseed_empty,
+    run_lloyd,
+)
 
 __all__ = [
     "assign_rows",
@@ -165,29 +173,11 @@ def _lloyd_combine(parts):
 
 
 def _reseed(sums, counts, candidates):
-    """:func:`.spherical_kmeans._reseed_empty` on the gathered candidates."""
-    empty = np.flatnonzero(counts == 0)
-    filled = 0
-    for _sim, _index, old, row in zip(*candidates, strict=True):
-        if filled == empty.size:
-            break
-        if counts[old] <= 1:
-            continue
-        new = empty[filled]
-        sums[old] -= row
-        counts[old] -= 1
-        sums[new] = row
-        counts[new] = 1
-        filled += 1
-    return filled
-
-
-def _normalized(sums, previous):
-    norms = np.sqrt(np.einsum("kd,kd->k", sums, sums))
-    zero = norms == 0
-    centers = (sums / np.where(zero, 1.0, norms)[:, None]).astype(previous.dtype)
-    centers[zero] = previous[zero]
-    return centers
+    """:func:`.spherical_kmeans.reseed_empty` on the gathered candidates (farthest
+    first); returns how many clusters were re-seeded."""
+    _sims, _index, labels, rows = candidates
+    moved, _ = reseed_empty(rows, labels, range(labels.shape[0]), sums, counts)
+    return moved.size
 
 
 def spherical_lloyd(X, centers, *, max_iter, tol, chunk_size=None, callback=None):
@@ -209,10 +199,8 @@ def spherical_lloyd(X, centers, *, max_iter, tol, chunk_size=None, callback=None
         chunk_size = default_chunk_size(K, X.dtype.itemsize, n_workers=1)
     offsets = np.concatenate([[0], np.cumsum(X.chunks[0])[:-1]]).astype(np.int64)
     centers = np.ascontiguousarray(centers, dtype=X.dtype)
-    history, n_reseeded, n_iter, converged = [], 0, 0, False
-    fixed_point = False
 
-    def step(current):
+    def partials(current):
         import dask
 
         key = shared(current)
@@ -225,39 +213,21 @@ def spherical_lloyd(X, centers, *, max_iter, tol, chunk_size=None, callback=None
         ]
         return tree_reduce(parts, _lloyd_combine).compute()
 
-    for _ in range(max_iter):
-        sums, counts, inertia, candidates = step(centers)
-        history.append(inertia)
+    def step(current):
+        sums, counts, inertia, candidates = partials(current)
         reseeded = _reseed(sums, counts, candidates) if np.any(counts == 0) else 0
-        new_centers = _normalized(sums, centers)
-        if reseeded == 0 and np.array_equal(new_centers, centers):
-            converged = fixed_point = True  # no label changed: the centres stay
-            break
-        n_reseeded += reseeded
-        diff = new_centers.astype(np.float64) - centers
-        shift = float(np.einsum("kd,kd->", diff, diff)) / K
-        centers = new_centers
-        n_iter += 1
-        if callback is not None:
-            callback(n_iter, history[-1], shift)
-        if shift <= tol:
-            converged = True
-            break
-    if fixed_point:
-        history.pop()
-        history.append(inertia)
-    else:
-        history.append(_reduce(_inertia_block, X, shared(centers), chunk_size))
-    labels, best = assign_rows(X, centers, chunk_size)
-    return SphericalKMeansResult(
-        centers=centers,
-        labels=labels,
-        similarities=best,
-        objective_history=np.asarray(history, dtype=np.float64),
-        n_iter=n_iter,
-        converged=converged,
-        n_reseeded=n_reseeded,
-    )
+        new_centers = normalized_centers(sums, current)
+        if reseeded == 0 and np.array_equal(new_centers, current):
+            return inertia, None, 0, 0.0  # no label changed: the centres stay
+        diff = new_centers.astype(np.float64) - current
+        return inertia, new_centers, reseeded, float(np.einsum("kd,kd->", diff, diff)) / K
+
+    def finish(current, fixed_point):
+        inertia = None if fixed_point else _reduce(_inertia_block, X, shared(current), chunk_size)
+        labels, best = assign_rows(X, current, chunk_size)
+        return labels, best, inertia
+
+    return run_lloyd(step, finish, centers, max_iter=max_iter, tol=tol, callback=callback)
 
 
 def _inertia_block(X, centers, chunk_size):
@@ -343,10 +313,9 @@ def balanced_run(
     X = row_chunked(X)
     n = X.shape[0]
     log_a = -math.log(n)
-    history, g = [], None
-    converged, n_iter = False, max_iter
     centers = np.ascontiguousarray(centers, dtype=X.dtype)
-    for it in range(1, max_iter + 1):
+
+    def step(centers, g):
         S = scores(X, centers, spherical=spherical, scale=scale)
         result = _dsk.sinkhorn(
             S,
@@ -369,20 +338,17 @@ def balanced_run(
         new_centers = np.ascontiguousarray(new_centers)
         shift = float(np.sum((new_centers - centers) ** 2))
         cost, entropy = _reduce(_objective_block, X, args[0], shared(new_centers), *args[1:])
-        centers = new_centers
-        value = n * (cost - 2.0 * scale * eps * entropy)
-        history.append(value)
-        if callback is not None:
-            callback(it, value)
-        if shift <= tol * scale:
-            converged, n_iter = True, it
-            break
-    return BalancedKMeansResult(
-        centers=centers,
-        objective_history=np.asarray(history, dtype=np.float64),
-        n_iter=n_iter,
-        converged=converged,
-        potentials=g,
+        return new_centers, g, shift, cost, entropy
+
+    return run_updates(
+        step,
+        centers,
+        n=n,
+        scale=scale,
+        eps=eps,
+        max_iter=max_iter,
+        tol=tol,
+        callback=callback,
     )
 
 

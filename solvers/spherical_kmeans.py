@@ -50,6 +50,8 @@ __all__ = [
     "lloyd",
     "map_blocks",
     "normalized_centers",
+    "reseed_empty",
+    "run_lloyd",
 ]
 
 #: Bytes of similarity blocks the assignment holds at a time, all worker threads together.
@@ -266,32 +268,45 @@ def kmeans_plusplus(X, n_clusters, rng, n_local_trials=None):
     return X[chosen]
 
 
-def _reseed_empty(X, labels, similarities, sums, counts):
-    """Give each empty cluster the sample farthest from its centre; returns how many.
+def reseed_empty(X, labels, order, sums, counts):
+    """Give each empty cluster one sample, taken in ``order``; returns which and where.
 
-    Updates ``labels``, ``similarities``, ``sums`` and ``counts`` in place (the sample
-    leaves its old cluster, which keeps at least one sample).
+    The samples are tried in ``order`` (indices into ``X`` and ``labels``, the farthest
+    from their centre first); a sample moves only if its cluster ``labels[i]`` keeps at
+    least one sample, so the objective does not increase. ``sums`` (float64, K x d) and
+    ``counts`` (K) are updated in place. Returns ``(moved, clusters)``: the indices of the
+    samples moved (int64) and the clusters they now seed, in order. The caller updates
+    whatever else follows the samples (labels, similarities).
     """
     empty = np.flatnonzero(counts == 0)
-    if empty.size == 0:
-        return 0
-    candidates = np.argsort(similarities, kind="stable")  # farthest first
-    filled = 0
-    for i in candidates:
-        if filled == empty.size:
+    moved = []
+    for i in order:
+        if len(moved) == empty.size:
             break
         old = labels[i]
         if counts[old] <= 1:
             continue
-        new = empty[filled]
+        new = empty[len(moved)]
         sums[old] -= X[i]
         counts[old] -= 1
         sums[new] = X[i]
         counts[new] = 1
-        labels[i] = new
-        similarities[i] = 1.0
-        filled += 1
-    return filled
+        moved.append(i)
+    return np.asarray(moved, dtype=np.int64), empty[: len(moved)]
+
+
+def _reseed_empty(X, labels, similarities, sums, counts):
+    """:func:`reseed_empty` with every sample a candidate; returns how many moved.
+
+    Updates ``labels``, ``similarities``, ``sums`` and ``counts`` in place.
+    """
+    if not np.any(counts == 0):
+        return 0
+    farthest_first = np.argsort(similarities, kind="stable")
+    moved, clusters = reseed_empty(X, labels, farthest_first, sums, counts)
+    labels[moved] = clusters
+    similarities[moved] = 1.0
+    return moved.size
 
 
 def lloyd(X, centers, *, max_iter, tol, chunk_size, callback=None):
@@ -321,45 +336,79 @@ def lloyd(X, centers, *, max_iter, tol, chunk_size, callback=None):
     """
     n = X.shape[0]
     K = centers.shape[0]
-    centers = np.ascontiguousarray(centers, dtype=X.dtype)
     labels = np.empty(n, dtype=np.int64)
     best = np.empty(n, dtype=X.dtype)
     previous = np.full(n, -1, dtype=np.int64)
-    history = []
-    n_reseeded = 0
-    converged = False
-    n_iter = 0
-    final_is_current = False
-    for _ in range(max_iter):
-        assign(X, centers, chunk_size, out=(labels, best))
-        history.append(n - float(np.sum(best, dtype=np.float64)))
+
+    def inertia():
+        return n - float(np.sum(best, dtype=np.float64))
+
+    def step(current):
+        nonlocal labels, previous
+        assign(X, current, chunk_size, out=(labels, best))
+        value = inertia()  # of the assignment, before any re-seeding moves a sample
         if np.array_equal(labels, previous):  # a fixed point: the centres would not move
-            converged = final_is_current = True
-            break
+            return value, None, 0, 0.0
         sums, counts = cluster_sums(X, labels, K)
-        n_reseeded += _reseed_empty(X, labels, best, sums, counts)
-        new_centers = normalized_centers(sums, centers)
+        reseeded = _reseed_empty(X, labels, best, sums, counts)
+        new_centers = normalized_centers(sums, current)
         del sums
-        diff = new_centers - centers
+        diff = new_centers - current
         shift = float(np.einsum("kd,kd->", diff, diff, dtype=np.float64)) / K
-        del diff
-        centers = new_centers
         previous, labels = labels, previous
+        return value, new_centers, reseeded, shift
+
+    def finish(current, fixed_point):
+        if fixed_point:  # the stopping assignment is that of the final centres
+            return labels, best, None
+        assign(X, current, chunk_size, out=(labels, best))
+        return labels, best, inertia()
+
+    centers = np.ascontiguousarray(centers, dtype=X.dtype)
+    return run_lloyd(step, finish, centers, max_iter=max_iter, tol=tol, callback=callback)
+
+
+def run_lloyd(step, finish, centers, *, max_iter, tol, callback=None):
+    """The loop of :func:`lloyd`, whatever computes its steps.
+
+    :func:`lloyd` (NumPy) and :func:`.dask_lloyd.spherical_lloyd` (row-chunked Dask
+    arrays) differ only in ``step`` and ``finish``. ``step(centers)`` assigns the samples
+    to ``centers`` and returns ``(inertia, new_centers, n_reseeded, shift)``: the inertia
+    of that assignment, the next centres (None when no label changed: a fixed point, and
+    the centres stay), the empty clusters it re-seeded and the mean squared centre shift.
+    The loop records the inertias, calls ``callback(n_iter, inertia, shift)`` after every
+    centre update, and stops at a fixed point, once ``shift <= tol`` or after ``max_iter``
+    updates. ``finish(centers, fixed_point)`` returns the final ``(labels, similarities,
+    inertia)``; its inertia is ignored (None will do) at a fixed point, where the last
+    assignment's already stands in the history.
+
+    Returns
+    -------
+    SphericalKMeansResult
+    """
+    history, n_reseeded, n_iter, converged = [], 0, 0, False
+    fixed_point = False
+    for _ in range(max_iter):
+        inertia, new_centers, reseeded, shift = step(centers)
+        history.append(inertia)
+        if new_centers is None:
+            converged = fixed_point = True
+            break
+        n_reseeded += reseeded
+        centers = new_centers
         n_iter += 1
         if callback is not None:
-            callback(n_iter, history[-1], shift)
+            callback(n_iter, inertia, shift)
         if shift <= tol:
             converged = True
             break
-    if final_is_current:
-        history.pop()  # the stopping assignment is the final one: counted once below
-    else:
-        assign(X, centers, chunk_size, out=(labels, best))
-    history.append(n - float(np.sum(best, dtype=np.float64)))
+    labels, similarities, inertia = finish(centers, fixed_point)
+    if not fixed_point:
+        history.append(inertia)
     return SphericalKMeansResult(
         centers=centers,
         labels=labels,
-        similarities=best,
+        similarities=similarities,
         objective_history=np.asarray(history, dtype=np.float64),
         n_iter=n_iter,
         converged=converged,
