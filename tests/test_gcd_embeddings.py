@@ -201,6 +201,7 @@ def test_digits_as_loaded_defaults_find_the_classes():
 _MEASURED_SETS = (
     "bbc_news_glove",
     "bbc_news_minilm",
+    "mnist_effnet_lite0",
     "pbmc68k_pca50",
     "wiki_vital_glove",
     "wiki_vital_minilm",
