@@ -174,9 +174,9 @@ def test_escalation_tightens_the_certified_gap():
 
 @pytest.mark.slow
 def test_issue_case_reaches_the_optimum_or_reports_the_gap():
-    """120 points, 3 clusters, squared centre distance 1.4 (below the threshold): within
-    1e-3 of the SDP optimum, or a warning whose numbers are the fitted ones and a
-    certified gap that is informative (the bound within 2e-3 relative of the optimum)."""
+    """120 points, 3 clusters, squared centre distance 1.4 (below the threshold): the
+    default fit is certified within ``gap_tol`` (1e-3 relative) of the SDP optimum, so it
+    does not warn, and both sides of the certificate hold against SCS."""
     X, _ = make_isotropic_mixture(120, 2, 3, 1.4, relative=False, random_state=0)
     # SCS at 1e-7 (Clarabel's interior point is far slower at n = 120)
     optimum = _sdp_optimum(X, 3, solver="SCS", eps_abs=1e-7, eps_rel=1e-7, max_iters=10**6)
@@ -186,12 +186,8 @@ def test_issue_case_reaches_the_optimum_or_reports_the_gap():
     assert model.lower_bound_ <= optimum + 1e-6 * optimum
     assert optimum - model.lower_bound_ <= 2e-3 * optimum
     assert model.objective_ >= optimum - 1e-6 * optimum
-    if model.objective_ - optimum > 1e-3:
-        (warning,) = [w for w in caught if w.category is ConvergenceWarning]
-        text = str(warning.message)
-        gap = float(re.search(r"certified gap of ([0-9.e+-]+)", text).group(1))
-        np.testing.assert_allclose(gap, model.objective_ - model.lower_bound_, rtol=1e-3)
-        assert f"rank {model.rank_}" in text
+    assert model.objective_ - model.lower_bound_ <= 1e-3 * model.objective_
+    assert not [w for w in caught if w.category is ConvergenceWarning]
 
 
 def test_gap_warning_carries_the_numbers():
