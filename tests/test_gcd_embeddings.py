@@ -313,3 +313,31 @@ def test_fewest_rule_takes_the_lower_bound(kind):
     else:  # contradictory: warned, once per call, with the value used
         assert len(record) == 4
         assert f"log(alpha) = {value:.6g} (the split bound" in str(record[0].message)
+
+
+def test_restarts_keep_the_best_split_of_a_labeled_class():
+    """With one labeled class, restart 1 of ``n_restarts`` draws what the single run draws
+    (same generator): the best of several splits can only raise the split gain, so the
+    split bound ``upper = -max gain`` can only fall; and it is the best of the restarts
+    computed one by one."""
+    from clusterlab.solvers.split_merge import (
+        _seed,
+        _split_gain,
+        _two_gaussians,
+        labeled_gain_bounds,
+    )
+
+    X, clamp = _two_labeled_classes("same bimodal")
+    clamp = np.where(clamp == 0, 0, -1)  # one labeled class (a bimodal one), the rest not
+    prior = _unit_prior(X)
+    _, single = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(3), 3)
+    _, restarted = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(3), 3, 4)
+    rows = np.flatnonzero(clamp == 0)
+    points, pinned, rng = X[rows], np.zeros(rows.shape[0], dtype=bool), np.random.default_rng(3)
+    gains = []
+    for _ in range(4):
+        side, _ = _two_gaussians(points, pinned, _seed(points, pinned, rng), prior, 3)
+        if 0 < side.sum() < rows.shape[0]:
+            gains.append(_split_gain(X, rows, side, prior)[0])
+    assert restarted <= single
+    assert restarted == -max(gains)
