@@ -157,14 +157,15 @@ def fewshot_case(n_tasks):
     """``TransductiveFewShot.predict_tasks`` against the per-task NumPy loop."""
     tasks, base_mean = digits_tasks(n_tasks)
     case = f"fewshot {N_WAY}-way {N_SHOT}-shot, {n_tasks} tasks"
-    model = TransductiveFewShot(
-        base_mean=base_mean,
-        lam=FEWSHOT_LAM,
-        n_neighbors=FEWSHOT_NEIGHBORS,
-        tol=TOL,
-        max_iter=MAX_ITER,
-        max_bound_iter=MAX_BOUND_ITER,
-    )
+    settings = {
+        "base_mean": base_mean,
+        "lam": FEWSHOT_LAM,
+        "n_neighbors": FEWSHOT_NEIGHBORS,
+        "tol": TOL,
+        "max_iter": MAX_ITER,
+        "max_bound_iter": MAX_BOUND_ITER,
+    }
+    model = TransductiveFewShot(**settings)
     support, labels, queries = tasks.X_support, tasks.y_support, tasks.X_query
 
     def ours():
@@ -173,17 +174,7 @@ def fewshot_case(n_tasks):
     def reference():
         return np.stack(
             [
-                fewshot_task_numpy(
-                    support[t],
-                    labels[t],
-                    queries[t],
-                    base_mean=base_mean,
-                    lam=FEWSHOT_LAM,
-                    n_neighbors=FEWSHOT_NEIGHBORS,
-                    tol=TOL,
-                    max_iter=MAX_ITER,
-                    max_bound_iter=MAX_BOUND_ITER,
-                )
+                fewshot_task_numpy(support[t], labels[t], queries[t], **settings)
                 for t in range(n_tasks)
             ]
         )
