@@ -78,20 +78,22 @@ class PartialLabels:
 
         One cluster per labeled class at least: more labeled classes than ``requested``
         grow the model. With every sample labeled there is nothing to discover, and the
-        model has one cluster per class.
+        model has one cluster per class. A cluster without a class starts from an
+        unlabeled sample: a ValueError says so when there are too few of them.
         """
-        if self.all_labeled:
-            return self.n_classes
-        return max(int(requested), self.n_classes)
-
-    def check_new_clusters(self, n_clusters):
-        """A new cluster starts from an unlabeled sample: enough of them for ``n_clusters``."""
+        n_clusters = self.n_classes if self.all_labeled else max(int(requested), self.n_classes)
         n_new = n_clusters - self.n_classes
         if n_new > self.n_unlabeled:
             raise ValueError(
                 f"{n_new} clusters hold no labeled class but only {self.n_unlabeled} samples "
                 "are unlabeled (-1); ask for fewer clusters or leave more samples unlabeled."
             )
+        return n_clusters
+
+    def cluster_classes(self, n_clusters):
+        """Class index held by each of ``n_clusters`` starting clusters: class ``i`` is
+        cluster ``i``, and the clusters after the classes hold none (-1)."""
+        return np.r_[np.arange(self.n_classes), np.full(n_clusters - self.n_classes, -1)]
 
     def new_labels(self, count):
         """Labels of ``count`` clusters that hold no labeled class (module docstring)."""

@@ -84,9 +84,21 @@ def _array_namespace(X):
     return get_namespace(X) if is_other_array(X) else None
 
 
-def _on_host(X):
-    """``fit`` runs on NumPy: an array of another library is copied to the host."""
-    return X if _array_namespace(X) is None else to_numpy(X)
+def _fit_inputs(estimator, X, y, requested):
+    """What both estimators' ``fit`` starts from: ``X`` checked, on the host (an array of
+    another library is copied there) and in its normalised frame (stored as
+    ``estimator._frame``); ``X``'s float dtype; the partial labels; the number of clusters
+    to fit for ``requested`` (``PartialLabels.n_clusters``); the random generator."""
+    if _array_namespace(X) is not None:
+        X = to_numpy(X)
+    X = validate_data(estimator, X, dtype=[np.float64, np.float32], order="C")
+    check_n_clusters(requested, X.shape[0])
+    partial = partial_labels(y, X.shape[0])
+    n_clusters = partial.n_clusters(requested)
+    rng = np.random.default_rng(check_random_state(estimator.random_state).randint(2**31))
+    dtype = X.dtype
+    X, estimator._frame = normalise_scale(X)  # see "Scale" in the class docstrings
+    return X, dtype, partial, n_clusters, rng
 
 
 # Fitted attributes of one value per training sample: not sent to Dask workers.
@@ -215,15 +227,7 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         -------
         self
         """
-        X = _on_host(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        check_n_clusters(self.n_clusters, X.shape[0])
-        partial = partial_labels(y, X.shape[0])
-        n_clusters = partial.n_clusters(self.n_clusters)
-        partial.check_new_clusters(n_clusters)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        dtype = X.dtype
-        X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
+        X, dtype, partial, n_clusters, rng = _fit_inputs(self, X, y, self.n_clusters)
         result = seeded_kmeans(
             X,
             partial.codes,
@@ -233,9 +237,7 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
             max_iter=self.max_iter,
             tol=self.tol,
         )
-        component_class = np.r_[
-            np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)
-        ]
+        component_class = partial.cluster_classes(n_clusters)
         self.classes_ = partial.classes
         self.cluster_labels_ = partial.output_labels(component_class)
         self._centers = np.asarray(result.centers, dtype=np.float64)  # in the frame
@@ -548,22 +550,12 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         self
         """
-        X = _on_host(X)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], order="C")
-        check_n_clusters(self.n_components, X.shape[0])
-        partial = partial_labels(y, X.shape[0])
-        n_components = partial.n_clusters(self.n_components)
-        partial.check_new_clusters(n_components)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31))
-        dtype = X.dtype
-        X, self._frame = normalise_scale(X)  # see "Scale" in the class docstring
+        X, dtype, partial, n_components, rng = _fit_inputs(self, X, y, self.n_components)
         self._n_fit_samples = X.shape[0]
         X = self._project(X, n_components)  # see "Projection" in the class docstring
         init = seeded_kmeans(X, partial.codes, n_components, rng=rng, n_init=self.n_init)
         prior = self._prior(X, partial.codes if partial.n_classes else init.labels)
-        init_class = np.r_[
-            np.arange(partial.n_classes), np.full(n_components - partial.n_classes, -1)
-        ]
+        init_class = partial.cluster_classes(n_components)
         moves = None
         if self.split_merge and not partial.all_labeled:  # else nothing can split off
             moves = MoveConfig(

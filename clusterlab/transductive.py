@@ -268,7 +268,6 @@ default="kmeans"
         check_neighbors(self.n_neighbors, n_samples)  # before the labels: a clearer error
         partial = partial_labels(y, n_samples)
         n_clusters = partial.n_clusters(self.n_clusters)
-        partial.check_new_clusters(n_clusters)
         clamp = partial.codes  # class i is cluster i; the new clusters follow
         rng = check_random_state(self.random_state)
         # fit in X's normalised frame (clusterlab._scaling): centred and divided by a
@@ -294,9 +293,7 @@ default="kmeans"
             max_bound_iter=self.max_bound_iter,
         )
         self.classes_ = partial.classes
-        self.cluster_labels_ = partial.output_labels(
-            np.r_[np.arange(partial.n_classes), np.full(n_clusters - partial.n_classes, -1)]
-        )
+        self.cluster_labels_ = partial.output_labels(partial.cluster_classes(n_clusters))
         self.labels_ = self.cluster_labels_[result.labels[0]]
         self._centers = result.prototypes[0]  # in the frame, for predict
         self.cluster_centers_ = self._frame.points(self._centers).astype(dtype, copy=False)

@@ -88,11 +88,11 @@ def test_new_labels_follow_the_classes_type():
 def test_cluster_count_grows_with_the_classes():
     partial = partial_labels([0, 1, 2, 3, -1, -1], 6)
     assert partial.n_clusters(2) == 4  # more classes than asked: one cluster per class
-    assert partial.n_clusters(5) == 5
-    partial.check_new_clusters(5)
+    assert partial.n_clusters(6) == 6  # two new clusters, from the two unlabeled samples
     with pytest.raises(ValueError, match="3 clusters hold no labeled class but only 2"):
-        partial.check_new_clusters(7)
+        partial.n_clusters(7)
     assert partial_labels([0, 1, 1], 3).n_clusters(8) == 2  # all labeled: nothing new
+    assert partial.cluster_classes(6).tolist() == [0, 1, 2, 3, -1, -1]
 
 
 @pytest.mark.parametrize(
