@@ -216,22 +216,8 @@ def _embedding_set_names():
     return [name for name in _MEASURED_SETS if name in EMBEDDING_SETS]
 
 
-# Measured on 2026-12-04 (docs/user_guide/gcd.rst, "Embeddings exported by pretrained
-# models"): the default still over-splits the broad topics of this set (14-15 components
-# for 11), so the issue-15 K target is not met there.
-_TARGET_NOT_MET = {"wiki_vital_minilm"}
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="over-splits broad topics"))
-        if n in _TARGET_NOT_MET
-        else n
-        for n in _embedding_set_names()
-    ],
-)
+@pytest.mark.parametrize("name", _embedding_set_names())
 def test_embedding_set_defaults_meet_the_issue_targets(name):
     from benchmarks.embedding_sets import DATA_DIR, load_embedding_set
 
@@ -330,7 +316,7 @@ def test_restarts_keep_the_best_split_of_a_labeled_class():
     X, clamp = _two_labeled_classes("same bimodal")
     clamp = np.where(clamp == 0, 0, -1)  # one labeled class (a bimodal one), the rest not
     prior = _unit_prior(X)
-    _, single = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(3), 3)
+    _, single = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(3), 3, 1)
     _, restarted = labeled_gain_bounds(X, clamp, prior, np.random.default_rng(3), 3, 4)
     rows = np.flatnonzero(clamp == 0)
     points, pinned, rng = X[rows], np.zeros(rows.shape[0], dtype=bool), np.random.default_rng(3)
