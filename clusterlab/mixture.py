@@ -307,7 +307,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
     MAP estimate under a normal-inverse-Wishart prior. With ``split_merge=True`` the
     number of components is estimated: after ``burn_in`` sweeps, every sweep ends with one
     move step, split and merge in turn (split first). A split step proposes to split each
-    component along its two persistent sub-clusters, a merge step to merge each component
+    component along two sub-clusters of its members, a merge step to merge each component
     with a near neighbour; proposals are accepted by the Hastings ratio of NIW marginal
     likelihoods under a Dirichlet-process prior (:mod:`clusterlab.solvers.split_merge`).
     A component holding a labeled class can split off its unlabeled part (a new class),

@@ -11,8 +11,9 @@ member sets under a Dirichlet-process prior with concentration ``alpha`` (Chang 
 A move is accepted when ``log H > 0`` ("threshold") or with probability ``min(1, H)``
 ("mh"); ``random_accept`` accepts any proposal with that probability on top.
 
-- Split proposals come from persistent two-way sub-clusters of every component: a few
-  2-means iterations on its members, started from the previous sweep's sub-centres. In a
+- Split proposals come from two-way sub-clusters of every component: a few two-Gaussian
+  iterations on its members, from a fresh seeding at every split step (from the two
+  merged parts right after a merge), so a rejected split is not proposed again. In a
   component that holds a labeled class, the labeled samples are pinned to the first
   sub-cluster, so the move can split off the unlabeled part (a new class) and nothing else.
 - Merge proposals pair every component with its ``n_merge_neighbors`` nearest components
@@ -101,11 +102,11 @@ class MoveConfig:
 
 @dataclass
 class SubClusters:
-    """The persistent two-way sub-clusters of every component, which propose its split.
+    """The two-way sub-clusters of every component, which propose its split.
 
-    Each split step refines them by a few two-Gaussian iterations started from these
-    centres, so they improve from step to step; a merge sets the merged component's
-    sub-clusters to its two former parts.
+    A split step seeds them afresh (:func:`_seed`) unless they are valid: a merge sets
+    the merged component's sub-clusters to its two former parts, valid for the next split
+    step only, so that it can undo the merge.
 
     Attributes
     ----------
@@ -113,7 +114,7 @@ class SubClusters:
         The two sub-centres of each component (side 0 holds a component's labeled
         samples, if it has any).
     valid : ndarray of shape (K,), bool
-        False until component k is seeded (new components, and both parts of a split).
+        Whether the next split step starts from ``centres[k]`` (True only after a merge).
     """
 
     centres: np.ndarray
@@ -211,7 +212,8 @@ def _two_gaussians(points, pinned, centres, prior, n_iter):
     """Hard two-component Gaussian clustering of ``points``; pinned samples stay in side 0.
 
     The sides start from the nearest of ``centres``, then alternate NIW-MAP fits of the
-    two sides and reassignment by weighted Gaussian likelihood. Returns (side, centres).
+    two sides and reassignment by weighted Gaussian likelihood. Returns ``side`` (True:
+    the second side).
     """
     d0 = ((points - centres[0]) ** 2).sum(axis=1)
     d1 = ((points - centres[1]) ** 2).sum(axis=1)
@@ -228,9 +230,7 @@ def _two_gaussians(points, pinned, centres, prior, n_iter):
         if np.array_equal(new_side, side):
             break
         side = new_side
-    if side.all() or not side.any():
-        return side, centres
-    return side, np.stack([points[~side].mean(axis=0), points[side].mean(axis=0)])
+    return side
 
 
 def _hard_stats(X, members, prior):
@@ -273,8 +273,8 @@ def labeled_gain_bounds(X, clamp, prior, rng, n_iter, n_restarts=CALIBRATION_RES
     finds), and no two labeled classes merge when ``log alpha > lower = max G_merge(c,
     c')`` (over the pairs; at least two classes). Each class's split is the best of
     ``n_restarts`` two-Gaussian clusterings (:func:`_seed`, then ``n_iter`` iterations):
-    the bound is meant for every split the fit could propose, and the fit refines its
-    sub-clusters over many sweeps, so one clustering understates the best split's gain.
+    the bound is meant for every split the fit could propose, and the fit draws a fresh
+    proposal at every split step, so one clustering understates the best split's gain.
 
     Returns
     -------
@@ -292,7 +292,7 @@ def labeled_gain_bounds(X, clamp, prior, rng, n_iter, n_restarts=CALIBRATION_RES
         gains = []
         for _ in range(n_restarts):
             start = _seed(points, pinned, rng)
-            side, _ = _two_gaussians(points, pinned, start, prior, n_iter)
+            side = _two_gaussians(points, pinned, start, prior, n_iter)
             if 0 < side.sum() < rows.shape[0]:
                 gains.append(_split_gain(X, rows, side, prior)[0])
         if gains:
@@ -384,8 +384,8 @@ def split_step(
             continue
         points = X[rows].astype(np.float64)
         start = subclusters.centres[k] if subclusters.valid[k] else _seed(points, pinned, rng)
-        side, centres = _two_gaussians(points, pinned, start, prior, config.subcluster_iter)
-        subclusters.centres[k], subclusters.valid[k] = centres, True
+        side = _two_gaussians(points, pinned, start, prior, config.subcluster_iter)
+        subclusters.valid[k] = False  # a rejected split is not proposed again: seed afresh
         n_off = int(side.sum())
         if min(n_off, rows.shape[0] - n_off) < config.min_size:
             continue

@@ -322,7 +322,7 @@ def test_restarts_keep_the_best_split_of_a_labeled_class():
     points, pinned, rng = X[rows], np.zeros(rows.shape[0], dtype=bool), np.random.default_rng(3)
     gains = []
     for _ in range(4):
-        side, _ = _two_gaussians(points, pinned, _seed(points, pinned, rng), prior, 3)
+        side = _two_gaussians(points, pinned, _seed(points, pinned, rng), prior, 3)
         if 0 < side.sum() < rows.shape[0]:
             gains.append(_split_gain(X, rows, side, prior)[0])
     assert restarted <= single

@@ -102,8 +102,9 @@ def test_gmm_probabilities_and_densities_match_scipy(cov):
 
 def test_gmm_does_not_over_split_with_one_labeled_class():
     """Three unit Gaussians 4 apart in 4-D, half of one labeled. The labeled class alone
-    sets only the split bound, log alpha = 5-38 here; at that alpha the fit ended with
-    4-7 components on 4 of these 5 seeds. Capped at alpha = 1 it finds the 3 classes."""
+    sets only the split bound: log alpha = 5-38 here with one split tried per class, at
+    which the fit ended with 4-7 components on 4 of these 5 seeds; -0.2 to 5.8 with the
+    default 20 tries. Capped at alpha = 1 it finds the 3 classes."""
     n = 150
     for seed in range(5):
         rng = np.random.default_rng(seed)
@@ -112,7 +113,7 @@ def test_gmm_does_not_over_split_with_one_labeled_class():
         y = np.full(3 * n, -1)
         y[rng.choice(n, n // 2, replace=False)] = 0
         model = SemiSupervisedGMM(n_components=3, random_state=seed).fit(X, y)
-        assert model.log_concentration_ == 0.0
+        assert model.log_concentration_ <= 0.0
         assert model.n_components_ == 3, seed
 
 
