@@ -84,7 +84,7 @@ def _array_namespace(X):
     return get_namespace(X) if is_other_array(X) else None
 
 
-def _fit_inputs(estimator, X, y, requested):
+def _prepare_fit(estimator, X, y, requested):
     """What both estimators' ``fit`` starts from: ``X`` checked, on the host (an array of
     another library is copied there) and in its normalised frame (stored as
     ``estimator._frame``); ``X``'s float dtype; the partial labels; the number of clusters
@@ -227,7 +227,7 @@ class SemiSupervisedKMeans(ClusterMixin, BaseEstimator):
         -------
         self
         """
-        X, dtype, partial, n_clusters, rng = _fit_inputs(self, X, y, self.n_clusters)
+        X, dtype, partial, n_clusters, rng = _prepare_fit(self, X, y, self.n_clusters)
         result = seeded_kmeans(
             X,
             partial.codes,
@@ -550,7 +550,7 @@ class SemiSupervisedGMM(DensityMixin, ClusterMixin, BaseEstimator):
         -------
         self
         """
-        X, dtype, partial, n_components, rng = _fit_inputs(self, X, y, self.n_components)
+        X, dtype, partial, n_components, rng = _prepare_fit(self, X, y, self.n_components)
         self._n_fit_samples = X.shape[0]
         X = self._project(X, n_components)  # see "Projection" in the class docstring
         init = seeded_kmeans(X, partial.codes, n_components, rng=rng, n_init=self.n_init)

@@ -32,7 +32,8 @@ __all__ = [
 
 #: Largest dimension :func:`auto_dimension` keeps (32 until 2026-12-04: on 384-d
 #: sentence embeddings of 11 topics the mixture then ended with 16-18 components, at 64
-#: with 14-15; see docs/user_guide/gcd.rst, "Embeddings exported by pretrained models").
+#: with 14-15, both with one calibration try per labeled class; 11-13 at 64 with the
+#: default 20; see docs/user_guide/gcd.rst, "Embeddings exported by pretrained models").
 MAX_AUTO_DIMENSION = 64
 
 

@@ -13,7 +13,8 @@ A move is accepted when ``log H > 0`` ("threshold") or with probability ``min(1,
 
 - Split proposals come from two-way sub-clusters of every component: a few two-Gaussian
   iterations on its members, from a fresh seeding at every split step (from the two
-  merged parts right after a merge), so a rejected split is not proposed again. In a
+  merged parts right after a merge), so a rejected split is not re-proposed at every
+  step. In a
   component that holds a labeled class, the labeled samples are pinned to the first
   sub-cluster, so the move can split off the unlabeled part (a new class) and nothing else.
 - Merge proposals pair every component with its ``n_merge_neighbors`` nearest components
@@ -111,8 +112,8 @@ class SubClusters:
     Attributes
     ----------
     centres : ndarray of shape (K, 2, d)
-        The two sub-centres of each component (side 0 holds a component's labeled
-        samples, if it has any).
+        Means of the two parts of a component just merged (side 0: the part holding a
+        labeled class, if one does); read only where ``valid``.
     valid : ndarray of shape (K,), bool
         Whether the next split step starts from ``centres[k]`` (True only after a merge).
     """
@@ -122,7 +123,7 @@ class SubClusters:
 
     @classmethod
     def empty(cls, n_components, n_features):
-        """Sub-clusters of ``n_components`` components, none seeded yet."""
+        """Sub-clusters of ``n_components`` components, none valid."""
         return cls(np.zeros((n_components, 2, n_features)), np.zeros(n_components, dtype=bool))
 
     def take(self, index):
@@ -375,7 +376,8 @@ def split_step(
     K = params.n_components
     members = _members(labels, K)
     pinned_all = clamp >= 0
-    subclusters = SubClusters(subclusters.centres.copy(), subclusters.valid.copy())
+    restart = subclusters.valid  # after a merge: start from its two parts, this step only
+    subclusters = SubClusters(subclusters.centres, np.zeros(K, dtype=bool))
     splits = []  # (component, rows kept, rows split off)
     for k in range(K):
         rows = members[k]
@@ -383,9 +385,8 @@ def split_step(
         if (~pinned).sum() < config.min_size or rows.shape[0] < 2 * config.min_size:
             continue
         points = X[rows].astype(np.float64)
-        start = subclusters.centres[k] if subclusters.valid[k] else _seed(points, pinned, rng)
+        start = subclusters.centres[k] if restart[k] else _seed(points, pinned, rng)
         side = _two_gaussians(points, pinned, start, prior, config.subcluster_iter)
-        subclusters.valid[k] = False  # a rejected split is not proposed again: seed afresh
         n_off = int(side.sum())
         if min(n_off, rows.shape[0] - n_off) < config.min_size:
             continue
@@ -407,7 +408,6 @@ def _apply_splits(params, component_class, subclusters, splits, prior):
         new_w.append(params.weights[k] * share[1])
         new_m.append(part_means[1])
         new_c.append(part_covs[1])
-        subclusters.valid[k] = False
     n_new = len(splits)
     out = MixtureParams(
         np.concatenate([weights, new_w]),
@@ -469,7 +469,9 @@ def merge_step(
     centres, valid = subclusters.centres.copy(), subclusters.valid.copy()
     for t, p in enumerate(accepted):
         i, j = first[p], second[p]
-        centres[i] = np.stack([stats.mean[i], stats.mean[j]])
+        # side 0 of a split is the labeled part: the part that holds a class goes first
+        held_first = (i, j) if component_class[j] < 0 else (j, i)
+        centres[i] = stats.mean[list(held_first)]
         valid[i] = True
         weights[i] += weights[j]
         means[i], covs[i] = merged_means[t], merged_covs[t]

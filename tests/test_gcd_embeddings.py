@@ -327,3 +327,26 @@ def test_restarts_keep_the_best_split_of_a_labeled_class():
             gains.append(_split_gain(X, rows, side, prior)[0])
     assert restarted <= single
     assert restarted == -max(gains)
+
+
+def test_the_calibration_takes_the_configured_number_of_tries():
+    """``MoveConfig.calibration_restarts`` reaches the calibration (20 by default): one,
+    four and twenty tries give three different values on two separated classes."""
+    from clusterlab.solvers.split_merge import (
+        CALIBRATION_RESTARTS,
+        MoveConfig,
+        calibrated_log_alpha,
+        resolve_log_alpha,
+    )
+
+    X, clamp = _two_labeled_classes("separated")
+    prior = _unit_prior(X)
+    values = []
+    for tries in (1, 4, 20):
+        config = MoveConfig(calibration_restarts=tries)
+        value = resolve_log_alpha(X, clamp, prior, config, np.random.default_rng(5))
+        assert value == calibrated_log_alpha(X, clamp, prior, np.random.default_rng(5), 3, tries)
+        values.append(value)
+    assert len(set(values)) == 3
+    assert MoveConfig().calibration_restarts == CALIBRATION_RESTARTS == 20
+    assert values[2] == resolve_log_alpha(X, clamp, prior, MoveConfig(), np.random.default_rng(5))

@@ -10,16 +10,19 @@ import warnings
 import numba
 import numpy as np
 import pytest
-from clusterlab.solvers import _gmm_kernels, gaussian, gmm
+from clusterlab.solvers import _gmm_kernels, gaussian, gmm, split_merge
 from clusterlab.solvers.gaussian import MixtureParams, log_gaussian
 from clusterlab.solvers.gmm import component_stats, e_step, fit_mixture, m_step, squares_for
 from clusterlab.solvers.niw import NIWPrior, SetStats
 from clusterlab.solvers.seeded_kmeans import seeded_kmeans
 from clusterlab.solvers.split_merge import (
     MoveConfig,
+    SubClusters,
     calibrated_log_alpha,
     labeled_gain_bounds,
+    merge_step,
     resolve_log_alpha,
+    split_step,
 )
 from scipy import stats
 from scipy.special import logsumexp
@@ -587,6 +590,62 @@ def test_split_merge_finds_the_six_blobs(cov_type, K0):
     for k in range(K):
         assert np.unique(truth[labels == k]).shape[0] == 1
     assert np.unique(labels).shape[0] == 6
+
+
+def test_a_merge_sets_the_next_split_proposal_only(monkeypatch):
+    """A merge leaves the merged component's two parts as its sub-clusters, the part that
+    holds a class on side 0, valid for the next split step only: that step starts from
+    them (no fresh seeding), and the step after it seeds afresh."""
+    rng = np.random.default_rng(0)
+    new_blob = rng.standard_normal((40, 2)) + np.array([3.0, 0.0])  # component 0, no class
+    known = rng.standard_normal((60, 2))  # component 1, class 0, half labeled
+    X = np.ascontiguousarray(np.vstack([new_blob, known]))
+    labels = np.repeat([0, 1], [40, 60])
+    clamp = np.full(100, -1)
+    clamp[40:70] = 0
+    members = [
+        SetStats.from_points(X[labels == k], np.ones(np.sum(labels == k)), "full") for k in (0, 1)
+    ]
+    prior = _prior(X, "full")
+    means, covariances = prior.map_estimate(SetStats.concat(members))
+    params = MixtureParams(np.array([0.4, 0.6]), means, covariances, "full")
+    config, reject_splits, accept_merges = MoveConfig(), -1e9, -1e9  # log alpha
+    merged = merge_step(
+        X,
+        labels,
+        clamp,
+        params,
+        np.array([-1, 0]),
+        SubClusters.empty(2, 2),
+        prior,
+        config,
+        accept_merges,
+        rng,
+    )
+    assert merged.n_merges == 1
+    np.testing.assert_array_equal(merged.component_class, [0])
+    np.testing.assert_array_equal(merged.subclusters.valid, [True])
+    np.testing.assert_allclose(merged.subclusters.centres[0], [known.mean(0), new_blob.mean(0)])
+    seeded = []
+    fresh_seed = split_merge._seed
+    monkeypatch.setattr(split_merge, "_seed", lambda *args: seeded.append(1) or fresh_seed(*args))
+    state = merged
+    for expected_seedings in (0, 1):
+        state = split_step(
+            X,
+            np.zeros(100, dtype=np.int64),
+            clamp,
+            state.params,
+            state.component_class,
+            state.subclusters,
+            prior,
+            config,
+            reject_splits,
+            rng,
+        )
+        assert state.n_splits == 0
+        assert len(seeded) == expected_seedings
+        np.testing.assert_array_equal(state.subclusters.valid, [False])
 
 
 # -- input handling ----------------------------------------------------------------------

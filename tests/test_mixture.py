@@ -113,7 +113,7 @@ def test_gmm_does_not_over_split_with_one_labeled_class():
         y = np.full(3 * n, -1)
         y[rng.choice(n, n // 2, replace=False)] = 0
         model = SemiSupervisedGMM(n_components=3, random_state=seed).fit(X, y)
-        assert model.log_concentration_ <= 0.0
+        assert -0.5 < model.log_concentration_ <= 0.0  # the split bound, or the cap
         assert model.n_components_ == 3, seed
 
 
