@@ -14,9 +14,9 @@ A move is accepted when ``log H > 0`` ("threshold") or with probability ``min(1,
 - Split proposals come from two-way sub-clusters of every component: a few two-Gaussian
   iterations on its members, from a fresh seeding at every split step (from the two
   merged parts right after a merge), so a rejected split is not re-proposed at every
-  step. In a
-  component that holds a labeled class, the labeled samples are pinned to the first
-  sub-cluster, so the move can split off the unlabeled part (a new class) and nothing else.
+  step. In a component that holds a labeled class, the labeled samples are pinned to the
+  first sub-cluster, so the move can split off the unlabeled part (a new class) and
+  nothing else.
 - Merge proposals pair every component with its ``n_merge_neighbors`` nearest components
   (distance between means); pairs are taken best first and a component merges at most
   once per step. Two components holding different labeled classes never merge. The merged

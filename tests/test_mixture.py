@@ -102,9 +102,10 @@ def test_gmm_probabilities_and_densities_match_scipy(cov):
 
 def test_gmm_does_not_over_split_with_one_labeled_class():
     """Three unit Gaussians 4 apart in 4-D, half of one labeled. The labeled class alone
-    sets only the split bound: log alpha = 5-38 here with one split tried per class, at
-    which the fit ended with 4-7 components on 4 of these 5 seeds; -0.2 to 5.8 with the
-    default 20 tries. Capped at alpha = 1 it finds the 3 classes."""
+    sets only the split bound: with one split tried per class it is positive here (4 to
+    38 over the draws measured), and uncapped the fit ended with 4-7 components on 4 of
+    these 5 seeds; with the default 20 tries it is -0.2 to 5.8. Capped at alpha = 1 it
+    finds the 3 classes."""
     n = 150
     for seed in range(5):
         rng = np.random.default_rng(seed)
